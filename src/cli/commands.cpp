@@ -1,1 +1,170 @@
-// placeholder: being written
+#include "cli/commands.h"
+
+#include "codegen/cpu_compiler.h"
+#include "interp/interpreter.h"
+#include "ir/printer.h"
+#include "lower/lower.h"
+#include "measure/timing.h"
+#include "runtime/runtime.h"
+#include "schedules/schedule.h"
+#include "te/ops.h"
+#include "te/text.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+namespace tessel::cli {
+
+namespace {
+
+int fail(const std::string &msg) {
+  std::cerr << "tessel: error: " << msg << "\n";
+  return 1;
+}
+
+// A C identifier naming the kernel: tessel_<operator>_<hash prefix>.
+std::string kernel_name(const te::Workload &w) {
+  std::string op = w.key.substr(0, w.key.find(':'));
+  std::string name = "tessel_";
+  for (char c : op) name += std::isalnum((unsigned char)c) ? c : '_';
+  return name + "_" + w.hash_hex().substr(0, 8);
+}
+
+// A status line on stderr for steps that may take seconds, when it is a terminal.
+struct Status_line {
+  explicit Status_line(const std::string &what) : tty(isatty(2)) {
+    if (tty) std::fprintf(stderr, "  %s...\r", what.c_str());
+  }
+  ~Status_line() {
+    if (tty) std::fprintf(stderr, "\033[2K\r");
+  }
+  bool tty;
+};
+
+std::string fmt(const char *f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+} // namespace
+
+int cmd_ops() {
+  for (auto &op : te::list_ops()) {
+    std::cout << op.name << "  " << op.summary << "\n";
+    for (auto &p : op.params)
+      std::cout << "    " << p.name << (p.default_value.empty() ? " (required)" : "=" + p.default_value) << "  "
+                << p.help << "\n";
+    std::cout << "    example: " << op.example << "\n\n";
+  }
+  return 0;
+}
+
+int cmd_show(const ShowOptions &o) {
+  auto w = te::load_workload(o.workload);
+  if (!w) return fail(w.error());
+  sched::Schedule s = sched::default_schedule(*w);
+  bool any = o.te || o.ir || o.llvm || o.assembly || o.schedule;
+  if (o.te || !any) {
+    std::cout << "# workload " << w->key << "  (hash " << w->hash_hex() << ", " << w->flops() << " flop)\n";
+    std::cout << te::to_text(*w);
+  }
+  if (o.schedule || !any) std::cout << "\n# schedule (default)\n" << sched::describe(s);
+  auto f = lower::lower(s, kernel_name(*w));
+  if (!f) return fail(f.error());
+  if (o.ir || !any) std::cout << "\n# loop IR\n" << ir::to_string(f->body);
+  Target target = Target::host();
+  if (o.llvm) {
+    auto text = codegen::emit_llvm_ir(*f, target);
+    if (!text) return fail(text.error());
+    std::cout << *text;
+  }
+  if (o.assembly) {
+    auto text = codegen::emit_assembly(*f, target);
+    if (!text) return fail(text.error());
+    std::cout << *text;
+  }
+  return 0;
+}
+
+int cmd_run(const RunOptions &o) {
+  if (o.threads < 1) return fail("--threads must be at least 1, got " + std::to_string(o.threads));
+  if (o.repeats < 1) return fail("--repeat must be at least 1, got " + std::to_string(o.repeats));
+  auto w = te::load_workload(o.workload);
+  if (!w) return fail(w.error());
+  Target target = Target::host();
+  std::cout << "workload  " << w->key << "  (hash " << w->hash_hex() << ")\n";
+  std::cout << "target    " << target.str() << ", " << o.threads << " thread" << (o.threads > 1 ? "s" : "")
+            << "\n";
+  std::cout << "schedule  default (untuned)\n";
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto f = lower::lower(sched::default_schedule(*w, o.threads > 1), kernel_name(*w));
+  if (!f) return fail(f.error());
+  auto kernel = codegen::jit_compile(*f, target);
+  if (!kernel) return fail(kernel.error());
+  double compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::cout << "compile   " << fmt("%.1f", compile_ms) << " ms (lower, LLVM -O3, JIT)\n";
+
+  tessel_set_num_threads(o.threads);
+  std::vector<interp::NDArray> inputs = interp::random_inputs(*w, o.seed);
+  std::vector<interp::NDArray> outputs = interp::empty_outputs(*w);
+  std::vector<void *> args;
+  for (auto &a : inputs) args.push_back(a.data());
+  for (auto &a : outputs) args.push_back(a.data());
+  (*kernel)(args.data());
+
+  int rc = 0;
+  if (o.verify) {
+    Status_line status("verifying against the reference interpreter");
+    auto expected = interp::interpret(*w, inputs);
+    if (!expected) return fail("reference interpreter: " + expected.error());
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      interp::Comparison c = interp::compare(outputs[i], (*expected)[i]);
+      if (!c.ok) {
+        std::cout << "verify    FAILED for output " << w->outputs[i]->name << ": " << c.message << "\n";
+        rc = 1;
+      } else {
+        std::cout << "verify    ok: " << w->outputs[i]->name << " matches the reference interpreter (max abs error "
+                  << fmt("%.3g", c.max_abs_error) << ")\n";
+      }
+    }
+  } else {
+    std::cout << "verify    skipped (--no-verify)\n";
+  }
+
+  measure::TimingOptions topt;
+  topt.repeats = o.repeats;
+  measure::Timing t;
+  {
+    Status_line status("timing");
+    t = measure::time_calls([&] { (*kernel)(args.data()); }, topt);
+  }
+  std::cout << "time      " << fmt("%.4f", t.median_seconds * 1e3) << " ms median of " << o.repeats << " (min "
+            << fmt("%.4f", t.min_seconds * 1e3) << ", max " << fmt("%.4f", t.max_seconds * 1e3) << ", "
+            << t.calls_per_repeat << " calls each)\n";
+  std::cout << "perf      " << fmt("%.2f", w->flops() / t.median_seconds * 1e-9) << " GFLOP/s\n";
+  return rc;
+}
+
+int cmd_compile(const CompileOptions &o) {
+  auto w = te::load_workload(o.workload);
+  if (!w) return fail(w.error());
+  std::string name = o.name.empty() ? kernel_name(*w) : o.name;
+  bool ident = !name.empty() && (std::isalpha((unsigned char)name[0]) || name[0] == '_');
+  for (char c : name) ident &= std::isalnum((unsigned char)c) || c == '_';
+  if (!ident) return fail("--name '" + name + "' is not a C identifier (letters, digits, '_')");
+  std::string obj = o.output.empty() ? name + ".o" : o.output;
+  std::string header = std::filesystem::path(obj).replace_extension(".h").string();
+  auto f = lower::lower(sched::default_schedule(*w, true), name);
+  if (!f) return fail(f.error());
+  if (Status s = codegen::emit_object(*f, Target::host(), obj, header); !s) return fail(s.message());
+  std::cout << "wrote " << obj << " and " << header << " (kernel " << name << ", workload " << w->key << ")\n";
+  return 0;
+}
+
+} // namespace tessel::cli

@@ -1,1 +1,66 @@
-// placeholder: being written
+// `tessel`: the command-line front end. Flags only; the work is in commands.cpp.
+#include "cli/commands.h"
+
+#include <CLI/CLI.hpp>
+
+int main(int argc, char **argv) {
+  using namespace tessel::cli;
+  CLI::App app{"Tessel: a search-based auto-scheduler and kernel tuner for tensor programs.\n\n"
+               "WORKLOAD is an operator spec OP:KEY=VAL,... (see `tessel ops`) or a path to a text workload file.\n"
+               "Examples:\n"
+               "  tessel ops\n"
+               "  tessel run matmul:M=256,N=256,K=256\n"
+               "  tessel show conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1 --ir\n"
+               "  tessel compile softmax:M=128,N=1000 -o softmax.o",
+               "tessel"};
+  app.require_subcommand(1);
+
+  auto *ops = app.add_subcommand("ops", "List the operator library and each operator's keys.\n"
+                                        "Example:\n  tessel ops");
+
+  ShowOptions show;
+  auto *show_cmd = app.add_subcommand("show", "Print a workload: its tensor expressions, schedule and loop IR;\n"
+                                              "or the generated LLVM IR / assembly.\n"
+                                              "Examples:\n  tessel show matmul:M=64,N=64,K=64\n"
+                                              "  tessel show configs/workloads/softmax_128x256.te --llvm");
+  show_cmd->add_option("workload", show.workload, "operator spec or workload file")->required();
+  show_cmd->add_flag("--te", show.te, "tensor expressions (text form)");
+  show_cmd->add_flag("--schedule", show.schedule, "the schedule's loops per stage");
+  show_cmd->add_flag("--ir", show.ir, "lowered loop IR");
+  show_cmd->add_flag("--llvm", show.llvm, "optimized LLVM IR");
+  show_cmd->add_flag("--asm", show.assembly, "assembly for the host CPU");
+
+  RunOptions run;
+  auto *run_cmd = app.add_subcommand("run", "Compile the default schedule, run it on random inputs, verify it\n"
+                                            "against the reference interpreter, print time and GFLOP/s.\n"
+                                            "Examples:\n  tessel run matmul:M=256,N=256,K=256\n"
+                                            "  tessel run conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,pad=1 --threads 2");
+  run_cmd->add_option("workload", run.workload, "operator spec or workload file")->required();
+  run_cmd->add_option("--threads", run.threads, "threads for parallel loops")->capture_default_str();
+  run_cmd->add_option("--repeat", run.repeats, "timing repeats (the median is reported)")->capture_default_str();
+  run_cmd->add_option("--seed", run.seed, "seed of the random inputs")->capture_default_str();
+  bool no_verify = false;
+  run_cmd->add_flag("--no-verify", no_verify, "skip the comparison with the interpreter");
+
+  CompileOptions compile;
+  auto *compile_cmd = app.add_subcommand("compile", "Emit an object file and a C header for a workload's kernel\n"
+                                                    "(link with libtessel_runtime.a).\n"
+                                                    "Example:\n  tessel compile matmul:M=512,N=512,K=512 -o mm.o");
+  compile_cmd->add_option("workload", compile.workload, "operator spec or workload file")->required();
+  compile_cmd->add_option("-o,--output", compile.output, "object file path (header written beside it as .h)");
+  compile_cmd->add_option("--name", compile.name, "kernel symbol name");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (*ops) return cmd_ops();
+  if (*show_cmd) return cmd_show(show);
+  if (*run_cmd) {
+    run.verify = !no_verify;
+    return cmd_run(run);
+  }
+  if (*compile_cmd) return cmd_compile(compile);
+  return 2;
+}

@@ -1,1 +1,215 @@
-// placeholder: being written
+#include "codegen/cpu_compiler.h"
+
+#include "codegen/llvm_codegen.h"
+#include "runtime/runtime.h"
+
+#include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
+#include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/IR/Module.h>
+#include <llvm/MC/TargetRegistry.h>
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/FileSystem.h>
+#include <llvm/Support/TargetSelect.h>
+#include <llvm/Support/raw_ostream.h>
+#include <llvm/Target/TargetMachine.h>
+#include <llvm/Target/TargetOptions.h>
+
+#include <chrono>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+namespace tessel::codegen {
+
+namespace {
+
+void init_llvm() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    llvm::InitializeNativeTargetAsmParser();
+  });
+}
+
+std::string to_string(llvm::Error e) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << e;
+  return os.str();
+}
+
+Expected<std::unique_ptr<llvm::TargetMachine>> make_target_machine(const Target &t) {
+  init_llvm();
+  std::string err;
+  const llvm::Target *lt = llvm::TargetRegistry::lookupTarget(t.triple, err);
+  if (!lt) return make_error("target " + t.triple + " is not supported by this LLVM: " + err);
+  llvm::TargetOptions opts;
+  std::unique_ptr<llvm::TargetMachine> tm(lt->createTargetMachine(t.triple, t.cpu, t.features, opts, llvm::Reloc::PIC_,
+                                                                  std::nullopt, llvm::CodeGenOpt::Aggressive));
+  if (!tm) return make_error("could not create an LLVM target machine for " + t.str());
+  return tm;
+}
+
+void optimize(llvm::Module &m, llvm::TargetMachine &tm) {
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder pb(&tm);
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
+  mpm.run(m, mam);
+}
+
+// Lowered function -> optimized module for `tm`.
+Expected<std::unique_ptr<llvm::Module>> compile_module(const lower::LoweredFunc &f, const Target &target,
+                                                       llvm::LLVMContext &ctx, llvm::TargetMachine &tm,
+                                                       bool optimized) {
+  try {
+    auto m = build_llvm_module(f, target, ctx);
+    m->setDataLayout(tm.createDataLayout());
+    if (optimized) optimize(*m, tm);
+    return m;
+  } catch (const Error &e) {
+    return make_error(std::string("code generation for ") + f.name + " failed: " + e.what());
+  }
+}
+
+Expected<std::string> emit_file(const lower::LoweredFunc &f, const Target &target, llvm::CodeGenFileType type) {
+  auto tm = make_target_machine(target);
+  if (!tm) return make_error(tm.error());
+  llvm::LLVMContext ctx;
+  auto m = compile_module(f, target, ctx, **tm, true);
+  if (!m) return make_error(m.error());
+  llvm::SmallVector<char, 0> buf;
+  llvm::raw_svector_ostream os(buf);
+  llvm::legacy::PassManager pm;
+  if ((*tm)->addPassesToEmitFile(pm, os, nullptr, type))
+    return make_error("LLVM cannot emit this file type for " + target.str());
+  pm.run(**m);
+  return std::string(buf.begin(), buf.end());
+}
+
+const char *c_type(ir::DataType t) {
+  switch (t.code) {
+  case ir::DataType::Float: return t.bits == 64 ? "double" : t.bits == 32 ? "float" : "uint16_t /* f16 */";
+  case ir::DataType::BFloat: return "uint16_t /* bf16 */";
+  case ir::DataType::Int: return t.bits == 8 ? "int8_t" : t.bits == 32 ? "int32_t" : "int64_t";
+  case ir::DataType::UInt: return t.bits == 1 ? "uint8_t" : "uint32_t";
+  default: return "void";
+  }
+}
+
+} // namespace
+
+Expected<CpuKernel> jit_compile(const lower::LoweredFunc &f, const Target &target) {
+  auto start = std::chrono::steady_clock::now();
+  init_llvm();
+  auto tm = make_target_machine(target);
+  if (!tm) return make_error(tm.error());
+  auto ctx = std::make_unique<llvm::LLVMContext>();
+  auto m = compile_module(f, target, *ctx, **tm, true);
+  if (!m) return make_error(m.error());
+
+  llvm::orc::JITTargetMachineBuilder jtmb{llvm::Triple(target.triple)};
+  jtmb.setCPU(target.cpu);
+  jtmb.addFeatures(llvm::SubtargetFeatures(target.features).getFeatures());
+  jtmb.setCodeGenOptLevel(llvm::CodeGenOpt::Aggressive);
+  jtmb.setRelocationModel(llvm::Reloc::PIC_);
+  auto jit = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(jtmb)).create();
+  if (!jit) return make_error("LLVM JIT: " + to_string(jit.takeError()));
+  auto &jd = (*jit)->getMainJITDylib();
+
+  // Kernels call the runtime (thread pool, allocation) and libm.
+  llvm::orc::SymbolMap runtime;
+  auto &es = (*jit)->getExecutionSession();
+  auto define = [&](const char *name, void *addr) {
+    runtime[es.intern(name)] = llvm::JITEvaluatedSymbol(llvm::pointerToJITTargetAddress(addr),
+                                                        llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
+  };
+  define("tessel_parallel_for", reinterpret_cast<void *>(&tessel_parallel_for));
+  define("tessel_alloc", reinterpret_cast<void *>(&tessel_alloc));
+  define("tessel_free", reinterpret_cast<void *>(&tessel_free));
+  if (auto err = jd.define(llvm::orc::absoluteSymbols(runtime))) return make_error("LLVM JIT: " + to_string(std::move(err)));
+  auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess((*jit)->getDataLayout().getGlobalPrefix());
+  if (!gen) return make_error("LLVM JIT: " + to_string(gen.takeError()));
+  jd.addGenerator(std::move(*gen));
+
+  if (auto err = (*jit)->addIRModule(llvm::orc::ThreadSafeModule(m.take(), std::move(ctx))))
+    return make_error("LLVM JIT: " + to_string(std::move(err)));
+  auto sym = (*jit)->lookup(f.name + "_packed");
+  if (!sym) return make_error("LLVM JIT: " + to_string(sym.takeError()));
+
+  CpuKernel k;
+  k.fn_ = sym->toPtr<CpuKernel::PackedFn>();
+  k.jit_ = std::shared_ptr<llvm::orc::LLJIT>(jit->release());
+  k.name_ = f.name;
+  k.compile_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return k;
+}
+
+Expected<std::string> emit_llvm_ir(const lower::LoweredFunc &f, const Target &target, bool optimized) {
+  auto tm = make_target_machine(target);
+  if (!tm) return make_error(tm.error());
+  llvm::LLVMContext ctx;
+  auto m = compile_module(f, target, ctx, **tm, optimized);
+  if (!m) return make_error(m.error());
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  (*m)->print(os, nullptr);
+  return os.str();
+}
+
+Expected<std::string> emit_assembly(const lower::LoweredFunc &f, const Target &target) {
+  return emit_file(f, target, llvm::CGFT_AssemblyFile);
+}
+
+std::string c_header(const lower::LoweredFunc &f, const std::string &comment) {
+  std::ostringstream os;
+  std::string guard = "TESSEL_KERNEL_" + f.name + "_H";
+  for (auto &c : guard) c = char(std::toupper((unsigned char)c));
+  os << "// Generated by Tessel. Do not edit.\n";
+  if (!comment.empty()) os << "// " << comment << "\n";
+  os << "// Link with libtessel_runtime.a (thread pool). Buffers are dense, row-major, must not overlap,\n"
+     << "// and are best 64-byte aligned.\n"
+     << "#ifndef " << guard << "\n#define " << guard << "\n\n#include <stdint.h>\n\n"
+     << "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n";
+  os << "void " << f.name << "(";
+  size_t n_in = f.arg_tensors.size();
+  for (size_t i = 0; i < n_in; ++i) {
+    const auto &t = f.arg_tensors[i];
+    if (i) os << ",";
+    os << "\n    " << (t->is_input() ? "const " : "") << c_type(t->dtype) << " *" << t->name << " /* "
+       << t->dtype.str() << "[";
+    for (size_t d = 0; d < t->shape.size(); ++d) os << (d ? ", " : "") << t->shape[d];
+    os << "] " << (t->is_input() ? "input" : "output") << " */";
+  }
+  os << ");\n\n// The same kernel; args[i] points to the i-th buffer above. Returns 0.\n";
+  os << "int32_t " << f.name << "_packed(void **args);\n\n";
+  os << "// Threads used by parallel loops (default: one per hardware thread).\n"
+     << "void tessel_set_num_threads(int n);\n\n";
+  os << "#ifdef __cplusplus\n}\n#endif\n\n#endif\n";
+  return os.str();
+}
+
+Status emit_object(const lower::LoweredFunc &f, const Target &target, const std::string &object_path,
+                   const std::string &header_path) {
+  auto obj = emit_file(f, target, llvm::CGFT_ObjectFile);
+  if (!obj) return Status::error(obj.error());
+  std::ofstream o(object_path, std::ios::binary);
+  if (!(o << *obj)) return Status::error("cannot write " + object_path);
+  if (!header_path.empty()) {
+    std::ofstream h(header_path);
+    if (!(h << c_header(f))) return Status::error("cannot write " + header_path);
+  }
+  return Status::ok();
+}
+
+} // namespace tessel::codegen

@@ -67,7 +67,8 @@ Expr select(Expr c, Expr t, Expr f) {
 }
 Expr cast(DataType t, Expr v) {
   TESSEL_CHECK(v.defined(), "cast of an undefined expression");
-  return Cast::make(t.with_lanes(v.type().lanes), std::move(v));
+  DataType to = t.with_lanes(v.type().lanes); // before v is moved from
+  return Cast::make(to, std::move(v));
 }
 Expr call(Intrinsic f, std::vector<Expr> args) {
   if (args.size() == 2) match_types(args[0], args[1], intrinsic_name(f));

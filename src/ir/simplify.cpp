@@ -188,7 +188,7 @@ protected:
     case BinaryOp::Max:
       if (a.same_as(b)) return a;
       if (is_int) {
-        ConstRange d = range(a - b);
+        ConstRange d = range(simplify(a - b, scope));
         bool a_le_b = d.max && *d.max <= 0, a_ge_b = d.min && *d.min >= 0;
         if (o == BinaryOp::Min && a_le_b) return a;
         if (o == BinaryOp::Min && a_ge_b) return b;

@@ -1,0 +1,35 @@
+#include "measure/timing.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace tessel::measure {
+
+Timing time_calls(const std::function<void()> &call, const TimingOptions &o) {
+  using clock = std::chrono::steady_clock;
+  for (int i = 0; i < o.warmup_calls; ++i) call();
+  // Calibrate: double the call count until one batch reaches min_repeat_ms.
+  int calls = 1;
+  for (;;) {
+    auto t0 = clock::now();
+    for (int i = 0; i < calls; ++i) call();
+    double ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+    if (ms >= o.min_repeat_ms || calls >= (1 << 20)) break;
+    calls = ms <= 0 ? calls * 16 : std::max(calls * 2, int(calls * o.min_repeat_ms / ms * 1.2));
+  }
+  Timing t;
+  t.calls_per_repeat = calls;
+  for (int r = 0; r < std::max(1, o.repeats); ++r) {
+    auto t0 = clock::now();
+    for (int i = 0; i < calls; ++i) call();
+    t.per_repeat_seconds.push_back(std::chrono::duration<double>(clock::now() - t0).count() / calls);
+  }
+  std::vector<double> s = t.per_repeat_seconds;
+  std::sort(s.begin(), s.end());
+  t.median_seconds = s.size() % 2 ? s[s.size() / 2] : 0.5 * (s[s.size() / 2 - 1] + s[s.size() / 2]);
+  t.min_seconds = s.front();
+  t.max_seconds = s.back();
+  return t;
+}
+
+} // namespace tessel::measure

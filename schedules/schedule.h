@@ -1,0 +1,75 @@
+// What a schedule is: for every stage of a workload, the loops that compute
+// it (created by splitting and fusing its original axes), their order and
+// kinds, and where the stage is computed. It is plain data: primitives
+// (schedules/primitives.h) change it with legality checks, lower() reads it.
+#pragma once
+
+#include "ir/ir.h"
+#include "te/workload.h"
+
+#include <string>
+#include <vector>
+
+namespace tessel::sched {
+
+// A loop of a stage. Original axes come first (spatial, then reduce); split
+// and fuse append new loops. Loops are referred to by index, which keeps
+// traces replayable.
+struct Loop {
+  std::string name;
+  int64_t extent = 0;
+  bool is_reduce = false;
+  ir::ForKind kind = ir::ForKind::Serial;
+  std::string thread_tag;
+  int unroll_max_step = 0; // auto-unroll pragma: unroll inner loops up to this trip count
+};
+
+// parent = outer * factor + inner. With a factor that does not divide the
+// parent's extent, the last outer iteration is partial and guarded.
+struct Split {
+  int parent, outer, inner;
+  int64_t factor;
+};
+// fused = outer * extent(inner) + inner.
+struct Fuse {
+  int outer, inner, fused;
+};
+struct Relation {
+  enum Kind { kSplit, kFuse } kind;
+  Split split;
+  Fuse fuse;
+};
+
+enum class Attach { Root, Inline };
+
+struct Stage {
+  ir::Tensor tensor;
+  std::vector<Loop> loops;
+  std::vector<Relation> relations;
+  std::vector<int> leaves; // loop order, outermost first
+  Attach attach = Attach::Root;
+  ir::MemoryScope scope = ir::MemoryScope::Global;
+
+  int num_spatial() const { return int(tensor->axes.size()); }
+  bool is_leaf(int loop) const;
+  int leaf_position(int loop) const; // -1 when not a leaf
+};
+
+struct Schedule {
+  te::Workload workload;
+  std::vector<Stage> stages; // in workload.stages order
+
+  Stage *find(const ir::Tensor &t);
+  const Stage *find(const ir::Tensor &t) const;
+  Stage *find(const std::string &tensor_name);
+};
+
+// Every stage computed at the root in its own full buffer, loops in axis
+// order (spatial, then reduce), all serial; with `parallel_outer`, each
+// stage's outermost spatial loop runs in parallel.
+Schedule default_schedule(const te::Workload &w, bool parallel_outer = false);
+
+// Human-readable summary: one line per stage with its leaf loops.
+std::string describe(const Schedule &s);
+
+} // namespace tessel::sched

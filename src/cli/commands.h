@@ -1,0 +1,34 @@
+// The `tessel` subcommands. main.cpp parses flags (CLI11) into these option
+// structs; each command calls the rooms below and prints. Exit codes: 0 ok,
+// 1 failure (bad input, wrong result), 2 usage error.
+#pragma once
+
+#include <string>
+
+namespace tessel::cli {
+
+int cmd_ops();
+
+struct ShowOptions {
+  std::string workload;
+  bool te = false, ir = false, llvm = false, assembly = false, schedule = false;
+};
+int cmd_show(const ShowOptions &o);
+
+struct RunOptions {
+  std::string workload;
+  int threads = 1;
+  int repeats = 5;
+  uint64_t seed = 1;
+  bool verify = true;
+};
+int cmd_run(const RunOptions &o);
+
+struct CompileOptions {
+  std::string workload;
+  std::string output;  // object path; the header goes beside it (.h)
+  std::string name;    // kernel symbol; default derived from the workload
+};
+int cmd_compile(const CompileOptions &o);
+
+} // namespace tessel::cli

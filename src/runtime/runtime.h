@@ -1,0 +1,26 @@
+// The runtime that generated CPU kernels call: a persistent thread pool for
+// parallel loops and aligned allocation for intermediate buffers. JIT kernels
+// bind to it in-process; AOT objects need libtessel_runtime.a at link time.
+//
+// Why our own pool rather than OpenMP: kernels then depend on nothing but this
+// small C ABI (no libgomp/libomp version coupling in users' builds), the
+// thread count is set per measurement, and the static chunking is
+// deterministic (same schedule, same work split, same result).
+#pragma once
+
+#include <cstdint>
+
+extern "C" {
+
+typedef void (*tessel_task_fn)(int64_t begin, int64_t end, void *closure);
+
+// Runs task over [0, n) split into contiguous chunks, one per thread; returns
+// when all chunks are done. Called from inside a task it runs serially.
+void tessel_parallel_for(int64_t n, tessel_task_fn task, void *closure);
+void tessel_set_num_threads(int n); // n <= 0: one per hardware thread
+int tessel_get_num_threads(void);
+
+// 64-byte aligned; never returns null (aborts with a message when out of memory).
+void *tessel_alloc(int64_t bytes);
+void tessel_free(void *p);
+}

@@ -1,0 +1,40 @@
+// Shared by kernel tests: compile a schedule, run it on random inputs and
+// compare every output with the reference interpreter.
+#pragma once
+
+#include "codegen/cpu_compiler.h"
+#include "interp/interpreter.h"
+#include "runtime/runtime.h"
+#include "schedules/schedule.h"
+
+#include <gtest/gtest.h>
+
+namespace tessel::testing {
+
+inline ::testing::AssertionResult kernel_matches_interpreter(const sched::Schedule &s, uint64_t seed = 7,
+                                                             int threads = 1) {
+  auto f = lower::lower(s, "kernel");
+  if (!f) return ::testing::AssertionFailure() << "lowering failed: " << f.error();
+  auto k = codegen::jit_compile(*f, Target::host());
+  if (!k) return ::testing::AssertionFailure() << "compilation failed: " << k.error();
+  const te::Workload &w = s.workload;
+  auto inputs = interp::random_inputs(w, seed);
+  auto outputs = interp::empty_outputs(w);
+  for (auto &o : outputs) // poison: a kernel that skips an element must not pass by luck
+    for (int64_t i = 0; i < o.size(); ++i) o.set(i, 12345);
+  std::vector<void *> args;
+  for (auto &a : inputs) args.push_back(a.data());
+  for (auto &a : outputs) args.push_back(a.data());
+  tessel_set_num_threads(threads);
+  (*k)(args.data());
+  tessel_set_num_threads(1);
+  auto expected = interp::interpret(w, inputs);
+  if (!expected) return ::testing::AssertionFailure() << "interpreter failed: " << expected.error();
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    interp::Comparison c = interp::compare(outputs[i], (*expected)[i]);
+    if (!c.ok) return ::testing::AssertionFailure() << w.key << " output " << w.outputs[i]->name << ": " << c.message;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+} // namespace tessel::testing
