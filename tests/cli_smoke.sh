@@ -1,2 +1,43 @@
-#!/bin/sh
-exit 0
+#!/usr/bin/env bash
+# The `tessel` command as a user runs it. Usage: cli_smoke.sh path/to/tessel
+set -uo pipefail
+tessel="$1"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+check() { # check NAME EXPECTED_RC PATTERN -- command...
+  local name="$1" want_rc="$2" pattern="$3"; shift 4
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [[ "$want_rc" == "nonzero" && $rc -eq 0 ]] || [[ "$want_rc" != "nonzero" && $rc -ne $want_rc ]]; then
+    echo "FAIL $name: exit code $rc (wanted $want_rc)"; echo "$out" | head -20; failures=$((failures + 1)); return
+  fi
+  if ! grep -qE -- "$pattern" <<<"$out"; then
+    echo "FAIL $name: output lacks /$pattern/"; echo "$out" | head -20; failures=$((failures + 1)); return
+  fi
+  echo "ok   $name"
+}
+
+check help 0 "Examples" -- "$tessel" --help
+for sub in ops show run compile; do check "help-$sub" 0 "Example" -- "$tessel" "$sub" --help; done
+check no-subcommand 2 "subcommand" -- "$tessel"
+check ops 0 "conv2d" -- "$tessel" ops
+check run-matmul 0 "verify +ok.*matches the reference interpreter" -- "$tessel" run matmul:M=64,N=48,K=32 --repeat 3
+check run-gflops 0 "GFLOP/s" -- "$tessel" run matmul:M=64,N=64,K=64 --repeat 1
+check run-threads 0 "2 threads" -- "$tessel" run conv2d:N=1,C=8,H=12,W=12,K=8,R=3,S=3,stride=1,pad=1 --threads 2 --repeat 1
+check run-file 0 "verify +ok" -- "$tessel" run configs/workloads/matmul_64.te --repeat 1
+check bad-spec nonzero "column" -- "$tessel" run matmul:M=2x,N=4,K=4
+check bad-op nonzero "unknown operator" -- "$tessel" run matmull:M=4
+check bad-threads nonzero "threads" -- "$tessel" run matmul:M=4,N=4,K=4 --threads 0
+check missing-file nonzero "error" -- "$tessel" run does/not/exist.te
+check show-ir 0 "for \(" -- "$tessel" show matmul:M=8,N=8,K=8 --ir
+check show-te 0 "sum\(" -- "$tessel" show matmul:M=8,N=8,K=8 --te
+check show-llvm 0 "define" -- "$tessel" show softmax:M=4,N=16 --llvm
+check show-asm 0 "ret" -- "$tessel" show relu:M=4,N=16 --asm
+check compile 0 "wrote" -- "$tessel" compile matmul:M=8,N=8,K=8 -o "$tmp/mm.o" --name my_mm
+[[ -s "$tmp/mm.o" && -s "$tmp/mm.h" ]] && grep -q "void my_mm(" "$tmp/mm.h" && echo "ok   compile-files" ||
+  { echo "FAIL compile-files"; failures=$((failures + 1)); }
+check compile-bad-name nonzero "identifier" -- "$tessel" compile matmul:M=8,N=8,K=8 -o "$tmp/x.o" --name 9bad
+
+if [[ $failures -gt 0 ]]; then echo "$failures CLI check(s) failed"; exit 1; fi
+echo "all CLI checks passed"

@@ -1,0 +1,125 @@
+// Code generator benchmarks:
+//  * JIT compile time per kernel (lower + LLVM -O3 + ORC JIT);
+//  * default-schedule GEMM throughput next to OpenBLAS cblas_sgemm, both
+//    single-threaded, interleaved in one run, reported as a ratio.
+// Run through scripts/bench, which prints the summary table.
+#include "codegen/cpu_compiler.h"
+#include "interp/interpreter.h"
+#include "runtime/runtime.h"
+#include "schedules/schedule.h"
+#include "te/ops.h"
+
+#include <benchmark/benchmark.h>
+
+#ifdef TESSEL_HAVE_OPENBLAS
+#include <cblas.h>
+extern "C" void openblas_set_num_threads(int);
+#endif
+
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+using namespace tessel;
+
+namespace {
+
+const std::vector<std::string> kCompileSpecs = {
+    "matmul:M=256,N=256,K=256",
+    "conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1,layout=NCHW",
+    "softmax:M=128,N=1000",
+    "layernorm:M=128,N=768",
+    "conv2d_bias_relu:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1,layout=NHWC",
+};
+
+te::Workload load(const std::string &spec) {
+  auto w = te::make_op_workload(spec);
+  if (!w) {
+    std::fprintf(stderr, "bench: %s\n", w.error().c_str());
+    std::exit(1);
+  }
+  return *w;
+}
+
+void BM_JitCompile(benchmark::State &state) {
+  te::Workload w = load(kCompileSpecs[state.range(0)]);
+  state.SetLabel(w.key);
+  for (auto _ : state) {
+    auto f = lower::lower(sched::default_schedule(w), "k");
+    auto k = codegen::jit_compile(*f, Target::host());
+    if (!k) state.SkipWithError(k.error().c_str());
+    benchmark::DoNotOptimize(k);
+  }
+}
+BENCHMARK(BM_JitCompile)->DenseRange(0, int(kCompileSpecs.size()) - 1)->Unit(benchmark::kMillisecond);
+
+void BM_Gemm_TesselDefault(benchmark::State &state) {
+  int64_t n = state.range(0);
+  te::Workload w = load("matmul:M=" + std::to_string(n) + ",N=" + std::to_string(n) + ",K=" + std::to_string(n));
+  auto f = lower::lower(sched::default_schedule(w), "gemm");
+  auto k = codegen::jit_compile(*f, Target::host());
+  if (!k) return state.SkipWithError(k.error().c_str());
+  auto in = interp::random_inputs(w, 1);
+  auto out = interp::empty_outputs(w);
+  void *args[] = {in[0].data(), in[1].data(), out[0].data()};
+  tessel_set_num_threads(1);
+  for (auto _ : state) (*k)(args);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Gemm_TesselDefault)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+#ifdef TESSEL_HAVE_OPENBLAS
+void BM_Gemm_OpenBLAS(benchmark::State &state) {
+  int n = int(state.range(0));
+  std::vector<float> a(size_t(n) * n, 0.5f), b(size_t(n) * n, 0.25f), c(size_t(n) * n);
+  openblas_set_num_threads(1);
+  for (auto _ : state)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Gemm_OpenBLAS)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
+#endif
+
+// Collects median GFLOP/s per benchmark for the summary table.
+class SummaryReporter : public benchmark::ConsoleReporter {
+public:
+  std::map<std::string, double> gflops; // "BM_Gemm_OpenBLAS/1024" -> median
+  std::map<std::string, double> ms;
+  void ReportRuns(const std::vector<Run> &runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (auto &r : runs) {
+      bool median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
+      bool single = r.run_type == Run::RT_Iteration && r.repetitions <= 1;
+      if (!median && !single) continue;
+      std::string name = r.run_name.str();
+      auto it = r.counters.find("GFLOP/s");
+      if (it != r.counters.end()) gflops[name] = it->second.value;
+      ms[name] = r.GetAdjustedRealTime();
+    }
+  }
+};
+
+} // namespace
+
+int main(int argc, char **argv) {
+  benchmark::Initialize(&argc, argv);
+  SummaryReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  std::printf("\n== Summary (medians; single-threaded; %s) ==\n", Target::host().str().c_str());
+  std::printf("%-10s %22s %18s %10s\n", "GEMM n^3", "Tessel default GFLOP/s", "OpenBLAS GFLOP/s", "ratio");
+  for (int n : {256, 1024}) {
+    auto t = reporter.gflops.find("BM_Gemm_TesselDefault/" + std::to_string(n));
+    auto o = reporter.gflops.find("BM_Gemm_OpenBLAS/" + std::to_string(n));
+    if (t == reporter.gflops.end()) continue;
+    if (o == reporter.gflops.end()) std::printf("%-10d %22.2f %18s %10s\n", n, t->second, "-", "-");
+    else std::printf("%-10d %22.2f %18.2f %9.3fx\n", n, t->second, o->second, t->second / o->second);
+  }
+  std::printf("\n%-4s %-75s %10s\n", "#", "JIT compile (lower + LLVM -O3 + JIT)", "ms");
+  for (size_t i = 0; i < kCompileSpecs.size(); ++i) {
+    auto it = reporter.ms.find("BM_JitCompile/" + std::to_string(i));
+    if (it != reporter.ms.end()) std::printf("%-4zu %-75s %10.1f\n", i, kCompileSpecs[i].c_str(), it->second);
+  }
+  benchmark::Shutdown();
+  return 0;
+}
