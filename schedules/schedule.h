@@ -21,7 +21,6 @@ struct Loop {
   bool is_reduce = false;
   ir::ForKind kind = ir::ForKind::Serial;
   std::string thread_tag;
-  int unroll_max_step = 0; // auto-unroll pragma: unroll inner loops up to this trip count
 };
 
 // parent = outer * factor + inner. With a factor that does not divide the

@@ -1,5 +1,6 @@
 #include "ir/op.h"
 
+#include "ir/printer.h"
 #include "support/error.h"
 
 namespace tessel::ir {
@@ -10,7 +11,7 @@ static Expr retype_literal(const Expr &lit, DataType t) {
   DataType s = t.element_of();
   if (auto *i = lit.as<IntImm>()) return Broadcast::make(make_const(s, double(i->value)), t.lanes);
   auto *f = lit.as<FloatImm>();
-  TESSEL_CHECK(s.is_float(), "float literal " + std::to_string(f->value) + " used with an integer operand of type " +
+  TESSEL_CHECK(s.is_float(), "float literal " + format_float(f->value, lit.type()) + " used with an integer operand of type " +
                                  t.str() + "; write an integer or cast");
   return Broadcast::make(make_const(s, f->value), t.lanes);
 }
@@ -21,8 +22,9 @@ void match_types(Expr &a, Expr &b, const char *op) {
   bool la = is_literal(a), lb = is_literal(b);
   if (la && !lb) { a = retype_literal(a, b.type()); return; }
   if (lb && !la) { b = retype_literal(b, a.type()); return; }
-  if (la && lb) { // two literals: the float one wins
-    if (a.type().is_float()) b = retype_literal(b, a.type());
+  if (la && lb) { // two literals: a float beats an integer, then the wider type wins (no silent wrap)
+    bool a_wins = a.type().is_float() != b.type().is_float() ? a.type().is_float() : a.type().bits >= b.type().bits;
+    if (a_wins) b = retype_literal(b, a.type());
     else a = retype_literal(a, b.type());
     return;
   }

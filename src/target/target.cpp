@@ -23,6 +23,10 @@ Target Target::host() {
   for (auto &f : on) t.features += (t.features.empty() ? "" : ",") + f;
   auto has = [&](const char *f) { return features.lookup(f); };
   t.vector_bits = has("avx512f") ? 512 : has("avx2") || has("avx") ? 256 : 128;
+  // LLVM 16 calls CPUs newer than itself "generic" (e.g. AMD family 1Ah), which
+  // also picks a generic scheduling model; the x86-64 level is a better guess.
+  if (t.cpu == "generic" && llvm::StringRef(t.triple).startswith("x86_64"))
+    t.cpu = has("avx512f") ? "x86-64-v4" : has("avx2") ? "x86-64-v3" : "x86-64-v2";
   t.cores = int(std::max(1u, std::thread::hardware_concurrency()));
   return t;
 }
