@@ -93,6 +93,7 @@ public:
       bool single = r.run_type == Run::RT_Iteration && r.repetitions <= 1;
       if (!median && !single) continue;
       std::string name = r.run_name.str();
+      if (auto pos = name.find("/real_time"); pos != std::string::npos) name.erase(pos); // UseRealTime suffix
       auto it = r.counters.find("GFLOP/s");
       if (it != r.counters.end()) gflops[name] = it->second.value;
       ms[name] = r.GetAdjustedRealTime();
