@@ -62,9 +62,10 @@ void BM_Gemm_TesselDefault(benchmark::State &state) {
   if (!k) return state.SkipWithError(k.error().c_str());
   auto in = interp::random_inputs(w, 1);
   auto out = interp::empty_outputs(w);
-  void *args[] = {in[0].data(), in[1].data(), out[0].data()};
+  std::vector<void *> ins{in[0].data(), in[1].data()}, outs{out[0].data()};
   tessel_set_num_threads(1);
-  for (auto _ : state) (*k)(args);
+  k->pack(ins);
+  for (auto _ : state) k->run(ins, outs);
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_Gemm_TesselDefault)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();

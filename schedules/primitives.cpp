@@ -1,44 +1,179 @@
 #include "schedules/primitives.h"
 
+#include "ir/op.h"
 #include "ir/visitor.h"
 
 #include <algorithm>
 #include <set>
+#include <functional>
+#include <optional>
+#include <unordered_map>
 
 namespace tessel::sched {
 
 namespace {
 
-Expected<Stage *> get_stage(Schedule &s, const std::string &name) {
+std::string stage_names(const Schedule &s) {
+  std::string names;
+  for (auto &x : s.stages) names += (names.empty() ? "" : ", ") + x.tensor->name;
+  return names;
+}
+
+Expected<Stage *> get_stage(Schedule &s, const std::string &name, const char *prim) {
   Stage *st = s.find(name);
-  if (!st) {
-    std::string names;
-    for (auto &x : s.stages) names += (names.empty() ? "" : ", ") + x.tensor->name;
-    return make_error("no stage named '" + name + "' (stages: " + names + ")");
-  }
+  if (!st) return make_error(std::string(prim) + ": no stage named '" + name + "' (stages: " + stage_names(s) + ")");
   return st;
 }
 
 Status check_leaf(const Stage &st, int loop, const char *prim) {
+  if (st.attach == Attach::Inline)
+    return Status::error(std::string(prim) + ": stage " + st.tensor->name + " is inlined and has no loops");
   if (loop < 0 || loop >= int(st.loops.size()))
-    return Status::error(std::string(prim) + ": stage " + st.tensor->name + " has no loop #" + std::to_string(loop));
+    return Status::error(std::string(prim) + ": stage " + st.tensor->name + " has no loop #" + std::to_string(loop) +
+                         " (it has " + std::to_string(st.loops.size()) + ")");
   if (!st.is_leaf(loop))
     return Status::error(std::string(prim) + ": loop " + st.loops[loop].name + " of " + st.tensor->name +
                          " was already split or fused; use the loops it became");
-  if (st.attach == Attach::Inline)
-    return Status::error(std::string(prim) + ": stage " + st.tensor->name + " is inlined and has no loops");
+  return Status::ok();
+}
+
+void record(Schedule &s, std::string op, std::string stage, std::vector<int64_t> ints, std::string str = "") {
+  s.trace.push_back(Step{std::move(op), std::move(stage), std::move(ints), std::move(str)});
+}
+
+Stage make_stage(const ir::Tensor &t) {
+  Stage st;
+  st.tensor = t;
+  for (auto &ax : t->axes) st.loops.push_back(Loop{ax.var.as<ir::Var>()->name, ax.extent, false});
+  if (auto *r = t->body.as<ir::Reduce>())
+    for (auto &ax : r->axes) st.loops.push_back(Loop{ax.var.as<ir::Var>()->name, ax.extent, true});
+  for (int i = 0; i < int(st.loops.size()); ++i) st.leaves.push_back(i);
+  return st;
+}
+
+std::string unique_name(const Schedule &s, const std::string &base) {
+  std::set<std::string> used;
+  for (auto &t : s.workload.inputs) used.insert(t->name);
+  for (auto &st : s.stages) used.insert(st.tensor->name);
+  std::string n = base;
+  for (int i = 1; used.count(n); ++i) n = base + "_" + std::to_string(i);
+  return n;
+}
+
+bool reads(const ir::Expr &body, const ir::Tensor &t) {
+  struct Finder : ir::IRVisitor {
+    using IRVisitor::visit;
+    const ir::TensorNode *target;
+    bool found = false;
+    void visit(const ir::TensorRead *op) override {
+      found |= op->tensor.get() == target;
+      IRVisitor::visit(op);
+    }
+  } f;
+  f.target = t.get();
+  body.accept(&f);
+  return f.found;
+}
+
+// Rewrites reads of tensors per `map` (old node -> new node or a rewrite
+// function) in every stage from `first` on, re-creating the nodes that change
+// and, transitively, their consumers; keeps the workload's lists in step.
+class GraphRewriter : public ir::IRMutator {
+public:
+  using Rewrite = std::function<ir::Expr(const ir::TensorRead *)>;
+  std::unordered_map<const ir::TensorNode *, Rewrite> rewrites;
+  using IRMutator::mutate;
+
+  void run(Schedule &s, size_t first) {
+    for (size_t i = first; i < s.stages.size(); ++i) rewrite_stage(s, s.stages[i]);
+  }
+
+  // Rewrites one stage; when it changes, later readers of it are redirected too.
+  void rewrite_stage(Schedule &s, Stage &st) {
+    ir::Expr body = mutate(st.tensor->body);
+    if (body.same_as(st.tensor->body)) return;
+    auto node = std::make_shared<ir::TensorNode>(*st.tensor);
+    node->body = body;
+    ir::Tensor old = st.tensor;
+    ir::Tensor replacement = node;
+    replace_in(s.workload.stages, old, replacement);
+    replace_in(s.workload.outputs, old, replacement);
+    st.tensor = replacement;
+    rewrites[old.get()] = [replacement](const ir::TensorRead *r) { return ir::TensorRead::make(replacement, r->indices); };
+  }
+
+protected:
+  ir::Expr visit(const ir::TensorRead *op, const ir::Expr &e) override {
+    ir::Expr r = IRMutator::visit(op, e);
+    auto *read = r.as<ir::TensorRead>();
+    auto it = rewrites.find(read->tensor.get());
+    return it == rewrites.end() ? r : it->second(read);
+  }
+
+private:
+  static void replace_in(std::vector<ir::Tensor> &v, const ir::Tensor &old, const ir::Tensor &n) {
+    for (auto &t : v)
+      if (t == old) t = n;
+  }
+};
+
+size_t stage_index(const Schedule &s, const Stage *st) { return size_t(st - s.stages.data()); }
+
+std::vector<const Stage *> consumers_of(const Schedule &s, const ir::Tensor &t) {
+  std::vector<const Stage *> out;
+  for (auto &st : s.stages)
+    if (st.tensor->body.defined() && reads(st.tensor->body, t)) out.push_back(&st);
+  return out;
+}
+
+Status annotate(Schedule &s, const std::string &name, int loop, ir::ForKind kind, const char *prim,
+                const std::string &tag = "") {
+  auto st = get_stage(s, name, prim);
+  if (!st) return Status::error(st.error());
+  Stage &S = **st;
+  if (Status c = check_leaf(S, loop, prim); !c) return c;
+  Loop &L = S.loops[loop];
+  if ((kind == ir::ForKind::Parallel || kind == ir::ForKind::Vectorized || kind == ir::ForKind::GpuBlock ||
+       kind == ir::ForKind::GpuThread || kind == ir::ForKind::Vthread) &&
+      L.is_reduce)
+    return Status::error(std::string(prim) + ": loop " + L.name + " of " + S.tensor->name +
+                         " is a reduction: its iterations accumulate into the same element");
+  if (kind == ir::ForKind::Parallel)
+    for (int l : S.leaves)
+      if (l != loop && S.loops[l].kind == ir::ForKind::Parallel)
+        return Status::error("parallel: stage " + S.tensor->name + " already has parallel loop " + S.loops[l].name +
+                             "; fuse the loops to parallelize both");
+  if (kind == ir::ForKind::Vectorized) {
+    if (L.extent < 2 || L.extent > 64)
+      return Status::error("vectorize: loop " + L.name + " has extent " + std::to_string(L.extent) +
+                           "; vector loops need 2..64 lanes (split it first)");
+    for (int l : S.leaves)
+      if (l != loop && S.loops[l].kind == ir::ForKind::Vectorized)
+        return Status::error("vectorize: stage " + S.tensor->name + " already has vector loop " + S.loops[l].name);
+  }
+  if (kind == ir::ForKind::Unrolled && L.extent > 1024)
+    return Status::error("unroll: loop " + L.name + " has extent " + std::to_string(L.extent) +
+                         "; unrolling is limited to 1024 iterations (split it first)");
+  if (L.kind != ir::ForKind::Serial && L.kind != kind)
+    return Status::error(std::string(prim) + ": loop " + L.name + " of " + S.tensor->name + " is already " +
+                         ir::for_kind_name(L.kind));
+  L.kind = kind;
+  L.thread_tag = tag;
   return Status::ok();
 }
 
 } // namespace
 
 Expected<SplitResult> split(Schedule &s, const std::string &name, int loop, int64_t factor) {
-  auto st = get_stage(s, name);
+  auto st = get_stage(s, name, "split");
   if (!st) return make_error(st.error());
   Stage &S = **st;
   if (Status c = check_leaf(S, loop, "split"); !c) return make_error(c.message());
   if (factor <= 0) return make_error("split: factor must be positive, got " + std::to_string(factor));
   Loop parent = S.loops[loop];
+  if (parent.kind != ir::ForKind::Serial)
+    return make_error("split: loop " + parent.name + " is already " + ir::for_kind_name(parent.kind) +
+                      "; split before annotating");
   if (factor > parent.extent)
     return make_error("split: factor " + std::to_string(factor) + " exceeds the extent " +
                       std::to_string(parent.extent) + " of loop " + parent.name);
@@ -49,20 +184,38 @@ Expected<SplitResult> split(Schedule &s, const std::string &name, int loop, int6
   int pos = S.leaf_position(loop);
   S.leaves[pos] = outer;
   S.leaves.insert(S.leaves.begin() + pos + 1, inner);
+  record(s, "split", name, {loop, factor});
   return SplitResult{outer, inner};
 }
 
+Expected<SplitResult> split_nparts(Schedule &s, const std::string &name, int loop, int64_t nparts) {
+  auto st = get_stage(s, name, "split_nparts");
+  if (!st) return make_error(st.error());
+  if (Status c = check_leaf(**st, loop, "split_nparts"); !c) return make_error(c.message());
+  if (nparts <= 0) return make_error("split_nparts: nparts must be positive, got " + std::to_string(nparts));
+  int64_t extent = (*st)->loops[loop].extent;
+  if (nparts > extent)
+    return make_error("split_nparts: " + std::to_string(nparts) + " parts exceed the extent " +
+                      std::to_string(extent) + " of loop " + (*st)->loops[loop].name);
+  auto r = split(s, name, loop, (extent + nparts - 1) / nparts);
+  if (r) s.trace.back() = Step{"split_nparts", name, {loop, nparts}, ""};
+  return r;
+}
+
 Expected<int> fuse(Schedule &s, const std::string &name, int outer, int inner) {
-  auto st = get_stage(s, name);
+  auto st = get_stage(s, name, "fuse");
   if (!st) return make_error(st.error());
   Stage &S = **st;
   if (Status c = check_leaf(S, outer, "fuse"); !c) return make_error(c.message());
   if (Status c = check_leaf(S, inner, "fuse"); !c) return make_error(c.message());
   if (S.leaf_position(inner) != S.leaf_position(outer) + 1)
-    return make_error("fuse: loops " + S.loops[outer].name + " and " + S.loops[inner].name +
+    return make_error("fuse: loops " + S.loops[outer].name + " and " + S.loops[inner].name + " of " + name +
                       " are not adjacent (outer directly above inner); reorder them first");
   if (S.loops[outer].is_reduce != S.loops[inner].is_reduce)
     return make_error("fuse: cannot fuse spatial loop with reduction loop (" + S.loops[outer].name + ", " +
+                      S.loops[inner].name + ")");
+  if (S.loops[outer].kind != ir::ForKind::Serial || S.loops[inner].kind != ir::ForKind::Serial)
+    return make_error("fuse: fuse loops before annotating them (" + S.loops[outer].name + ", " +
                       S.loops[inner].name + ")");
   int fused = int(S.loops.size());
   S.loops.push_back(Loop{S.loops[outer].name + "." + S.loops[inner].name + ".f",
@@ -71,13 +224,15 @@ Expected<int> fuse(Schedule &s, const std::string &name, int outer, int inner) {
   int pos = S.leaf_position(outer);
   S.leaves.erase(S.leaves.begin() + pos, S.leaves.begin() + pos + 2);
   S.leaves.insert(S.leaves.begin() + pos, fused);
+  record(s, "fuse", name, {outer, inner});
   return fused;
 }
 
 Status reorder(Schedule &s, const std::string &name, const std::vector<int> &order) {
-  auto st = get_stage(s, name);
+  auto st = get_stage(s, name, "reorder");
   if (!st) return Status::error(st.error());
   Stage &S = **st;
+  if (order.empty()) return Status::error("reorder: no loops given");
   std::set<int> seen;
   std::vector<int> positions;
   for (int l : order) {
@@ -85,50 +240,301 @@ Status reorder(Schedule &s, const std::string &name, const std::vector<int> &ord
     if (!seen.insert(l).second) return Status::error("reorder: loop " + S.loops[l].name + " listed twice");
     positions.push_back(S.leaf_position(l));
   }
+  // Stages attached inside this one name its loops: moving them would move the attachment.
+  for (auto &other : s.stages)
+    if (other.attach == Attach::At && other.attach_stage == name && seen.count(other.attach_loop))
+      return Status::error("reorder: stage " + other.tensor->name + " is computed at loop " +
+                           S.loops[other.attach_loop].name + " of " + name + "; reorder before compute_at");
   std::sort(positions.begin(), positions.end());
   for (size_t i = 0; i < order.size(); ++i) S.leaves[positions[i]] = order[i];
+  record(s, "reorder", name, std::vector<int64_t>(order.begin(), order.end()));
   return Status::ok();
 }
 
-static Status annotate(Schedule &s, const std::string &name, int loop, ir::ForKind kind, const char *prim) {
-  auto st = get_stage(s, name);
+Status parallel(Schedule &s, const std::string &n, int loop) {
+  Status r = annotate(s, n, loop, ir::ForKind::Parallel, "parallel");
+  if (r) record(s, "parallel", n, {loop});
+  return r;
+}
+Status vectorize(Schedule &s, const std::string &n, int loop) {
+  Status r = annotate(s, n, loop, ir::ForKind::Vectorized, "vectorize");
+  if (r) record(s, "vectorize", n, {loop});
+  return r;
+}
+Status unroll(Schedule &s, const std::string &n, int loop) {
+  Status r = annotate(s, n, loop, ir::ForKind::Unrolled, "unroll");
+  if (r) record(s, "unroll", n, {loop});
+  return r;
+}
+Status bind(Schedule &s, const std::string &n, int loop, const std::string &tag) {
+  static const std::set<std::string> kTags = {"blockIdx.x",  "blockIdx.y",  "blockIdx.z", "threadIdx.x",
+                                              "threadIdx.y", "threadIdx.z", "vthread"};
+  if (!kTags.count(tag))
+    return Status::error("bind: unknown thread tag '" + tag +
+                         "' (expected blockIdx.x|y|z, threadIdx.x|y|z or vthread)");
+  auto st = get_stage(s, n, "bind");
   if (!st) return Status::error(st.error());
-  Stage &S = **st;
-  if (Status c = check_leaf(S, loop, prim); !c) return c;
-  Loop &L = S.loops[loop];
-  if (kind == ir::ForKind::Parallel || kind == ir::ForKind::Vectorized) {
-    if (L.is_reduce)
-      return Status::error(std::string(prim) + ": loop " + L.name + " of " + S.tensor->name +
-                           " is a reduction; its iterations depend on each other (use rfactor first)");
-  }
-  if (kind == ir::ForKind::Parallel)
-    for (int l : S.leaves)
-      if (l != loop && S.loops[l].kind == ir::ForKind::Parallel)
-        return Status::error("parallel: stage " + S.tensor->name + " already has parallel loop " + S.loops[l].name);
-  if (kind == ir::ForKind::Vectorized && (L.extent < 2 || L.extent > 64))
-    return Status::error("vectorize: loop " + L.name + " has extent " + std::to_string(L.extent) +
-                         "; vector loops need 2..64 lanes (split it first)");
-  if (kind == ir::ForKind::Unrolled && L.extent > 1024)
-    return Status::error("unroll: loop " + L.name + " has extent " + std::to_string(L.extent) +
-                         "; unrolling is limited to 1024 iterations");
-  L.kind = kind;
-  return Status::ok();
+  for (int l : (*st)->leaves)
+    if (l != loop && (*st)->loops[l].thread_tag == tag && tag != "vthread")
+      return Status::error("bind: " + tag + " is already bound to loop " + (*st)->loops[l].name + " of " + n);
+  ir::ForKind kind = tag == "vthread"              ? ir::ForKind::Vthread
+                     : tag.rfind("blockIdx", 0) == 0 ? ir::ForKind::GpuBlock
+                                                     : ir::ForKind::GpuThread;
+  Status r = annotate(s, n, loop, kind, "bind", tag);
+  if (r) record(s, "bind", n, {loop}, tag);
+  return r;
 }
-
-Status parallel(Schedule &s, const std::string &n, int loop) { return annotate(s, n, loop, ir::ForKind::Parallel, "parallel"); }
-Status vectorize(Schedule &s, const std::string &n, int loop) { return annotate(s, n, loop, ir::ForKind::Vectorized, "vectorize"); }
-Status unroll(Schedule &s, const std::string &n, int loop) { return annotate(s, n, loop, ir::ForKind::Unrolled, "unroll"); }
 
 Status compute_inline(Schedule &s, const std::string &name) {
-  auto st = get_stage(s, name);
+  auto st = get_stage(s, name, "compute_inline");
   if (!st) return Status::error(st.error());
   Stage &S = **st;
   if (S.tensor->body.as<ir::Reduce>())
-    return Status::error("compute_inline: " + S.tensor->name + " is a reduction; only elementwise stages can be inlined");
+    return Status::error("compute_inline: " + name + " is a reduction; only elementwise stages can be inlined");
   if (s.workload.is_output(S.tensor))
-    return Status::error("compute_inline: " + S.tensor->name + " is an output of the workload and must be stored");
+    return Status::error("compute_inline: " + name + " is an output of the workload and must be stored");
+  if (S.prepack) return Status::error("compute_inline: " + name + " packs a constant ahead of time; it cannot be inlined");
+  for (auto &other : s.stages)
+    if (other.attach == Attach::At && other.attach_stage == name)
+      return Status::error("compute_inline: stage " + other.tensor->name + " is computed inside " + name);
   S.attach = Attach::Inline;
+  record(s, "compute_inline", name, {});
   return Status::ok();
+}
+
+Status compute_at(Schedule &s, const std::string &name, const std::string &consumer, int loop) {
+  auto st = get_stage(s, name, "compute_at");
+  if (!st) return Status::error(st.error());
+  auto ct = get_stage(s, consumer, "compute_at");
+  if (!ct) return Status::error(ct.error());
+  Stage &P = **st, &C = **ct;
+  if (&P == &C) return Status::error("compute_at: a stage cannot be computed inside itself");
+  if (s.workload.is_output(P.tensor))
+    return Status::error("compute_at: " + name + " is an output of the workload; it has no consumer to be computed in");
+  if (P.attach == Attach::Inline) return Status::error("compute_at: " + name + " is inlined");
+  if (P.prepack) return Status::error("compute_at: " + name + " packs a constant ahead of time; it stays at the root");
+  auto users = consumers_of(s, P.tensor);
+  if (users.size() != 1 || users[0] != &C) {
+    std::string names;
+    for (auto *u : users) names += (names.empty() ? "" : ", ") + u->tensor->name;
+    return Status::error("compute_at: " + name + " must have " + consumer + " as its only consumer (consumers: " +
+                         (names.empty() ? std::string("none") : names) + ")");
+  }
+  if (Status c = check_leaf(C, loop, "compute_at"); !c) return c;
+  ir::ForKind k = C.loops[loop].kind;
+  if (k == ir::ForKind::Vectorized || k == ir::ForKind::Unrolled)
+    return Status::error("compute_at: loop " + C.loops[loop].name + " of " + consumer + " is " +
+                         ir::for_kind_name(k) + "; a stage can only be computed inside serial, parallel or "
+                         "GPU-bound loops");
+  P.attach = Attach::At;
+  P.attach_stage = consumer;
+  P.attach_loop = loop;
+  record(s, "compute_at", name, {loop}, consumer);
+  return Status::ok();
+}
+
+Expected<std::string> cache_write(Schedule &s, const std::string &name, ir::MemoryScope scope) {
+  auto st = get_stage(s, name, "cache_write");
+  if (!st) return make_error(st.error());
+  Stage &S = **st;
+  if (!S.relations.empty() || S.attach != Attach::Root ||
+      std::any_of(S.loops.begin(), S.loops.end(), [](const Loop &l) { return l.kind != ir::ForKind::Serial; }))
+    return make_error("cache_write: apply it to " + name + " before transforming its loops or attaching it");
+  const ir::TensorNode &T = *S.tensor;
+  std::string cname = unique_name(s, name + "_" + ir::memory_scope_name(scope));
+  auto cache = std::make_shared<ir::TensorNode>();
+  cache->name = cname;
+  cache->shape = T.shape;
+  cache->dtype = T.dtype;
+  std::vector<std::pair<ir::Expr, ir::Expr>> m;
+  for (auto &ax : T.axes) {
+    ir::Expr v = ir::Var::make(ir::DataType::index(), ax.var.as<ir::Var>()->name);
+    cache->axes.push_back(ir::IterVar{v, ax.extent, false});
+    m.push_back({ax.var, v});
+  }
+  cache->body = ir::substitute(T.body, m);
+  auto copy = std::make_shared<ir::TensorNode>(T);
+  std::vector<ir::Expr> idx;
+  for (auto &ax : T.axes) idx.push_back(ax.var);
+  copy->body = ir::TensorRead::make(cache, idx);
+
+  size_t at = stage_index(s, &S);
+  ir::Tensor old = S.tensor;
+  Stage cache_stage = make_stage(cache);
+  cache_stage.scope = scope;
+  s.stages[at] = make_stage(copy);
+  s.stages.insert(s.stages.begin() + long(at), cache_stage);
+  auto &ws = s.workload.stages;
+  auto it = std::find(ws.begin(), ws.end(), old);
+  *it = copy;
+  ws.insert(it, cache);
+  for (auto &o : s.workload.outputs)
+    if (o == old) o = copy;
+  GraphRewriter g;
+  g.rewrites[old.get()] = [copy](const ir::TensorRead *r) { return ir::TensorRead::make(copy, r->indices); };
+  g.run(s, at + 2);
+  record(s, "cache_write", name, {}, ir::memory_scope_name(scope));
+  return cname;
+}
+
+Expected<std::string> cache_read(Schedule &s, const std::string &tensor, const std::string &consumer,
+                                 ir::MemoryScope scope) {
+  auto ct = get_stage(s, consumer, "cache_read");
+  if (!ct) return make_error(ct.error());
+  ir::Tensor src;
+  for (auto &t : s.workload.inputs)
+    if (t->name == tensor) src = t;
+  for (auto &st : s.stages)
+    if (st.tensor->name == tensor) src = st.tensor;
+  if (!src) return make_error("cache_read: no tensor named '" + tensor + "'");
+  if (!reads((*ct)->tensor->body, src)) return make_error("cache_read: " + consumer + " does not read " + tensor);
+  std::string cname = unique_name(s, tensor + "_" + ir::memory_scope_name(scope));
+  auto cache = std::make_shared<ir::TensorNode>();
+  cache->name = cname;
+  cache->shape = src->shape;
+  cache->dtype = src->dtype;
+  std::vector<ir::Expr> idx;
+  static const char *names[] = {"i", "j", "k", "l", "m", "n", "o", "p"};
+  for (size_t d = 0; d < src->shape.size(); ++d) {
+    ir::Expr v = ir::Var::make(ir::DataType::index(), d < 8 ? names[d] : "ax" + std::to_string(d));
+    cache->axes.push_back(ir::IterVar{v, src->shape[d], false});
+    idx.push_back(v);
+  }
+  cache->body = ir::TensorRead::make(src, idx);
+  size_t at = stage_index(s, *ct);
+  Stage cache_stage = make_stage(cache);
+  cache_stage.scope = scope;
+  auto &ws = s.workload.stages;
+  ws.insert(std::find(ws.begin(), ws.end(), (*ct)->tensor), cache);
+  s.stages.insert(s.stages.begin() + long(at), cache_stage);
+  GraphRewriter g; // only `consumer` reads the cache; stages after it follow its new node
+  g.rewrites[src.get()] = [cache](const ir::TensorRead *r) { return ir::TensorRead::make(cache, r->indices); };
+  g.rewrite_stage(s, s.stages[at + 1]);
+  g.rewrites.erase(src.get());
+  g.run(s, at + 2);
+  record(s, "cache_read", tensor, {}, consumer + ":" + ir::memory_scope_name(scope));
+  return cname;
+}
+
+Expected<std::string> transform_layout(Schedule &s, const std::string &input, int dim, int64_t block,
+                                       const std::vector<int64_t> &perm) {
+  ir::Tensor src;
+  for (auto &t : s.workload.inputs)
+    if (t->name == input) src = t;
+  if (!src) return make_error("transform_layout: '" + input + "' is not an input of the workload");
+  int rank = int(src->shape.size());
+  if (dim < 0 || dim >= rank)
+    return make_error("transform_layout: " + input + " has " + std::to_string(rank) + " dimensions; dim " +
+                      std::to_string(dim) + " does not exist");
+  if (block < 1 || block > src->shape[dim])
+    return make_error("transform_layout: block " + std::to_string(block) + " must be in 1.." +
+                      std::to_string(src->shape[dim]) + " (the extent of dimension " + std::to_string(dim) + ")");
+  std::vector<int64_t> p = perm;
+  if (p.empty())
+    for (int i = 0; i <= rank; ++i) p.push_back(i);
+  std::vector<int64_t> sorted = p;
+  std::sort(sorted.begin(), sorted.end());
+  for (int i = 0; i <= rank; ++i)
+    if (int(sorted.size()) != rank + 1 || sorted[i] != i)
+      return make_error("transform_layout: perm must be a permutation of 0.." + std::to_string(rank) +
+                        " (the blocked tensor has " + std::to_string(rank + 1) + " dimensions)");
+  // Expanded dimensions: the original ones with `dim` -> its block index, then the within-block index.
+  int64_t extent = src->shape[dim];
+  std::vector<int64_t> expanded = src->shape;
+  expanded[dim] = (extent + block - 1) / block;
+  expanded.push_back(block);
+  auto packed = std::make_shared<ir::TensorNode>();
+  packed->name = unique_name(s, input + "_packed");
+  packed->dtype = src->dtype;
+  std::vector<ir::Expr> exp_vars(rank + 1);
+  for (int k = 0; k <= rank; ++k) {
+    ir::Expr v = ir::Var::make(ir::DataType::index(), "p" + std::to_string(k));
+    packed->axes.push_back(ir::IterVar{v, expanded[p[k]], false});
+    packed->shape.push_back(expanded[p[k]]);
+    exp_vars[p[k]] = v;
+  }
+  std::vector<ir::Expr> orig(exp_vars.begin(), exp_vars.begin() + rank);
+  ir::Expr full = exp_vars[dim] * ir::Expr(block) + exp_vars[rank];
+  if (extent % block == 0) {
+    orig[dim] = full;
+    packed->body = ir::TensorRead::make(src, orig);
+  } else { // zero-fill the partial last block; the clamp keeps the read in bounds
+    orig[dim] = ir::min(full, ir::Expr(extent - 1));
+    packed->body = ir::select(full < ir::Expr(extent), ir::TensorRead::make(src, orig), ir::make_zero(src->dtype));
+  }
+  Stage pack_stage = make_stage(packed);
+  pack_stage.prepack = src->is_constant;
+  s.stages.insert(s.stages.begin(), pack_stage);
+  s.workload.stages.insert(s.workload.stages.begin(), packed);
+  GraphRewriter g;
+  g.rewrites[src.get()] = [packed, dim, block, rank, p](const ir::TensorRead *r) {
+    std::vector<ir::Expr> e(r->indices.begin(), r->indices.end());
+    ir::Expr i = e[dim];
+    e[dim] = i / ir::Expr(block);
+    e.push_back(i % ir::Expr(block));
+    std::vector<ir::Expr> idx;
+    for (int k = 0; k <= rank; ++k) idx.push_back(e[p[k]]);
+    return ir::TensorRead::make(packed, idx);
+  };
+  g.run(s, 1);
+  std::vector<int64_t> ints{dim, block};
+  ints.insert(ints.end(), p.begin(), p.end());
+  record(s, "transform_layout", input, ints);
+  return packed->name;
+}
+
+Status apply_step(Schedule &s, const Step &st) {
+  auto need = [&](size_t n) -> Status {
+    if (st.ints.size() != n)
+      return Status::error("trace step '" + st.op + "' on " + st.stage + " needs " + std::to_string(n) +
+                           " integer fields, got " + std::to_string(st.ints.size()));
+    return Status::ok();
+  };
+  auto scope_of = [](const std::string &n) -> std::optional<ir::MemoryScope> {
+    if (n == "global") return ir::MemoryScope::Global;
+    if (n == "local") return ir::MemoryScope::Local;
+    if (n == "shared") return ir::MemoryScope::Shared;
+    return std::nullopt;
+  };
+  const std::string &op = st.op;
+  if (op == "split" || op == "split_nparts" || op == "fuse") {
+    if (Status c = need(2); !c) return c;
+    if (op == "split") return split(s, st.stage, int(st.ints[0]), st.ints[1]).status();
+    if (op == "split_nparts") return split_nparts(s, st.stage, int(st.ints[0]), st.ints[1]).status();
+    return fuse(s, st.stage, int(st.ints[0]), int(st.ints[1])).status();
+  }
+  if (op == "reorder") return reorder(s, st.stage, std::vector<int>(st.ints.begin(), st.ints.end()));
+  if (op == "parallel" || op == "vectorize" || op == "unroll" || op == "bind") {
+    if (Status c = need(1); !c) return c;
+    int l = int(st.ints[0]);
+    if (op == "parallel") return parallel(s, st.stage, l);
+    if (op == "vectorize") return vectorize(s, st.stage, l);
+    if (op == "unroll") return unroll(s, st.stage, l);
+    return bind(s, st.stage, l, st.str);
+  }
+  if (op == "compute_inline") return compute_inline(s, st.stage);
+  if (op == "compute_at") {
+    if (Status c = need(1); !c) return c;
+    return compute_at(s, st.stage, st.str, int(st.ints[0]));
+  }
+  if (op == "cache_write") {
+    auto sc = scope_of(st.str);
+    if (!sc) return Status::error("trace step cache_write: unknown memory scope '" + st.str + "'");
+    return cache_write(s, st.stage, *sc).status();
+  }
+  if (op == "cache_read") {
+    auto colon = st.str.rfind(':');
+    auto sc = colon == std::string::npos ? std::nullopt : scope_of(st.str.substr(colon + 1));
+    if (!sc) return Status::error("trace step cache_read: expected 'CONSUMER:SCOPE', got '" + st.str + "'");
+    return cache_read(s, st.stage, st.str.substr(0, colon), *sc).status();
+  }
+  if (op == "transform_layout") {
+    if (st.ints.size() < 3) return Status::error("trace step transform_layout needs dim, block and perm");
+    return transform_layout(s, st.stage, int(st.ints[0]), st.ints[1],
+                            std::vector<int64_t>(st.ints.begin() + 2, st.ints.end()))
+        .status();
+  }
+  return Status::error("unknown primitive '" + op + "' in trace");
 }
 
 } // namespace tessel::sched

@@ -1,9 +1,15 @@
 // Schedule primitives. Each checks its preconditions and returns an error
-// value for an illegal request instead of producing wrong code.
+// value for an illegal request (never silently wrong code), and on success
+// appends its Step to the schedule's trace so the schedule can be replayed.
+// Loops are named by their index in Stage::loops; new loops are appended, so
+// the same primitives on the same workload always yield the same indices.
 #pragma once
 
 #include "schedules/schedule.h"
 #include "support/error.h"
+
+#include <string>
+#include <vector>
 
 namespace tessel::sched {
 
@@ -11,20 +17,46 @@ struct SplitResult {
   int outer, inner;
 };
 
-// Splits leaf `loop` of `stage` into (outer, inner) with inner extent `factor`.
+// Splits leaf `loop` into (outer, inner) with inner extent `factor`; a factor
+// that does not divide the extent leaves a guarded partial last tile.
 Expected<SplitResult> split(Schedule &s, const std::string &stage, int loop, int64_t factor);
-// Fuses two adjacent leaves (outer directly above inner) into one loop.
+// Splits leaf `loop` into `nparts` outer iterations (inner extent ceil(extent / nparts)).
+Expected<SplitResult> split_nparts(Schedule &s, const std::string &stage, int loop, int64_t nparts);
+// Fuses two adjacent leaves (outer directly above inner) of the same kind.
 Expected<int> fuse(Schedule &s, const std::string &stage, int outer, int inner);
 // Reorders the given leaves into this relative order (others keep their slots).
 Status reorder(Schedule &s, const std::string &stage, const std::vector<int> &order);
-// Marks a spatial leaf parallel (at most one parallel loop per stage).
+// Marks a spatial leaf parallel (one parallel loop per stage, none inside another).
 Status parallel(Schedule &s, const std::string &stage, int loop);
-// Marks a spatial leaf vectorized (extent 2..64); loops inside it stay loops
-// over vector bodies.
+// Marks a spatial leaf vectorized (extent 2..64); loops inside stay loops over vector bodies.
 Status vectorize(Schedule &s, const std::string &stage, int loop);
-// Marks a leaf unrolled (constant extent up to 1024).
+// Marks a leaf unrolled (extent up to 1024).
 Status unroll(Schedule &s, const std::string &stage, int loop);
-// Computes a pure elementwise stage inside its consumers.
+// Binds a spatial leaf to a GPU index: blockIdx.{x,y,z}, threadIdx.{x,y,z} or vthread.
+Status bind(Schedule &s, const std::string &stage, int loop, const std::string &thread_tag);
+
+// Computes a pure elementwise, non-output stage inside its consumers' expressions.
 Status compute_inline(Schedule &s, const std::string &stage);
+// Computes `stage` inside leaf `loop` of its only consumer `consumer`, for the
+// region that loop's body reads.
+Status compute_at(Schedule &s, const std::string &stage, const std::string &consumer, int loop);
+// Adds a stage `<stage>_<scope>` that computes `stage` into a buffer of `scope`;
+// `stage` becomes a copy of it. Must precede any loop transformation of `stage`.
+// Returns the new stage's name.
+Expected<std::string> cache_write(Schedule &s, const std::string &stage, ir::MemoryScope scope);
+// Adds a stage `<tensor>_<scope>` copying `tensor` that `consumer` reads instead.
+Expected<std::string> cache_read(Schedule &s, const std::string &tensor, const std::string &consumer,
+                                 ir::MemoryScope scope);
+// Re-lays-out input `input`: dimension `dim` is blocked by `block` (outer
+// block index in its place, the within-block index appended last), then the
+// dimensions are permuted by `perm` (a permutation of 0..rank). E.g. B[K, N]
+// with dim=1, block=16, perm={1, 0, 2} becomes B_packed[N/16, K, 16]. A
+// constant input is packed once ahead of time by a separate function.
+// Returns the packed stage's name.
+Expected<std::string> transform_layout(Schedule &s, const std::string &input, int dim, int64_t block,
+                                       const std::vector<int64_t> &perm);
+
+// Re-applies one recorded step (used by trace replay).
+Status apply_step(Schedule &s, const Step &step);
 
 } // namespace tessel::sched

@@ -39,7 +39,20 @@ struct Relation {
   Fuse fuse;
 };
 
-enum class Attach { Root, Inline };
+// Where a stage is computed: its own loop nest at the root, folded into its
+// consumers' expressions, or inside loop `attach_loop` of stage `attach_stage`
+// (for the region that loop's body needs).
+enum class Attach { Root, Inline, At };
+
+// One applied primitive with its decisions: a schedule is the replay of its
+// steps on the default schedule (see schedules/trace.h for the JSON form).
+struct Step {
+  std::string op;            // "split", "fuse", "compute_at", ...
+  std::string stage;         // the stage it applies to
+  std::vector<int64_t> ints; // loop ids and decisions, in the op's field order
+  std::string str;           // the op's string field (scope, target stage, thread tag), if any
+  bool operator==(const Step &o) const { return op == o.op && stage == o.stage && ints == o.ints && str == o.str; }
+};
 
 struct Stage {
   ir::Tensor tensor;
@@ -47,7 +60,10 @@ struct Stage {
   std::vector<Relation> relations;
   std::vector<int> leaves; // loop order, outermost first
   Attach attach = Attach::Root;
+  std::string attach_stage; // Attach::At: the consumer stage...
+  int attach_loop = -1;     // ...and the leaf loop of it whose body computes this stage
   ir::MemoryScope scope = ir::MemoryScope::Global;
+  bool prepack = false; // re-lays-out a constant input: computed once, ahead of time
 
   int num_spatial() const { return int(tensor->axes.size()); }
   bool is_leaf(int loop) const;
@@ -55,8 +71,9 @@ struct Stage {
 };
 
 struct Schedule {
-  te::Workload workload;
-  std::vector<Stage> stages; // in workload.stages order
+  te::Workload workload;     // cache stages extend it: it is the schedule's own copy
+  std::vector<Stage> stages; // producers before consumers
+  std::vector<Step> trace;   // every primitive applied so far, in order
 
   Stage *find(const ir::Tensor &t);
   const Stage *find(const ir::Tensor &t) const;

@@ -17,16 +17,18 @@ inline ::testing::AssertionResult kernel_matches_interpreter(const sched::Schedu
   if (!f) return ::testing::AssertionFailure() << "lowering failed: " << f.error();
   auto k = codegen::jit_compile(*f, Target::host());
   if (!k) return ::testing::AssertionFailure() << "compilation failed: " << k.error();
+  if (f->prepack.size() != 0 && !k->has_prepack()) return ::testing::AssertionFailure() << "packing lost";
   const te::Workload &w = s.workload;
   auto inputs = interp::random_inputs(w, seed);
   auto outputs = interp::empty_outputs(w);
   for (auto &o : outputs) // poison: a kernel that skips an element must not pass by luck
     for (int64_t i = 0; i < o.size(); ++i) o.set(i, 12345);
-  std::vector<void *> args;
-  for (auto &a : inputs) args.push_back(a.data());
-  for (auto &a : outputs) args.push_back(a.data());
+  std::vector<void *> in_ptrs, out_ptrs;
+  for (auto &a : inputs) in_ptrs.push_back(a.data());
+  for (auto &a : outputs) out_ptrs.push_back(a.data());
   tessel_set_num_threads(threads);
-  (*k)(args.data());
+  k->pack(in_ptrs);
+  k->run(in_ptrs, out_ptrs);
   tessel_set_num_threads(1);
   auto expected = interp::interpret(w, inputs);
   if (!expected) return ::testing::AssertionFailure() << "interpreter failed: " << expected.error();

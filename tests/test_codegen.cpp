@@ -50,7 +50,7 @@ TEST(Codegen, VectorizedParallelMatmulEmitsVectorIR) {
   EXPECT_TRUE(kernel_matches_interpreter(s, 3, 2));
   auto f = lower::lower(s, "mm");
   ASSERT_TRUE(f.has_value());
-  std::string ir_text = ir::to_string(f->body);
+  std::string ir_text = ir::to_string(f->kernel.body);
   EXPECT_NE(ir_text.find("ramp("), std::string::npos) << ir_text;
   EXPECT_NE(ir_text.find("parallel"), std::string::npos) << ir_text;
   auto llvm_ir = codegen::emit_llvm_ir(*f, Target::host(), /*optimized=*/false);
@@ -100,7 +100,7 @@ TEST(Codegen, InlinedElementwiseProducer) {
   EXPECT_TRUE(kernel_matches_interpreter(s));
   auto f = lower::lower(s, "k");
   ASSERT_TRUE(f.has_value());
-  EXPECT_EQ(ir::to_string(f->body).find("allocate"), std::string::npos) << "Y should no longer be stored";
+  EXPECT_EQ(ir::to_string(f->kernel.body).find("allocate"), std::string::npos) << "Y should no longer be stored";
 }
 
 TEST(Codegen, SixteenBitAndIntegerTypes) {

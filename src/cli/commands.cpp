@@ -76,7 +76,10 @@ int cmd_show(const ShowOptions &o) {
   if (o.schedule || !any) std::cout << "\n# schedule (default)\n" << sched::describe(s);
   auto f = lower::lower(s, kernel_name(*w));
   if (!f) return fail(f.error());
-  if (o.ir || !any) std::cout << "\n# loop IR\n" << ir::to_string(f->body);
+  if (o.ir || !any) {
+    for (auto &pf : f->prepack) std::cout << "\n# loop IR: " << pf.name << " (packs a constant, run once)\n" << ir::to_string(pf.body);
+    std::cout << "\n# loop IR\n" << ir::to_string(f->kernel.body);
+  }
   Target target = Target::host();
   if (o.llvm) {
     auto text = codegen::emit_llvm_ir(*f, target);
@@ -105,18 +108,19 @@ int cmd_run(const RunOptions &o) {
   auto t0 = std::chrono::steady_clock::now();
   auto f = lower::lower(sched::default_schedule(*w, o.threads > 1), kernel_name(*w));
   if (!f) return fail(f.error());
-  auto kernel = codegen::jit_compile(*f, target);
-  if (!kernel) return fail(kernel.error());
+  auto program = codegen::jit_compile(*f, target);
+  if (!program) return fail(program.error());
   double compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   std::cout << "compile   " << fmt("%.1f", compile_ms) << " ms (lower, LLVM -O3, JIT)\n";
 
   tessel_set_num_threads(o.threads);
   std::vector<interp::NDArray> inputs = interp::random_inputs(*w, o.seed);
   std::vector<interp::NDArray> outputs = interp::empty_outputs(*w);
-  std::vector<void *> args;
-  for (auto &a : inputs) args.push_back(a.data());
-  for (auto &a : outputs) args.push_back(a.data());
-  (*kernel)(args.data());
+  std::vector<void *> in_ptrs, out_ptrs;
+  for (auto &a : inputs) in_ptrs.push_back(a.data());
+  for (auto &a : outputs) out_ptrs.push_back(a.data());
+  program->pack(in_ptrs);
+  program->run(in_ptrs, out_ptrs);
 
   int rc = 0;
   if (o.verify) {
@@ -142,7 +146,7 @@ int cmd_run(const RunOptions &o) {
   measure::Timing t;
   {
     Status_line status("timing");
-    t = measure::time_calls([&] { (*kernel)(args.data()); }, topt);
+    t = measure::time_calls([&] { program->run(in_ptrs, out_ptrs); }, topt);
   }
   std::cout << "time      " << fmt("%.4f", t.median_seconds * 1e3) << " ms median of " << o.repeats << " (min "
             << fmt("%.4f", t.min_seconds * 1e3) << ", max " << fmt("%.4f", t.max_seconds * 1e3) << ", "

@@ -16,6 +16,7 @@
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/Target/TargetOptions.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <mutex>
@@ -69,24 +70,32 @@ void optimize(llvm::Module &m, llvm::TargetMachine &tm) {
 }
 
 // Lowered function -> optimized module for `tm`.
-Expected<std::unique_ptr<llvm::Module>> compile_module(const lower::LoweredFunc &f, const Target &target,
-                                                       llvm::LLVMContext &ctx, llvm::TargetMachine &tm,
-                                                       bool optimized) {
+Expected<std::unique_ptr<llvm::Module>> compile_module(const std::vector<const lower::LoweredFunc *> &funcs,
+                                                       const Target &target, llvm::LLVMContext &ctx,
+                                                       llvm::TargetMachine &tm, bool optimized) {
   try {
-    auto m = build_llvm_module(f, target, ctx);
+    auto m = build_llvm_module(funcs, target, ctx);
     m->setDataLayout(tm.createDataLayout());
     if (optimized) optimize(*m, tm);
     return m;
   } catch (const Error &e) {
-    return make_error(std::string("code generation for ") + f.name + " failed: " + e.what());
+    return make_error(std::string("code generation for ") + (funcs.empty() ? "" : funcs.back()->name) +
+                      " failed: " + e.what());
   }
 }
 
-Expected<std::string> emit_file(const lower::LoweredFunc &f, const Target &target, llvm::CodeGenFileType type) {
+std::vector<const lower::LoweredFunc *> all_funcs(const lower::LoweredProgram &p) {
+  std::vector<const lower::LoweredFunc *> v;
+  for (auto &f : p.prepack) v.push_back(&f);
+  v.push_back(&p.kernel);
+  return v;
+}
+
+Expected<std::string> emit_file(const lower::LoweredProgram &p, const Target &target, llvm::CodeGenFileType type) {
   auto tm = make_target_machine(target);
   if (!tm) return make_error(tm.error());
   llvm::LLVMContext ctx;
-  auto m = compile_module(f, target, ctx, **tm, true);
+  auto m = compile_module(all_funcs(p), target, ctx, **tm, true);
   if (!m) return make_error(m.error());
   llvm::SmallVector<char, 0> buf;
   llvm::raw_svector_ostream os(buf);
@@ -115,7 +124,7 @@ Expected<CpuKernel> jit_compile(const lower::LoweredFunc &f, const Target &targe
   auto tm = make_target_machine(target);
   if (!tm) return make_error(tm.error());
   auto ctx = std::make_unique<llvm::LLVMContext>();
-  auto m = compile_module(f, target, *ctx, **tm, true);
+  auto m = compile_module({&f}, target, *ctx, **tm, true);
   if (!m) return make_error(m.error());
 
   llvm::orc::JITTargetMachineBuilder jtmb{llvm::Triple(target.triple)};
@@ -155,11 +164,60 @@ Expected<CpuKernel> jit_compile(const lower::LoweredFunc &f, const Target &targe
   return k;
 }
 
-Expected<std::string> emit_llvm_ir(const lower::LoweredFunc &f, const Target &target, bool optimized) {
+Expected<CompiledProgram> jit_compile(const lower::LoweredProgram &p, const Target &target) {
+  CompiledProgram c;
+  auto index_of = [](const std::vector<ir::Tensor> &v, const ir::Tensor &t) {
+    auto it = std::find(v.begin(), v.end(), t);
+    return it == v.end() ? -1 : int(it - v.begin());
+  };
+  std::vector<ir::Tensor> packed;
+  for (auto &f : p.prepack) {
+    auto k = jit_compile(f, target);
+    if (!k) return make_error(k.error());
+    const ir::Tensor &dst = f.arg_tensors[1];
+    int64_t bytes = dst->dtype.bytes();
+    for (auto e : dst->shape) bytes *= e;
+    c.prepack_.push_back({*k, index_of(p.inputs, f.arg_tensors[0]), nullptr, bytes});
+    c.compile_seconds_ += k->compile_seconds();
+    packed.push_back(dst);
+  }
+  auto k = jit_compile(p.kernel, target);
+  if (!k) return make_error(k.error());
+  c.kernel_ = *k;
+  c.compile_seconds_ += k->compile_seconds();
+  for (auto &t : p.kernel.arg_tensors) {
+    if (int i = index_of(p.inputs, t); i >= 0) c.args_.push_back({CompiledProgram::Source::Input, i});
+    else if (int j = index_of(packed, t); j >= 0) c.args_.push_back({CompiledProgram::Source::Packed, j});
+    else if (int o = index_of(p.outputs, t); o >= 0) c.args_.push_back({CompiledProgram::Source::Output, o});
+    else return make_error("internal: kernel argument " + t->name + " is neither an input, a packed input nor an output");
+  }
+  return c;
+}
+
+void CompiledProgram::pack(const std::vector<void *> &inputs) {
+  for (auto &p : prepack_) {
+    if (!p.buffer) p.buffer = std::shared_ptr<void>(tessel_alloc(p.bytes), tessel_free);
+    void *args[] = {inputs[p.input], p.buffer.get()};
+    p.fn(args);
+  }
+}
+
+void CompiledProgram::run(const std::vector<void *> &inputs, const std::vector<void *> &outputs) const {
+  void *args[64];
+  std::vector<void *> many(args_.size() > 64 ? args_.size() : 0);
+  void **a = many.empty() ? args : many.data();
+  for (size_t i = 0; i < args_.size(); ++i) {
+    auto [src, idx] = args_[i];
+    a[i] = src == Source::Input ? inputs[idx] : src == Source::Output ? outputs[idx] : prepack_[idx].buffer.get();
+  }
+  kernel_(a);
+}
+
+Expected<std::string> emit_llvm_ir(const lower::LoweredProgram &p, const Target &target, bool optimized) {
   auto tm = make_target_machine(target);
   if (!tm) return make_error(tm.error());
   llvm::LLVMContext ctx;
-  auto m = compile_module(f, target, ctx, **tm, optimized);
+  auto m = compile_module(all_funcs(p), target, ctx, **tm, optimized);
   if (!m) return make_error(m.error());
   std::string s;
   llvm::raw_string_ostream os(s);
@@ -167,11 +225,28 @@ Expected<std::string> emit_llvm_ir(const lower::LoweredFunc &f, const Target &ta
   return os.str();
 }
 
-Expected<std::string> emit_assembly(const lower::LoweredFunc &f, const Target &target) {
-  return emit_file(f, target, llvm::CGFT_AssemblyFile);
+Expected<std::string> emit_assembly(const lower::LoweredProgram &p, const Target &target) {
+  return emit_file(p, target, llvm::CGFT_AssemblyFile);
 }
 
-std::string c_header(const lower::LoweredFunc &f, const std::string &comment) {
+namespace {
+void declare(std::ostringstream &os, const lower::LoweredFunc &f) {
+  os << "void " << f.name << "(";
+  for (size_t i = 0; i < f.arg_tensors.size(); ++i) {
+    const auto &t = f.arg_tensors[i];
+    bool out = i + 1 == f.arg_tensors.size() || !t->is_input();
+    if (i) os << ",";
+    os << "\n    " << (out ? "" : "const ") << c_type(t->dtype) << " *" << t->name << " /* " << t->dtype.str() << "[";
+    for (size_t d = 0; d < t->shape.size(); ++d) os << (d ? ", " : "") << t->shape[d];
+    os << "] */";
+  }
+  os << ");\n";
+  os << "int32_t " << f.name << "_packed(void **args); // the same; args[i] points to the i-th buffer\n\n";
+}
+} // namespace
+
+std::string c_header(const lower::LoweredProgram &p, const std::string &comment) {
+  const lower::LoweredFunc &f = p.kernel;
   std::ostringstream os;
   std::string guard = "TESSEL_KERNEL_" + f.name + "_H";
   for (auto &c : guard) c = char(std::toupper((unsigned char)c));
@@ -181,33 +256,26 @@ std::string c_header(const lower::LoweredFunc &f, const std::string &comment) {
      << "// and are best 64-byte aligned.\n"
      << "#ifndef " << guard << "\n#define " << guard << "\n\n#include <stdint.h>\n\n"
      << "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n";
-  os << "void " << f.name << "(";
-  size_t n_in = f.arg_tensors.size();
-  for (size_t i = 0; i < n_in; ++i) {
-    const auto &t = f.arg_tensors[i];
-    if (i) os << ",";
-    os << "\n    " << (t->is_input() ? "const " : "") << c_type(t->dtype) << " *" << t->name << " /* "
-       << t->dtype.str() << "[";
-    for (size_t d = 0; d < t->shape.size(); ++d) os << (d ? ", " : "") << t->shape[d];
-    os << "] " << (t->is_input() ? "input" : "output") << " */";
-  }
-  os << ");\n\n// The same kernel; args[i] points to the i-th buffer above. Returns 0.\n";
-  os << "int32_t " << f.name << "_packed(void **args);\n\n";
+  if (!p.prepack.empty())
+    os << "// Constant inputs are re-laid-out ahead of time: call each packing function once on the\n"
+       << "// constant, then pass the packed buffer to the kernel.\n";
+  for (auto &pf : p.prepack) declare(os, pf);
+  declare(os, f);
   os << "// Threads used by parallel loops (default: one per hardware thread).\n"
      << "void tessel_set_num_threads(int n);\n\n";
   os << "#ifdef __cplusplus\n}\n#endif\n\n#endif\n";
   return os.str();
 }
 
-Status emit_object(const lower::LoweredFunc &f, const Target &target, const std::string &object_path,
+Status emit_object(const lower::LoweredProgram &p, const Target &target, const std::string &object_path,
                    const std::string &header_path) {
-  auto obj = emit_file(f, target, llvm::CGFT_ObjectFile);
+  auto obj = emit_file(p, target, llvm::CGFT_ObjectFile);
   if (!obj) return Status::error(obj.error());
   std::ofstream o(object_path, std::ios::binary);
   if (!(o << *obj)) return Status::error("cannot write " + object_path);
   if (!header_path.empty()) {
     std::ofstream h(header_path);
-    if (!(h << c_header(f))) return Status::error("cannot write " + header_path);
+    if (!(h << c_header(p))) return Status::error("cannot write " + header_path);
   }
   return Status::ok();
 }

@@ -514,12 +514,11 @@ private:
 
 } // namespace
 
-std::unique_ptr<llvm::Module> build_llvm_module(const lower::LoweredFunc &f, const Target &target,
-                                                llvm::LLVMContext &ctx) {
-  auto mod = std::make_unique<llvm::Module>(f.name, ctx);
+std::unique_ptr<llvm::Module> build_llvm_module(const std::vector<const lower::LoweredFunc *> &funcs,
+                                                const Target &target, llvm::LLVMContext &ctx) {
+  auto mod = std::make_unique<llvm::Module>(funcs.empty() ? "empty" : funcs.back()->name, ctx);
   mod->setTargetTriple(target.triple);
-  CodeGen cg(ctx, *mod, target);
-  cg.build(f);
+  for (auto *f : funcs) CodeGen(ctx, *mod, target).build(*f);
   return mod;
 }
 

@@ -13,9 +13,9 @@ class Module;
 
 namespace tessel::codegen {
 
-// Builds a module with NAME and NAME_packed; throws tessel::Error on IR the
-// CPU back end cannot compile (e.g. GPU-bound loops).
-std::unique_ptr<llvm::Module> build_llvm_module(const lower::LoweredFunc &f, const Target &target,
-                                                llvm::LLVMContext &ctx);
+// Builds a module with NAME and NAME_packed for each function; throws
+// tessel::Error on IR the CPU back end cannot compile (e.g. GPU-bound loops).
+std::unique_ptr<llvm::Module> build_llvm_module(const std::vector<const lower::LoweredFunc *> &funcs,
+                                                const Target &target, llvm::LLVMContext &ctx);
 
 } // namespace tessel::codegen

@@ -1,26 +1,70 @@
 #include "lower/lower.h"
 
 #include "ir/simplify.h"
+#include "ir/visitor.h"
+
+#include <algorithm>
 
 namespace tessel::lower {
 
-Expected<LoweredFunc> lower(const sched::Schedule &schedule, const std::string &name) {
-  return catch_errors([&]() -> LoweredFunc {
-    LoweredFunc f;
-    f.name = name;
-    const te::Workload &w = schedule.workload;
-    for (auto &t : w.inputs) f.arg_tensors.push_back(t);
-    for (auto &t : w.outputs) f.arg_tensors.push_back(t);
-    for (auto &t : f.arg_tensors) f.args.push_back(ir::Var::make(ir::DataType::handle(), t->name));
+namespace {
 
-    ir::Stmt s = schedule_to_loops(schedule);   // stages -> loop nests, intermediates realized
-    s = storage_flatten(s, f.arg_tensors, f.args); // multi-dimensional tensors -> flat buffers
-    s = ir::simplify(s);                        // fold indices, drop provably-true tail guards
-    s = vectorize_loops(s);                     // vectorized loops -> Ramp/Broadcast vector IR
-    s = unroll_loops(s);                        // unrolled loops -> straight-line copies
-    s = ir::simplify(s);
-    f.body = s;
-    return f;
+LoweredFunc make_func(const std::string &name, std::vector<ir::Tensor> args, const ir::Stmt &loops) {
+  LoweredFunc f;
+  f.name = name;
+  f.arg_tensors = std::move(args);
+  for (auto &t : f.arg_tensors) f.args.push_back(ir::Var::make(ir::DataType::handle(), t->name));
+  ir::Stmt s = loops;
+  s = storage_flatten(s, f.arg_tensors, f.args); // multi-dimensional tensors -> flat buffers
+  s = ir::simplify(s);                           // fold indices, drop provably-true tail guards
+  s = vectorize_loops(s);                        // vectorized loops -> Ramp/Broadcast vector IR
+  s = unroll_loops(s);                           // unrolled loops -> straight-line copies
+  s = ir::simplify(s);
+  f.body = s;
+  return f;
+}
+
+bool stmt_reads(const ir::Stmt &s, const ir::Tensor &t) {
+  struct Finder : ir::IRVisitor {
+    using IRVisitor::visit;
+    const ir::TensorNode *target = nullptr;
+    bool found = false;
+    void visit(const ir::TensorRead *op) override {
+      found |= op->tensor.get() == target;
+      IRVisitor::visit(op);
+    }
+  } f;
+  f.target = t.get();
+  s.accept(&f);
+  return f.found;
+}
+
+} // namespace
+
+Expected<LoweredProgram> lower(const sched::Schedule &schedule, const std::string &name) {
+  return catch_errors([&]() -> LoweredProgram {
+    LoweredProgram p;
+    const te::Workload &w = schedule.workload;
+    p.inputs = w.inputs;
+    p.outputs = w.outputs;
+
+    ir::Stmt loops = schedule_to_loops(schedule); // stages -> loop nests, intermediates realized
+    std::vector<ir::Tensor> kernel_args;
+    for (auto &t : w.inputs)
+      if (stmt_reads(loops, t)) kernel_args.push_back(t);
+    for (auto &st : schedule.stages) {
+      if (!st.prepack) continue;
+      const ir::Tensor &packed = st.tensor;
+      kernel_args.push_back(packed);
+      ir::Tensor src;
+      for (auto &t : w.inputs)
+        if (stmt_reads(stage_to_loops(schedule, st), t)) src = t;
+      TESSEL_CHECK(src != nullptr, "internal: packing stage " + packed->name + " reads no input");
+      p.prepack.push_back(make_func(name + "_pack_" + packed->name, {src, packed}, stage_to_loops(schedule, st)));
+    }
+    for (auto &t : w.outputs) kernel_args.push_back(t);
+    p.kernel = make_func(name, kernel_args, loops);
+    return p;
   });
 }
 

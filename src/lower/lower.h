@@ -1,4 +1,4 @@
-// Lowering: a workload and its schedule become one loop-IR function.
+// Lowering: a workload and its schedule become loop-IR functions.
 #pragma once
 
 #include "ir/ir.h"
@@ -10,8 +10,7 @@
 
 namespace tessel::lower {
 
-// A lowered kernel: `args` are handle variables bound to the workload's
-// inputs then outputs (`arg_tensors`), in that order.
+// One loop-IR function: `args` are handle variables bound to `arg_tensors`.
 struct LoweredFunc {
   std::string name;
   std::vector<ir::Expr> args;
@@ -19,13 +18,24 @@ struct LoweredFunc {
   ir::Stmt body;
 };
 
-Expected<LoweredFunc> lower(const sched::Schedule &schedule, const std::string &name);
+// What a schedule lowers to: the kernel, plus one function per constant input
+// the schedule re-lays-out ahead of time (args: the input, then its packed
+// form). The kernel reads the packed tensors as inputs; its arguments are the
+// workload inputs it still reads, then the packed tensors, then the outputs.
+struct LoweredProgram {
+  std::vector<LoweredFunc> prepack;
+  LoweredFunc kernel;
+  std::vector<ir::Tensor> inputs, outputs; // the workload's, in argument order
+};
+
+Expected<LoweredProgram> lower(const sched::Schedule &schedule, const std::string &name);
 
 // The passes, in the order lower() runs them (each is usable alone in tests).
-ir::Stmt schedule_to_loops(const sched::Schedule &schedule);          // loop nests per stage
+ir::Stmt schedule_to_loops(const sched::Schedule &schedule);                   // loop nests per stage
+ir::Stmt stage_to_loops(const sched::Schedule &schedule, const sched::Stage &s); // one stage alone
 ir::Stmt storage_flatten(const ir::Stmt &s, const std::vector<ir::Tensor> &args,
-                         const std::vector<ir::Expr> &arg_vars);       // tensors -> flat buffers
-ir::Stmt vectorize_loops(const ir::Stmt &s);                          // vector loops -> vector IR
-ir::Stmt unroll_loops(const ir::Stmt &s);                             // unrolled loops -> copies
+                         const std::vector<ir::Expr> &arg_vars);               // tensors -> flat buffers
+ir::Stmt vectorize_loops(const ir::Stmt &s);                                  // vector loops -> vector IR
+ir::Stmt unroll_loops(const ir::Stmt &s);                                     // unrolled loops -> copies
 
 } // namespace tessel::lower

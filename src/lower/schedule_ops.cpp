@@ -1,8 +1,13 @@
 // Pass 1: turn every stage's schedule into a loop nest over TensorWrite /
-// TensorRead, and wrap intermediate tensors in Realize.
+// TensorRead. Root stages follow each other; an intermediate is wrapped in a
+// Realize that lives until the end. A stage computed at a consumer's loop is
+// built inside that loop for the region the loop's body reads (found by bounds
+// inference), in a Realize of just that region.
 #include "lower/lower.h"
 
+#include "ir/bounds.h"
 #include "ir/op.h"
+#include "ir/simplify.h"
 #include "ir/visitor.h"
 
 #include <map>
@@ -37,33 +42,61 @@ private:
   const std::unordered_map<const TensorNode *, Expr> &bodies_;
 };
 
+struct Context {
+  std::unordered_map<const TensorNode *, Expr> bodies;               // stage bodies after inlining
+  std::map<std::pair<std::string, int>, std::vector<const Stage *>> attached; // (consumer, loop) -> producers
+};
+
+// The region of each root axis a stage computes: [min, min + extent).
+struct RootRange {
+  Expr min;
+  int64_t extent;
+  Expr limit; // when defined: only values < limit are computed (symbolic region ends)
+};
+
 class NestBuilder {
 public:
-  NestBuilder(const Stage &st, Expr body) : st_(st), body_(std::move(body)) {
+  NestBuilder(const Stage &st, const Context &ctx, std::vector<RootRange> roots)
+      : st_(st), ctx_(ctx), roots_(std::move(roots)) {
     for (auto &l : st.loops) vars_.push_back(Var::make(DataType::index(), l.name));
+    extents_.resize(st.loops.size());
+    for (size_t i = 0; i < st.loops.size(); ++i) extents_[i] = st.loops[i].extent;
+    for (size_t d = 0; d < roots_.size(); ++d) extents_[d] = roots_[d].extent;
+    // Derived loops follow the (possibly narrower) region.
+    for (auto &r : st.relations) {
+      if (r.kind == Relation::kSplit) {
+        extents_[r.split.outer] = (extents_[r.split.parent] + r.split.factor - 1) / r.split.factor;
+        extents_[r.split.inner] = std::min(r.split.factor, extents_[r.split.parent]);
+      } else {
+        extents_[r.fuse.fused] = extents_[r.fuse.outer] * extents_[r.fuse.inner];
+      }
+    }
   }
 
   Stmt build() {
     const TensorNode &T = *st_.tensor;
+    Expr body = ctx_.bodies.at(st_.tensor.get());
     std::vector<Expr> idx;
     std::vector<std::pair<Expr, Expr>> m;
-    for (int d = 0; d < st_.num_spatial(); ++d) {
-      idx.push_back(value_of(d));
-      m.push_back({T.axes[d].var, idx.back()});
-    }
     std::vector<Expr> spatial_guards, all_guards;
+    for (int d = 0; d < st_.num_spatial(); ++d) {
+      Expr local = value_of(d);
+      idx.push_back(is_zero(roots_[d].min) ? local : roots_[d].min + local);
+      m.push_back({T.axes[d].var, idx.back()});
+      if (roots_[d].limit.defined()) spatial_guards.push_back(idx.back() < roots_[d].limit);
+    }
     for (auto &r : st_.relations) {
       if (r.kind != Relation::kSplit) continue;
-      const auto &L = st_.loops[r.split.parent];
-      if (L.extent % r.split.factor == 0) continue;
-      Expr g = value_of(r.split.parent) < Expr(L.extent);
-      all_guards.push_back(g);
-      if (!L.is_reduce) spatial_guards.push_back(g);
+      int64_t parent_extent = extents_[r.split.parent];
+      if (parent_extent % extents_[r.split.inner] == 0 && extents_[r.split.inner] == r.split.factor) continue;
+      Expr g = value_of(r.split.parent) < Expr(parent_extent);
+      (st_.loops[r.split.parent].is_reduce ? all_guards : spatial_guards).push_back(g);
     }
+    all_guards.insert(all_guards.end(), spatial_guards.begin(), spatial_guards.end());
 
-    auto *red = body_.as<Reduce>();
+    auto *red = body.as<Reduce>();
     if (!red) {
-      Stmt s = guard(TensorWrite::make(st_.tensor, substitute(body_, m), idx), all_guards);
+      Stmt s = guard(TensorWrite::make(st_.tensor, substitute(body, m), idx), spatial_guards);
       return nest(0, int(st_.leaves.size()), s, false);
     }
     for (size_t r = 0; r < red->axes.size(); ++r) m.push_back({red->axes[r].var, value_of(st_.num_spatial() + int(r))});
@@ -89,9 +122,9 @@ private:
       if (r.kind == Relation::kSplit && r.split.parent == loop)
         v = value_of(r.split.outer) * Expr(r.split.factor) + value_of(r.split.inner);
       if (r.kind == Relation::kFuse && r.fuse.outer == loop)
-        v = value_of(r.fuse.fused) / Expr(st_.loops[r.fuse.inner].extent);
+        v = value_of(r.fuse.fused) / Expr(extents_[r.fuse.inner]);
       if (r.kind == Relation::kFuse && r.fuse.inner == loop)
-        v = value_of(r.fuse.fused) % Expr(st_.loops[r.fuse.inner].extent);
+        v = value_of(r.fuse.fused) % Expr(extents_[r.fuse.inner]);
     }
     TESSEL_CHECK(v.defined(), "internal: loop " + st_.loops[loop].name + " of " + st_.tensor->name +
                                   " is neither a leaf nor derived from one");
@@ -106,37 +139,96 @@ private:
     return IfThenElse::make(c, s);
   }
 
-  // Wraps `s` in the leaves at positions [from, to), innermost last.
+  // Wraps `s` in the leaves at positions [from, to), innermost last, placing
+  // stages computed at a leaf at the start of that leaf's body.
   Stmt nest(int from, int to, Stmt s, bool spatial_only) {
     for (int p = to - 1; p >= from; --p) {
-      const auto &L = st_.loops[st_.leaves[p]];
+      int loop = st_.leaves[p];
+      const auto &L = st_.loops[loop];
       if (spatial_only && L.is_reduce) continue;
-      s = For::make(vars_[st_.leaves[p]], Expr(int64_t(0)), Expr(L.extent), L.kind, s, L.thread_tag);
+      if (!spatial_only) s = place_attached(loop, s);
+      s = For::make(vars_[loop], Expr(int64_t(0)), Expr(extents_[loop]), L.kind, s, L.thread_tag);
     }
     return s;
   }
 
+  Stmt place_attached(int loop, Stmt body) {
+    auto it = ctx_.attached.find({st_.tensor->name, loop});
+    if (it == ctx_.attached.end()) return body;
+    // Later producers may feed earlier ones (a cache of a pad, say): build in reverse.
+    for (auto p = it->second.rbegin(); p != it->second.rend(); ++p) body = compute_here(**p, body);
+    return body;
+  }
+
+  // Builds `producer` for the region `body` reads, realized right here.
+  Stmt compute_here(const Stage &producer, const Stmt &body) {
+    std::vector<Interval> region = region_touched(body, producer.tensor, {});
+    const auto &shape = producer.tensor->shape;
+    if (region.empty()) return body; // the body never reads it (e.g. a guarded tail): nothing to compute
+    // Bounds of the enclosing loops of this stage, for constant region sizes.
+    ConstScope outer;
+    for (size_t i = 0; i < vars_.size(); ++i) outer[vars_[i].get()] = {0, extents_[i] - 1};
+    std::vector<RootRange> roots;
+    std::vector<Range> realize;
+    for (size_t d = 0; d < shape.size(); ++d) {
+      Interval r = region[d];
+      Expr mn = r.min.defined() ? max(simplify(r.min), Expr(int64_t(0))) : Expr(int64_t(0));
+      Expr mx = r.max.defined() ? min(simplify(r.max), Expr(shape[d] - 1)) : Expr(shape[d] - 1);
+      mn = simplify(mn, outer);
+      mx = simplify(mx, outer);
+      Expr ext = simplify(mx - mn + 1, outer);
+      int64_t n;
+      Expr limit;
+      if (!is_const_int(ext, &n)) {
+        ConstRange cr = constant_bounds(ext, outer);
+        n = cr.max ? std::min(*cr.max, shape[d]) : shape[d];
+        limit = simplify(mx + 1, outer);
+      }
+      n = std::max<int64_t>(n, 1);
+      roots.push_back({mn, n, limit});
+      realize.push_back({mn, Expr(n)});
+    }
+    Stmt produce = NestBuilder(producer, ctx_, roots).build();
+    return Realize::make(producer.tensor, realize, producer.scope, Block::make({produce, body}));
+  }
+
   const Stage &st_;
-  Expr body_;
+  const Context &ctx_;
+  std::vector<RootRange> roots_;
   std::vector<Expr> vars_;
+  std::vector<int64_t> extents_;
   std::map<int, Expr> values_;
 };
+
+std::vector<RootRange> full_range(const Stage &st) {
+  std::vector<RootRange> r;
+  for (auto e : st.tensor->shape) r.push_back({Expr(int64_t(0)), e, Expr()});
+  return r;
+}
+
+Context make_context(const sched::Schedule &schedule) {
+  Context ctx;
+  std::unordered_map<const TensorNode *, Expr> inlined;
+  for (auto &st : schedule.stages) {
+    Expr body = InlineReads(inlined).mutate(st.tensor->body);
+    if (st.attach == sched::Attach::Inline) inlined[st.tensor.get()] = body;
+    ctx.bodies[st.tensor.get()] = body;
+    if (st.attach == sched::Attach::At) ctx.attached[{st.attach_stage, st.attach_loop}].push_back(&st);
+  }
+  return ctx;
+}
 
 } // namespace
 
 Stmt schedule_to_loops(const sched::Schedule &schedule) {
   const te::Workload &w = schedule.workload;
-  std::unordered_map<const TensorNode *, Expr> inlined;
+  Context ctx = make_context(schedule);
   std::vector<std::pair<const Stage *, Stmt>> nests;
   for (auto &st : schedule.stages) {
-    Expr body = InlineReads(inlined).mutate(st.tensor->body);
-    if (st.attach == sched::Attach::Inline) {
-      inlined[st.tensor.get()] = body;
-      continue;
-    }
-    nests.push_back({&st, NestBuilder(st, body).build()});
+    if (st.attach != sched::Attach::Root || st.prepack) continue; // prepacked stages are kernel inputs
+    nests.push_back({&st, NestBuilder(st, ctx, full_range(st)).build()});
   }
-  // Each intermediate lives from its producer's nest to the end of the function.
+  // Each root intermediate lives from its producer's nest to the end of the function.
   Stmt result;
   for (auto it = nests.rbegin(); it != nests.rend(); ++it) {
     result = result.defined() ? Block::make({it->second, result}) : it->second;
@@ -148,6 +240,11 @@ Stmt schedule_to_loops(const sched::Schedule &schedule) {
     }
   }
   return result;
+}
+
+Stmt stage_to_loops(const sched::Schedule &schedule, const sched::Stage &stage) {
+  Context ctx = make_context(schedule);
+  return NestBuilder(stage, ctx, full_range(stage)).build();
 }
 
 } // namespace tessel::lower
