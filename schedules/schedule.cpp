@@ -31,6 +31,7 @@ Stage *Schedule::find(const std::string &name) {
 
 Schedule default_schedule(const te::Workload &w, bool parallel_outer) {
   Schedule s;
+  s.source = w;
   s.workload = w;
   for (auto &t : w.stages) {
     Stage st;

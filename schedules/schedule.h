@@ -71,6 +71,7 @@ struct Stage {
 };
 
 struct Schedule {
+  te::Workload source;       // the workload as given (its key and hash identify traces)
   te::Workload workload;     // cache stages extend it: it is the schedule's own copy
   std::vector<Stage> stages; // producers before consumers
   std::vector<Step> trace;   // every primitive applied so far, in order

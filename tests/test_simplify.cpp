@@ -82,3 +82,12 @@ TEST(Simplify, SelectOnKnownCondition) {
   Expr e = select(i >= 1, Expr(1.0f), Expr(0.0f));
   EXPECT_EQ(s(e, scope), "1.0");
 }
+
+TEST(Simplify, StructurallyEqualTermsCancel) {
+  Expr o = ivar("o"), i = ivar("i");
+  EXPECT_EQ(s((o * 8 + i) - o * 8), "i");
+  EXPECT_EQ(s((o * 8 + 7) - o * 8 + 1), "8");
+  EXPECT_EQ(s(min(o * 2, o * 2)), "(o * 2)");
+  EXPECT_TRUE(equal(o * 8 + i, o * 8 + i));
+  EXPECT_FALSE(equal(o * 8 + i, o * 8 + o));
+}

@@ -303,6 +303,51 @@ bool is_const_value(const Expr &e, int64_t expected) {
   return false;
 }
 bool is_one(const Expr &e) { return is_const_value(e, 1); }
+
+bool equal(const Expr &a, const Expr &b) {
+  if (a.same_as(b)) return true;
+  if (!a.defined() || !b.defined() || a.kind() != b.kind() || a.type() != b.type()) return false;
+  switch (a.kind()) {
+  case ExprKind::IntImm: return a.as<IntImm>()->value == b.as<IntImm>()->value;
+  case ExprKind::FloatImm: return a.as<FloatImm>()->value == b.as<FloatImm>()->value;
+  case ExprKind::Var: return false; // identity only, checked above
+  case ExprKind::Cast: return equal(a.as<Cast>()->value, b.as<Cast>()->value);
+  case ExprKind::Binary: {
+    auto *x = a.as<Binary>(), *y = b.as<Binary>();
+    return x->op == y->op && equal(x->a, y->a) && equal(x->b, y->b);
+  }
+  case ExprKind::Not: return equal(a.as<Not>()->value, b.as<Not>()->value);
+  case ExprKind::Select: {
+    auto *x = a.as<Select>(), *y = b.as<Select>();
+    return equal(x->cond, y->cond) && equal(x->true_value, y->true_value) && equal(x->false_value, y->false_value);
+  }
+  case ExprKind::Call: {
+    auto *x = a.as<Call>(), *y = b.as<Call>();
+    if (x->func != y->func || x->args.size() != y->args.size()) return false;
+    for (size_t i = 0; i < x->args.size(); ++i)
+      if (!equal(x->args[i], y->args[i])) return false;
+    return true;
+  }
+  case ExprKind::Load: {
+    auto *x = a.as<Load>(), *y = b.as<Load>();
+    return equal(x->buffer, y->buffer) && equal(x->index, y->index);
+  }
+  case ExprKind::Ramp: {
+    auto *x = a.as<Ramp>(), *y = b.as<Ramp>();
+    return x->lanes == y->lanes && equal(x->base, y->base) && equal(x->stride, y->stride);
+  }
+  case ExprKind::Broadcast: return a.as<Broadcast>()->lanes == b.as<Broadcast>()->lanes &&
+                                   equal(a.as<Broadcast>()->value, b.as<Broadcast>()->value);
+  case ExprKind::TensorRead: {
+    auto *x = a.as<TensorRead>(), *y = b.as<TensorRead>();
+    if (x->tensor != y->tensor) return false;
+    for (size_t i = 0; i < x->indices.size(); ++i)
+      if (!equal(x->indices[i], y->indices[i])) return false;
+    return true;
+  }
+  default: return false; // Let, Reduce: identity only
+  }
+}
 bool is_zero(const Expr &e) { return is_const_value(e, 0); }
 
 Expr min_value(DataType t) {

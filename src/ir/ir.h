@@ -349,6 +349,8 @@ Expr make_zero(DataType t);
 bool is_const_int(const Expr &e, int64_t *value = nullptr);
 bool is_const_value(const Expr &e, int64_t expected_value);
 bool is_one(const Expr &e);
+// Deep structural equality (variables by identity).
+bool equal(const Expr &a, const Expr &b);
 bool is_zero(const Expr &e);
 Expr min_value(DataType t); // lowest finite value, or -inf for floats
 Expr max_value(DataType t);

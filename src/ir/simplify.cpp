@@ -137,8 +137,17 @@ protected:
       break;
     case BinaryOp::Sub:
       if (is_zero(b)) return a;
-      if (a.same_as(b) && is_int) return make_zero(t);
+      if (is_int && equal(a, b)) return make_zero(t);
       if (is_int && ib) return mutate(a + IntImm::make(t.element_of(), -cb));
+      if (is_int) { // (x + y) - x -> y, (x + y) - y -> x, x - (x + y) -> -y
+        if (auto *add = a.as<Binary>(); add && add->op == BinaryOp::Add) {
+          if (equal(add->a, b)) return add->b;
+          if (equal(add->b, b)) return add->a;
+        }
+        if (auto *add = b.as<Binary>(); add && add->op == BinaryOp::Add) {
+          if (equal(add->a, a)) return mutate(make_zero(t) - add->b);
+        }
+      }
       if (is_int) { // (x + c) - y -> (x - y) + c
         if (auto *inner = a.as<Binary>(); inner && inner->op == BinaryOp::Add && is_const_int(inner->b))
           return mutate((inner->a - b) + inner->b);
@@ -186,7 +195,7 @@ protected:
       break;
     case BinaryOp::Min:
     case BinaryOp::Max:
-      if (a.same_as(b)) return a;
+      if (equal(a, b)) return a;
       if (is_int) {
         ConstRange d = range(simplify(a - b, scope));
         bool a_le_b = d.max && *d.max <= 0, a_ge_b = d.min && *d.min >= 0;
@@ -242,7 +251,7 @@ protected:
     int64_t v;
     if (is_const_int(c, &v) && c.type().is_scalar()) return mutate(v ? op->true_value : op->false_value);
     Expr t = mutate(op->true_value), f = mutate(op->false_value);
-    if (t.same_as(f)) return t;
+    if (equal(t, f)) return t;
     if (c.same_as(op->cond) && t.same_as(op->true_value) && f.same_as(op->false_value)) return e;
     return Select::make(c, t, f);
   }

@@ -1,0 +1,230 @@
+// Schedule primitives, their legality checks, and traces.
+#include "ir/printer.h"
+#include "kernel_check.h"
+#include "schedules/primitives.h"
+#include "schedules/trace.h"
+#include "te/ops.h"
+#include "te/text.h"
+
+#include <gtest/gtest.h>
+
+using namespace tessel;
+using tessel::testing::kernel_matches_interpreter;
+
+namespace {
+
+te::Workload spec(const std::string &s) {
+  auto w = te::make_op_workload(s);
+  EXPECT_TRUE(w.has_value()) << (w ? "" : w.error());
+  return *w;
+}
+
+te::Workload matmul_const_b(int64_t M, int64_t N, int64_t K) {
+  std::string text = "input A: f32[" + std::to_string(M) + ", " + std::to_string(K) + "]\ninput B: f32[" +
+                     std::to_string(K) + ", " + std::to_string(N) + "] const\nC[i, j] = sum(k: A[i, k] * B[k, j])\n";
+  auto w = te::parse_workload(text);
+  EXPECT_TRUE(w.has_value()) << (w ? "" : w.error());
+  return *w;
+}
+
+#define OK(x) ASSERT_TRUE(x) << (x).message()
+#define OKV(x) ASSERT_TRUE((x).has_value()) << (x).error()
+
+// The register-tiled GEMM used by configs/traces: B packed to [N/nb, K, nb],
+// C accumulated in a local mi x nb tile (unrolled rows, vectorized columns).
+sched::Schedule tiled_gemm(const te::Workload &w, int64_t mi, int64_t nb, int64_t vec) {
+  sched::Schedule s = sched::default_schedule(w);
+  EXPECT_TRUE(sched::transform_layout(s, "B", 1, nb, {1, 0, 2}).has_value());
+  auto local = sched::cache_write(s, "C", ir::MemoryScope::Local);
+  EXPECT_TRUE(local.has_value());
+  auto si = sched::split(s, "C", 0, mi);
+  auto sj = sched::split(s, "C", 1, nb);
+  EXPECT_TRUE(si.has_value() && sj.has_value());
+  EXPECT_TRUE(sched::reorder(s, "C", {sj->outer, si->outer, si->inner, sj->inner}));
+  EXPECT_TRUE(sched::vectorize(s, "C", sj->inner));
+  EXPECT_TRUE(sched::parallel(s, "C", sj->outer));
+  EXPECT_TRUE(sched::compute_at(s, *local, "C", si->outer));
+  auto lj = sched::split(s, *local, 1, vec);
+  EXPECT_TRUE(lj.has_value());
+  EXPECT_TRUE(sched::reorder(s, *local, {2, 0, lj->outer, lj->inner}));
+  EXPECT_TRUE(sched::unroll(s, *local, 0));
+  EXPECT_TRUE(sched::unroll(s, *local, lj->outer));
+  EXPECT_TRUE(sched::vectorize(s, *local, lj->inner));
+  return s;
+}
+
+} // namespace
+
+TEST(Schedules, TiledPackedGemmMatchesInterpreter) {
+  te::Workload w = matmul_const_b(16, 64, 24);
+  sched::Schedule s = tiled_gemm(w, 4, 32, 16);
+  EXPECT_TRUE(kernel_matches_interpreter(s, 3));
+  EXPECT_TRUE(kernel_matches_interpreter(s, 4, 2));
+  auto p = lower::lower(s, "gemm");
+  OKV(p);
+  ASSERT_EQ(p->prepack.size(), 1u) << "B is constant: it is packed once, outside the kernel";
+  std::string kernel = ir::to_string(p->kernel.body);
+  EXPECT_NE(kernel.find("C_local = allocate f32[128] in local"), std::string::npos) << kernel;
+}
+
+TEST(Schedules, TiledGemmWithTailsMatchesInterpreter) {
+  // Neither 13 nor 45 divides by the tiles; B's packed last block is zero-filled.
+  te::Workload w = matmul_const_b(13, 45, 7);
+  EXPECT_TRUE(kernel_matches_interpreter(tiled_gemm(w, 4, 32, 16), 5));
+  te::Workload nonconst = spec("matmul:M=13,N=45,K=7"); // packing then runs inside the kernel
+  sched::Schedule s = tiled_gemm(nonconst, 4, 16, 8);
+  EXPECT_TRUE(kernel_matches_interpreter(s, 6));
+  auto p = lower::lower(s, "g");
+  OKV(p);
+  EXPECT_TRUE(p->prepack.empty());
+}
+
+TEST(Schedules, ComputeAtAPaddingStage) {
+  te::Workload w = spec("conv2d:N=1,C=3,H=10,W=9,K=4,R=3,S=3,stride=1,pad=1,layout=NCHW");
+  sched::Schedule s = sched::default_schedule(w);
+  ASSERT_EQ(s.stages[0].tensor->name, "pad");
+  OK(sched::compute_at(s, "pad", "conv", 2)); // one output row at a time needs 3 padded rows
+  EXPECT_TRUE(kernel_matches_interpreter(s));
+  auto p = lower::lower(s, "k");
+  OKV(p);
+  std::string ir_text = ir::to_string(p->kernel.body);
+  EXPECT_NE(ir_text.find("pad = allocate f32[99]"), std::string::npos) << ir_text; // 1 x 3 x 3 x 11
+}
+
+TEST(Schedules, CacheReadAndInlineInSoftmax) {
+  te::Workload w = spec("softmax:M=5,N=33");
+  sched::Schedule s = sched::default_schedule(w);
+  auto c = sched::cache_read(s, "X", "exps", ir::MemoryScope::Local);
+  OKV(c);
+  EXPECT_TRUE(kernel_matches_interpreter(s));
+  OK(sched::compute_inline(s, "exps"));
+  EXPECT_TRUE(kernel_matches_interpreter(s));
+}
+
+TEST(Schedules, SplitNpartsAndFuse) {
+  te::Workload w = spec("batch_matmul:B=3,M=7,N=10,K=5");
+  sched::Schedule s = sched::default_schedule(w);
+  auto f = sched::fuse(s, "C", 0, 1);
+  OKV(f);
+  auto sp = sched::split_nparts(s, "C", *f, 4);
+  OKV(sp);
+  OK(sched::parallel(s, "C", sp->outer));
+  EXPECT_TRUE(kernel_matches_interpreter(s, 1, 2));
+}
+
+TEST(Traces, JsonRoundTripReproducesIdenticalIR) {
+  te::Workload w = matmul_const_b(16, 64, 24);
+  sched::Schedule s = tiled_gemm(w, 4, 32, 16);
+  std::string json = sched::trace_to_json(s);
+  auto replayed = sched::replay_json(w, json);
+  OKV(replayed);
+  EXPECT_EQ(sched::trace_to_json(*replayed), json);
+  auto a = lower::lower(s, "k"), b = lower::lower(*replayed, "k");
+  OKV(a);
+  OKV(b);
+  EXPECT_EQ(ir::to_string(a->kernel.body), ir::to_string(b->kernel.body));
+  EXPECT_EQ(ir::to_string(a->prepack[0].body), ir::to_string(b->prepack[0].body));
+  // The same trace replayed on an equal workload built separately gives the same program.
+  auto again = sched::replay_json(matmul_const_b(16, 64, 24), json);
+  OKV(again);
+  EXPECT_EQ(ir::to_string(lower::lower(*again, "k")->kernel.body), ir::to_string(a->kernel.body));
+}
+
+TEST(Traces, VersionsAndWrongWorkloadsAreRefused) {
+  te::Workload w = spec("matmul:M=8,N=8,K=8");
+  sched::Schedule s = sched::default_schedule(w);
+  ASSERT_TRUE(sched::split(s, "C", 0, 4).has_value());
+  std::string json = sched::trace_to_json(s);
+  std::string newer = json, older = json;
+  newer.replace(newer.find("\"version\": 1"), 12, "\"version\": 9");
+  older.replace(older.find("\"version\": 1"), 12, "\"version\": 0");
+  auto r = sched::replay_json(w, newer);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().find("newer Tessel"), std::string::npos) << r.error();
+  r = sched::replay_json(w, older);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().find("version 0 is not supported"), std::string::npos) << r.error();
+  r = sched::replay_json(spec("matmul:M=8,N=8,K=16"), json);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().find("was made for workload matmul:M=8,N=8,K=8"), std::string::npos) << r.error();
+  r = sched::replay_json(w, "{\"format\": \"tessel-trace\", \"version\": 1, \"steps\": [{\"op\": \"split\", "
+                            "\"stage\": \"C\", \"loop\": 0}]}");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().find("step 1 (split on C): missing field \"factor\""), std::string::npos) << r.error();
+  r = sched::replay_json(w, "{\"format\": \"tessel-trace\", \"version\": 1, \"steps\": [{\"op\": \"split\", "
+                            "\"stage\": \"C\", \"loop\": 0, \"factor\": 0}]}");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().find("step 1 (split on C): split: factor must be positive"), std::string::npos) << r.error();
+  EXPECT_FALSE(sched::replay_json(w, "not json").has_value());
+  EXPECT_FALSE(sched::replay_json(w, "{\"format\": \"tessel-trace\", \"version\": 1, \"steps\": [{\"op\": \"warp\", \"stage\": \"C\"}]}").has_value());
+}
+
+// Each illegal request gets an error naming what is wrong; nothing is applied.
+TEST(Legality, IllegalPrimitivesAreRefusedWithClearErrors) {
+  struct Case {
+    const char *what;
+    std::function<Status(sched::Schedule &)> apply;
+    const char *message;
+  };
+  auto st = [](auto e) { return e.status(); };
+  std::vector<Case> cases = {
+      {"split factor 0", [&](auto &s) { return st(sched::split(s, "C", 0, 0)); }, "factor must be positive"},
+      {"split factor > extent", [&](auto &s) { return st(sched::split(s, "C", 1, 99)); }, "exceeds the extent"},
+      {"split unknown stage", [&](auto &s) { return st(sched::split(s, "Q", 0, 2)); }, "no stage named 'Q'"},
+      {"split unknown loop", [&](auto &s) { return st(sched::split(s, "C", 7, 2)); }, "has no loop #7"},
+      {"split twice", [&](auto &s) { (void)sched::split(s, "C", 0, 2); return st(sched::split(s, "C", 0, 2)); },
+       "already split or fused"},
+      {"split_nparts 0", [&](auto &s) { return st(sched::split_nparts(s, "C", 0, 0)); }, "nparts must be positive"},
+      {"fuse non-adjacent", [&](auto &s) { return st(sched::fuse(s, "C", 0, 2)); }, "not adjacent"},
+      {"fuse spatial+reduce", [&](auto &s) { return st(sched::fuse(s, "C", 1, 2)); }, "spatial loop with reduction"},
+      {"reorder twice-listed", [&](auto &s) { return sched::reorder(s, "C", {0, 0}); }, "listed twice"},
+      {"reorder empty", [&](auto &s) { return sched::reorder(s, "C", {}); }, "no loops given"},
+      {"vectorize reduction", [&](auto &s) { return sched::vectorize(s, "C", 2); }, "is a reduction"},
+      {"parallel reduction", [&](auto &s) { return sched::parallel(s, "C", 2); }, "is a reduction"},
+      {"vectorize too wide", [&](auto &s) { return sched::vectorize(s, "C", 0); }, "need 2..64 lanes"},
+      {"two parallel loops", [&](auto &s) { (void)sched::parallel(s, "C", 0); return sched::parallel(s, "C", 1); },
+       "already has parallel loop"},
+      {"unroll too long", [&](auto &s) { return sched::unroll(s, "C", 0); }, "limited to 1024"},
+      {"bind bad tag", [&](auto &s) { return sched::bind(s, "C", 0, "threadIdx.w"); }, "unknown thread tag"},
+      {"bind reduction", [&](auto &s) { return sched::bind(s, "C", 2, "threadIdx.x"); }, "is a reduction"},
+      {"bind same tag twice", [&](auto &s) { (void)sched::bind(s, "C", 0, "blockIdx.x"); return sched::bind(s, "C", 1, "blockIdx.x"); },
+       "already bound"},
+      {"inline reduction", [&](auto &s) { return sched::compute_inline(s, "C"); }, "is a reduction"},
+      {"compute_at output", [&](auto &s) { return sched::compute_at(s, "C", "C", 0); }, "inside itself"},
+      {"compute_at non-consumer", [&](auto &s) {
+         (void)sched::cache_write(s, "C", ir::MemoryScope::Local);
+         return sched::compute_at(s, "C_local", "C_local", 0); }, "inside itself"},
+      {"compute_at vectorized loop", [&](auto &s) {
+         (void)sched::cache_write(s, "C", ir::MemoryScope::Local);
+         auto sp = sched::split(s, "C", 1, 16);
+         (void)sched::vectorize(s, "C", sp->inner);
+         return sched::compute_at(s, "C_local", "C", sp->inner); }, "can only be computed inside serial"},
+      {"cache_write after split", [&](auto &s) { (void)sched::split(s, "C", 0, 2); return st(sched::cache_write(s, "C", ir::MemoryScope::Local)); },
+       "before transforming its loops"},
+      {"cache_read of unread tensor", [&](auto &s) {
+         (void)sched::cache_write(s, "C", ir::MemoryScope::Local);
+         return st(sched::cache_read(s, "A", "C", ir::MemoryScope::Local)); }, "does not read A"},
+      {"layout of non-input", [&](auto &s) { return st(sched::transform_layout(s, "C", 0, 2, {})); }, "is not an input"},
+      {"layout bad perm", [&](auto &s) { return st(sched::transform_layout(s, "B", 1, 16, {0, 1, 1})); }, "permutation"},
+      {"layout bad block", [&](auto &s) { return st(sched::transform_layout(s, "B", 1, 0, {})); }, "block 0 must be"},
+      {"layout bad dim", [&](auto &s) { return st(sched::transform_layout(s, "B", 5, 4, {})); }, "dim 5 does not exist"},
+  };
+  te::Workload w = spec("matmul:M=2000,N=64,K=32");
+  for (auto &c : cases) {
+    sched::Schedule s = sched::default_schedule(w);
+    Status r = c.apply(s);
+    EXPECT_FALSE(r.is_ok()) << c.what;
+    EXPECT_NE(r.message().find(c.message), std::string::npos) << c.what << ": " << r.message();
+  }
+  EXPECT_GE(cases.size(), 20u);
+}
+
+TEST(Legality, ComputeAtNeedsTheOnlyConsumer) {
+  te::Workload w = spec("layernorm:M=4,N=8");
+  sched::Schedule s = sched::default_schedule(w);
+  // mean is read by both the variance and the normalizing stage.
+  std::string first = s.stages[0].tensor->name;
+  Status r = sched::compute_at(s, first, s.stages.back().tensor->name, 0);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.message().find("only consumer"), std::string::npos) << r.message();
+}
