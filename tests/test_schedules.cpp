@@ -8,6 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
 using namespace tessel;
 using tessel::testing::kernel_matches_interpreter;
 
@@ -227,4 +230,18 @@ TEST(Legality, ComputeAtNeedsTheOnlyConsumer) {
   Status r = sched::compute_at(s, first, s.stages.back().tensor->name, 0);
   ASSERT_FALSE(r.is_ok());
   EXPECT_NE(r.message().find("only consumer"), std::string::npos) << r.message();
+}
+
+// The committed hand-written trace (benchmarks/ times it against OpenBLAS)
+// replays on its workload and computes the right thing at full size.
+TEST(Traces, CommittedGemmTraceIsCorrect) {
+  std::string root = TESSEL_SOURCE_DIR;
+  auto w = te::load_workload(root + "/configs/workloads/matmul_1024_constb.te");
+  OKV(w);
+  std::ifstream in(root + "/configs/traces/matmul_1024_constb_avx512.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto s = sched::replay_json(*w, text.str());
+  OKV(s);
+  EXPECT_TRUE(kernel_matches_interpreter(*s, 2));
 }

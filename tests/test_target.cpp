@@ -55,12 +55,16 @@ class ScopedEnv {
 public:
   ScopedEnv(const char *name, std::optional<std::string> value) : name_(name) {
     if (const char *old = std::getenv(name)) old_ = old;
-    if (value) setenv(name, value->c_str(), 1);
-    else unsetenv(name);
+    if (value)
+      setenv(name, value->c_str(), 1);
+    else
+      unsetenv(name);
   }
   ~ScopedEnv() {
-    if (old_) setenv(name_, old_->c_str(), 1);
-    else unsetenv(name_);
+    if (old_)
+      setenv(name_, old_->c_str(), 1);
+    else
+      unsetenv(name_);
   }
 
 private:
@@ -236,7 +240,8 @@ TEST(Target, LookupByNameFromBuildDir) {
   auto names = Target::list_available();
   ASSERT_FALSE(names.empty());
   EXPECT_EQ(names.front(), "host");
-  for (auto &name : kShipped) EXPECT_TRUE(contains(names, name)) << name;
+  for (auto &name : kShipped)
+    EXPECT_TRUE(contains(names, name)) << name;
 }
 
 TEST(Target, LookupByNameFromRepoRoot) {
@@ -258,6 +263,33 @@ TEST(Target, LookupRelativeToExecutable) {
   ScopedCwd cwd(elsewhere.path());
   auto t = Target::load("h100");
   ASSERT_TRUE(t.has_value()) << t.error();
+}
+
+TEST(Target, BareJsonFileNameFallsBackToLookup) {
+  ScopedEnv env("TESSEL_TARGETS_DIR", kConfigDir.string());
+  TempDir elsewhere;
+  ScopedCwd cwd(elsewhere.path());
+  auto t = Target::load("h100.json");
+  ASSERT_TRUE(t.has_value()) << t.error();
+  EXPECT_EQ(t->name, "h100");
+}
+
+TEST(Target, OtherArchitecturesLoad) {
+  // Only x86 gets feature checks (LLVM 16 exposes no other feature tables); CPU names are checked everywhere.
+  TempDir dir;
+  std::string arm = R"({"kind": "cpu", "triple": "aarch64-unknown-linux-gnu", "cpu": "neoverse-v1",
+    "features": ["+sve"], "vector_bits": 256, "cores": 64, "fma_units": 4,
+    "l1d_bytes": 65536, "l2_bytes": 1048576, "l3_bytes": 33554432})";
+  auto t = Target::load(dir.write("graviton3.json", arm).string());
+  ASSERT_TRUE(t.has_value()) << t.error();
+  EXPECT_EQ(t->name, "graviton3");
+  EXPECT_TRUE(t->has_feature("sve"));
+  expect_round_trip(*t);
+  std::string bad = arm.replace(arm.find("neoverse-v1"), 11, "neoverse-v9");
+  auto e = Target::load(dir.write("graviton3.json", bad).string());
+  ASSERT_FALSE(e.has_value());
+  EXPECT_NE(e.error().find("field 'cpu' in "), std::string::npos) << e.error();
+  EXPECT_NE(e.error().find("no CPU 'neoverse-v9' for aarch64"), std::string::npos) << e.error();
 }
 
 TEST(Target, EnvDirComesFirstAndMayListSeveral) {
@@ -362,47 +394,66 @@ TEST(Target, TemplatesAreValid) {
 
 TEST(Target, MalformedConfigsGetPreciseErrors) {
   std::vector<BadConfig> cases = {
-      {"misspelled field", replace(kCpuOk, "\"vector_bits\"", "\"vector_bit\""),
+      {"misspelled field",
+       replace(kCpuOk, "\"vector_bits\"", "\"vector_bit\""),
        {"unknown field 'vector_bit' in ", "(did you mean 'vector_bits'?)"}},
-      {"missing required field", replace(kCpuOk, "\"cores\": 4,", ""),
+      {"missing required field",
+       replace(kCpuOk, "\"cores\": 4,", ""),
        {"missing required field 'cores' in ", "a cpu target needs"}},
-      {"string for an integer", replace(kCpuOk, "\"cores\": 4", "\"cores\": \"4\""),
+      {"string for an integer",
+       replace(kCpuOk, "\"cores\": 4", "\"cores\": \"4\""),
        {"field 'cores' in ", "must be a positive integer", "got a string \"4\""}},
-      {"zero size", replace(kCpuOk, "\"l2_bytes\": 1048576", "\"l2_bytes\": 0"),
+      {"zero size",
+       replace(kCpuOk, "\"l2_bytes\": 1048576", "\"l2_bytes\": 0"),
        {"field 'l2_bytes' in ", "must be a positive integer (bytes), got 0"}},
-      {"negative gpu limit", replace(kGpuOk, "\"sm_count\": 132", "\"sm_count\": -4"),
+      {"negative gpu limit",
+       replace(kGpuOk, "\"sm_count\": 132", "\"sm_count\": -4"),
        {"field 'gpu.sm_count' in ", "positive integer, got -4"}},
-      {"float where an integer belongs", replace(kCpuOk, "\"vector_bits\": 256", "\"vector_bits\": 256.0"),
+      {"float where an integer belongs",
+       replace(kCpuOk, "\"vector_bits\": 256", "\"vector_bits\": 256.0"),
        {"field 'vector_bits' in ", "must be a positive integer (bits)", "non-integer number"}},
-      {"vector width not a power of two", replace(kCpuOk, "\"vector_bits\": 256", "\"vector_bits\": 32"),
+      {"vector width not a power of two",
+       replace(kCpuOk, "\"vector_bits\": 256", "\"vector_bits\": 32"),
        {"field 'vector_bits' in ", "power of two from 64 to 2048 (bits, not bytes)"}},
-      {"unknown kind", replace(kCpuOk, "\"kind\": \"cpu\"", "\"kind\": \"gpu\""),
+      {"unknown kind",
+       replace(kCpuOk, "\"kind\": \"cpu\"", "\"kind\": \"gpu\""),
        {"unknown kind 'gpu' in ", "must be \"cpu\" or \"cuda\""}},
-      {"missing kind", replace(kCpuOk, "\"kind\": \"cpu\",", ""),
+      {"missing kind",
+       replace(kCpuOk, "\"kind\": \"cpu\",", ""),
        {"missing required field 'kind' in ", "\"cpu\" or \"cuda\""}},
-      {"cuda without gpu block", R"({"kind": "cuda", "l2_bytes": 1024})",
+      {"cuda without gpu block",
+       R"({"kind": "cuda", "l2_bytes": 1024})",
        {"missing required field 'gpu' in ", "needs a \"gpu\": {...} block", "README"}},
       // nlohmann reports the last byte it read: the end of the unexpected token, "triple".
-      {"missing comma", replace(kCpuOk, "\"cpu\",\n", "\"cpu\"\n"),
+      {"missing comma",
+       replace(kCpuOk, "\"cpu\",\n", "\"cpu\"\n"),
        {"malformed JSON in ", "at line 4, column 10", "expected '}'"}},
       {"empty file", "", {"malformed JSON in ", "at line 1, column 1"}},
       {"trailing garbage", std::string(kCpuOk) + "\n}", {"malformed JSON in ", "at line 14, column 1"}},
       {"not an object", "[1, 2]", {"must hold one JSON object", "got an array"}},
-      {"duplicate field", replace(kCpuOk, "\"cores\": 4,", "\"cores\": 4, \"cores\": 8,"),
+      {"duplicate field",
+       replace(kCpuOk, "\"cores\": 4,", "\"cores\": 4, \"cores\": 8,"),
        {"duplicate field 'cores' in "}},
-      {"misspelled gpu field", replace(kGpuOk, "\"sm_count\"", "\"sm_cout\""),
+      {"misspelled gpu field",
+       replace(kGpuOk, "\"sm_count\"", "\"sm_cout\""),
        {"unknown field 'gpu.sm_cout' in ", "(did you mean 'gpu.sm_count'?)"}},
-      {"missing gpu field", replace(kGpuOk, "\"warp_size\": 32,", ""),
+      {"missing gpu field",
+       replace(kGpuOk, "\"warp_size\": 32,", ""),
        {"missing required field 'gpu.warp_size' in ", "needs every limit"}},
-      {"cpu field on a cuda target", replace(kGpuOk, "\"l2_bytes\"", "\"vector_bits\": 512, \"l2_bytes\""),
+      {"cpu field on a cuda target",
+       replace(kGpuOk, "\"l2_bytes\"", "\"vector_bits\": 512, \"l2_bytes\""),
        {"field 'vector_bits' in ", "applies only to cpu targets, but kind is 'cuda'"}},
-      {"gpu block on a cpu target", replace(kCpuOk, "\"cores\"", "\"gpu\": {}, \"cores\""),
+      {"gpu block on a cpu target",
+       replace(kCpuOk, "\"cores\"", "\"gpu\": {}, \"cores\""),
        {"field 'gpu' in ", "applies only to cuda targets"}},
-      {"misspelled dtype", replace(kGpuOk, "\"a_dtype\": \"f16\"", "\"a_dtype\": \"fp16\""),
+      {"misspelled dtype",
+       replace(kGpuOk, "\"a_dtype\": \"f16\"", "\"a_dtype\": \"fp16\""),
        {"field 'gpu.tensor_cores[0].a_dtype' in ", "unknown input dtype 'fp16'", "did you mean 'f16'?"}},
-      {"impossible accumulator", replace(kGpuOk, "\"a_dtype\": \"f16\"", "\"a_dtype\": \"i8\""),
+      {"impossible accumulator",
+       replace(kGpuOk, "\"a_dtype\": \"f16\"", "\"a_dtype\": \"i8\""),
        {"field 'gpu.tensor_cores[0].c_dtype' in ", "i8 inputs accumulate in i32, not 'f32'"}},
-      {"misspelled tensor core field", replace(kGpuOk, "\"k\": 16", "\"kk\": 16"),
+      {"misspelled tensor core field",
+       replace(kGpuOk, "\"k\": 16", "\"kk\": 16"),
        {"unknown field 'gpu.tensor_cores[0].kk' in "}},
       {"shared memory per block above per SM",
        replace(kGpuOk, "\"shared_memory_per_block\": 232448", "\"shared_memory_per_block\": 300000"),
@@ -410,28 +461,37 @@ TEST(Target, MalformedConfigsGetPreciseErrors) {
       {"threads per block not a warp multiple",
        replace(kGpuOk, "\"max_threads_per_block\": 1024", "\"max_threads_per_block\": 1000"),
        {"field 'gpu.max_threads_per_block' in ", "multiple of 'gpu.warp_size'"}},
-      {"arch not sm_XX", replace(kGpuOk, "\"arch\": \"sm_90\"", "\"arch\": \"hopper\""),
+      {"arch not sm_XX",
+       replace(kGpuOk, "\"arch\": \"sm_90\"", "\"arch\": \"hopper\""),
        {"field 'gpu.arch' in ", "like \"sm_90\""}},
-      {"cpu disagrees with arch", replace(kGpuOk, "\"l2_bytes\"", "\"cpu\": \"sm_80\", \"l2_bytes\""),
+      {"cpu disagrees with arch",
+       replace(kGpuOk, "\"l2_bytes\"", "\"cpu\": \"sm_80\", \"l2_bytes\""),
        {"field 'cpu' in ", "disagrees with 'gpu.arch' ('sm_90')"}},
-      {"misspelled x86 cpu", replace(kCpuOk, "\"x86-64-v3\"", "\"sapphirerapid\""),
+      {"misspelled x86 cpu",
+       replace(kCpuOk, "\"x86-64-v3\"", "\"sapphirerapid\""),
        {"field 'cpu' in ", "no x86 CPU 'sapphirerapid'", "did you mean 'sapphirerapids'?"}},
-      {"misspelled feature", replace(kCpuOk, "\"+fma\"", "\"+avx512fx\""),
+      {"misspelled feature",
+       replace(kCpuOk, "\"+fma\"", "\"+avx512fx\""),
        {"field 'features' in ", "no x86 feature 'avx512fx'", "did you mean 'avx512f'?"}},
-      {"features as one string", replace(kCpuOk, "[\"+avx2\", \"+fma\"]", "\"+avx2,+fma\""),
+      {"features as one string",
+       replace(kCpuOk, "[\"+avx2\", \"+fma\"]", "\"+avx2,+fma\""),
        {"field 'features' in ", "must be an array of strings"}},
-      {"feature with a space", replace(kCpuOk, "\"+fma\"", "\"+f ma\""),
+      {"feature with a space",
+       replace(kCpuOk, "\"+fma\"", "\"+f ma\""),
        {"field 'features[1]' in ", "write \"+name\" or \"-name\""}},
-      {"vectors wider than the ISA", replace(kCpuOk, "\"vector_bits\": 256", "\"vector_bits\": 512"),
+      {"vectors wider than the ISA",
+       replace(kCpuOk, "\"vector_bits\": 256", "\"vector_bits\": 512"),
        {"field 'vector_bits' in ", "lacks avx512f", "add \"+avx512f\""}},
-      {"unknown triple", replace(kCpuOk, "x86_64-pc-linux-gnu", "x86_65-pc-linux-gnu"),
+      {"unknown triple",
+       replace(kCpuOk, "x86_64-pc-linux-gnu", "x86_65-pc-linux-gnu"),
        {"field 'triple' in ", "no architecture LLVM knows"}},
-      {"gpu triple on a cpu target", replace(kCpuOk, "x86_64-pc-linux-gnu", "nvptx64-nvidia-cuda"),
+      {"gpu triple on a cpu target",
+       replace(kCpuOk, "x86_64-pc-linux-gnu", "nvptx64-nvidia-cuda"),
        {"field 'triple' in ", "GPU triple"}},
-      {"name with a slash", replace(kCpuOk, "\"name\": \"bad\"", "\"name\": \"a/b\""),
+      {"name with a slash",
+       replace(kCpuOk, "\"name\": \"bad\"", "\"name\": \"a/b\""),
        {"field 'name' in ", "letters, digits"}},
-      {"huge number", replace(kCpuOk, "\"cores\": 4", "\"cores\": 99999999999999999999"),
-       {"field 'cores' in "}},
+      {"huge number", replace(kCpuOk, "\"cores\": 4", "\"cores\": 99999999999999999999"), {"field 'cores' in "}},
   };
   ASSERT_GE(cases.size(), 10u);
   TempDir dir;
@@ -442,7 +502,8 @@ TEST(Target, MalformedConfigsGetPreciseErrors) {
     ASSERT_FALSE(t.has_value()) << c.what << " was accepted";
     const std::string &e = t.error();
     EXPECT_NE(e.find(p.string()), std::string::npos) << "no file name in: " << e;
-    for (auto &s : c.expect) EXPECT_NE(e.find(s), std::string::npos) << "'" << s << "' not in: " << e;
+    for (auto &s : c.expect)
+      EXPECT_NE(e.find(s), std::string::npos) << "'" << s << "' not in: " << e;
   }
 }
 

@@ -17,6 +17,7 @@ int cmd_show(const ShowOptions &o);
 
 struct RunOptions {
   std::string workload;
+  std::string trace; // a trace JSON file; empty: the default schedule
   int threads = 1;
   int repeats = 5;
   uint64_t seed = 1;

@@ -34,8 +34,11 @@ int main(int argc, char **argv) {
   auto *run_cmd = app.add_subcommand("run", "Compile the default schedule, run it on random inputs, verify it\n"
                                             "against the reference interpreter, print time and GFLOP/s.\n"
                                             "Examples:\n  tessel run matmul:M=256,N=256,K=256\n"
-                                            "  tessel run conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,pad=1 --threads 2");
+                                            "  tessel run conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,pad=1 --threads 2\n"
+                                            "  tessel run configs/workloads/matmul_1024_constb.te \\\n"
+                                            "      --trace configs/traces/matmul_1024_constb_avx512.json");
   run_cmd->add_option("workload", run.workload, "operator spec or workload file")->required();
+  run_cmd->add_option("--trace", run.trace, "run this schedule trace (JSON) instead of the default schedule");
   run_cmd->add_option("--threads", run.threads, "threads for parallel loops")->capture_default_str();
   run_cmd->add_option("--repeat", run.repeats, "timing repeats (the median is reported)")->capture_default_str();
   run_cmd->add_option("--seed", run.seed, "seed of the random inputs")->capture_default_str();

@@ -47,13 +47,15 @@ std::vector<std::string> split(std::string_view s, char sep) {
 
 std::string join(const std::vector<std::string> &v, std::string_view sep) {
   std::string out;
-  for (auto &s : v) out += (out.empty() ? "" : std::string(sep)) + s;
+  for (auto &s : v)
+    out += (out.empty() ? "" : std::string(sep)) + s;
   return out;
 }
 
 size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
   for (size_t i = 1; i <= a.size(); ++i) {
     size_t diag = row[0];
     row[0] = i;
@@ -67,8 +69,8 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 }
 
 // " (did you mean 'x'?)" for the closest candidate, or "" when nothing is close enough to be a typo.
-template <typename Range> std::string did_you_mean(std::string_view word, const Range &candidates,
-                                                   std::string_view prefix = "") {
+template <typename Range>
+std::string did_you_mean(std::string_view word, const Range &candidates, std::string_view prefix = "") {
   std::string best;
   size_t best_d = SIZE_MAX;
   for (const auto &c : candidates) {
@@ -98,7 +100,9 @@ void init_llvm_targets() {
   (void)done;
 }
 
-bool x86_cpu_known(const std::string &cpu) { return !cpu.empty() && llvm::X86::parseArchX86(cpu) != llvm::X86::CK_None; }
+bool x86_cpu_known(const std::string &cpu) {
+  return !cpu.empty() && llvm::X86::parseArchX86(cpu) != llvm::X86::CK_None;
+}
 
 // x86 ISA features LLVM's target parser knows (what clang's -m flags map to).
 bool x86_feature_known(const std::string &f) {
@@ -129,7 +133,8 @@ const std::vector<std::string> &x86_feature_names() {
       }
     }
     std::vector<std::string> v;
-    for (auto &e : m) v.push_back(e.first().str());
+    for (auto &e : m)
+      v.push_back(e.first().str());
     std::sort(v.begin(), v.end());
     return v;
   }();
@@ -140,7 +145,8 @@ std::vector<std::string> x86_cpu_names() {
   llvm::SmallVector<llvm::StringRef, 64> cpus;
   llvm::X86::fillValidCPUArchList(cpus, /*Only64Bit=*/false);
   std::vector<std::string> v;
-  for (auto c : cpus) v.push_back(c.str());
+  for (auto c : cpus)
+    v.push_back(c.str());
   return v;
 }
 
@@ -148,7 +154,8 @@ std::vector<std::string> x86_cpu_names() {
 // Host cache sizes.
 
 int64_t parse_sysfs_size(std::string s) { // "48K", "2048K", "32M"
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+    s.pop_back();
   if (s.empty()) return 0;
   int64_t mult = 1;
   char u = s.back();
@@ -216,8 +223,8 @@ const std::vector<std::string> kTensorCoreFields = {"m", "n", "k", "a_dtype", "c
 
 // Input and accumulator types of warp-level MMA (PTX ISA "Matrix multiply-accumulate" / CUDA WMMA).
 const std::map<std::string, std::vector<std::string>> kTensorCoreAccumulators = {
-    {"f16", {"f16", "f32"}}, {"bf16", {"f32"}}, {"tf32", {"f32"}},         {"f64", {"f64"}},
-    {"i8", {"i32"}},         {"u8", {"i32"}},   {"i4", {"i32"}},           {"u4", {"i32"}},
+    {"f16", {"f16", "f32"}}, {"bf16", {"f32"}},        {"tf32", {"f32"}},       {"f64", {"f64"}},
+    {"i8", {"i32"}},         {"u8", {"i32"}},          {"i4", {"i32"}},         {"u4", {"i32"}},
     {"b1", {"i32"}},         {"e4m3", {"f16", "f32"}}, {"e5m2", {"f16", "f32"}}};
 
 std::string type_name(const json &v) {
@@ -303,12 +310,15 @@ json parse_json(const std::string &text, const Reader &r) {
   std::vector<Level> stack;
   std::string duplicate;
   auto cb = [&](int, json::parse_event_t ev, json &parsed) {
-    if (ev == json::parse_event_t::object_start) stack.emplace_back();
-    else if (ev == json::parse_event_t::object_end && !stack.empty()) stack.pop_back();
+    if (ev == json::parse_event_t::object_start)
+      stack.emplace_back();
+    else if (ev == json::parse_event_t::object_end && !stack.empty())
+      stack.pop_back();
     else if (ev == json::parse_event_t::key && !stack.empty() && parsed.is_string()) {
       std::string key = parsed.get<std::string>();
       if (!stack.back().keys.insert(key).second && duplicate.empty()) {
-        for (size_t i = 0; i + 1 < stack.size(); ++i) duplicate += stack[i].current + ".";
+        for (size_t i = 0; i + 1 < stack.size(); ++i)
+          duplicate += stack[i].current + ".";
         duplicate += key;
       }
       stack.back().current = key;
@@ -331,7 +341,8 @@ json parse_json(const std::string &text, const Reader &r) {
     r.fail("malformed JSON in " + r.file() + " at line " + std::to_string(line) + ", column " +
            std::to_string(idx - line_start + 1) + ": " + what);
   }
-  if (!duplicate.empty()) r.fail("duplicate field '" + duplicate + "' in " + r.file() + " (each field may appear once)");
+  if (!duplicate.empty())
+    r.fail("duplicate field '" + duplicate + "' in " + r.file() + " (each field may appear once)");
   return doc;
 }
 
@@ -415,7 +426,8 @@ TensorCoreShape read_tensor_core(const json &v, const std::string &prefix, const
   s.a_dtype = r.string_value(r.require(v, prefix, "a_dtype", why), prefix + "a_dtype");
   s.c_dtype = r.string_value(r.require(v, prefix, "c_dtype", why), prefix + "c_dtype");
   std::vector<std::string> inputs;
-  for (auto &[a, _] : kTensorCoreAccumulators) inputs.push_back(a);
+  for (auto &[a, _] : kTensorCoreAccumulators)
+    inputs.push_back(a);
   auto acc = kTensorCoreAccumulators.find(s.a_dtype);
   if (acc == kTensorCoreAccumulators.end())
     r.fail(r.field(prefix + "a_dtype") + ": unknown input dtype '" + s.a_dtype + "'" + did_you_mean(s.a_dtype, inputs) +
@@ -445,7 +457,8 @@ GpuLimits read_gpu(const json &v, const Reader &r) {
       r.positive(need("shared_memory_per_block"), "gpu.shared_memory_per_block", kMaxBytes, " (bytes)");
   g.shared_memory_per_sm = r.positive(need("shared_memory_per_sm"), "gpu.shared_memory_per_sm", kMaxBytes, " (bytes)");
   g.registers_per_sm = int(r.positive(need("registers_per_sm"), "gpu.registers_per_sm", kMaxInt));
-  g.max_registers_per_thread = int(r.positive(need("max_registers_per_thread"), "gpu.max_registers_per_thread", kMaxInt));
+  g.max_registers_per_thread =
+      int(r.positive(need("max_registers_per_thread"), "gpu.max_registers_per_thread", kMaxInt));
 
   // Limits that contradict each other would let the schedule space propose launches no device accepts.
   if (g.warp_size != 32)
@@ -480,7 +493,8 @@ GpuLimits read_gpu(const json &v, const Reader &r) {
 Target read_target(const std::string &text, const std::string &file, const std::string &expected_name) {
   Reader r(file);
   json doc = parse_json(text, r);
-  if (!doc.is_object()) r.fail(file + " must hold one JSON object ({\"name\": ..., \"kind\": ...}), got " + type_name(doc));
+  if (!doc.is_object())
+    r.fail(file + " must hold one JSON object ({\"name\": ..., \"kind\": ...}), got " + type_name(doc));
 
   Target t;
   const json *kind = r.find(doc, "kind");
@@ -497,7 +511,8 @@ Target read_target(const std::string &text, const std::string &file, const std::
     elsewhere["gpu"] = "applies only to cuda targets, but kind is 'cpu'";
   } else {
     allowed.push_back("gpu");
-    for (auto &f : kCpuOnlyFields) elsewhere[f] = "applies only to cpu targets, but kind is 'cuda'";
+    for (auto &f : kCpuOnlyFields)
+      elsewhere[f] = "applies only to cpu targets, but kind is 'cuda'";
   }
   r.check_fields(doc, "", allowed, elsewhere);
 
@@ -656,9 +671,11 @@ Target Target::host() {
   llvm::StringMap<bool> features;
   std::vector<std::string> on;
   if (llvm::sys::getHostCPUFeatures(features))
-    for (auto &f : features) on.push_back((f.second ? "+" : "-") + f.first().str());
+    for (auto &f : features)
+      on.push_back((f.second ? "+" : "-") + f.first().str());
   std::sort(on.begin(), on.end());
-  for (auto &f : on) t.features += (t.features.empty() ? "" : ",") + f;
+  for (auto &f : on)
+    t.features += (t.features.empty() ? "" : ",") + f;
   auto has = [&](const char *f) { return features.lookup(f); };
   t.vector_bits = has("avx512f") ? 512 : has("avx2") || has("avx") ? 256 : 128;
   // LLVM 16 calls CPUs newer than itself "generic" (e.g. AMD family 1Ah), which
@@ -680,7 +697,8 @@ Target Target::host() {
 std::vector<std::string> Target::search_dirs() {
   std::vector<fs::path> candidates;
   if (const char *env = std::getenv("TESSEL_TARGETS_DIR"))
-    for (auto &d : split(env, ':')) candidates.emplace_back(d);
+    for (auto &d : split(env, ':'))
+      candidates.emplace_back(d);
   candidates.emplace_back("configs/targets");
   // The build tree is <repo>/build/src/tessel and <repo>/build/tests/test_x, so the repository's configs are two
   // levels up; one level up covers an install as <prefix>/bin/tessel next to <prefix>/configs.
@@ -722,23 +740,25 @@ Expected<Target> Target::load(std::string_view name_or_path) {
   try {
     std::string arg(name_or_path);
     if (arg == "host") return host();
-    bool is_path = arg.find('/') != std::string::npos ||
-                   (arg.size() > 5 && arg.compare(arg.size() - 5, 5, ".json") == 0);
+    bool is_path =
+        arg.find('/') != std::string::npos || (arg.size() > 5 && arg.compare(arg.size() - 5, 5, ".json") == 0);
     std::error_code ec;
     // "cpu-avx2.json" with no such file here most likely means the shipped target, so look the name up.
-    if (is_path && arg.find('/') == std::string::npos && !fs::exists(arg, ec)) arg = arg.substr(0, arg.size() - 5);
-    else if (is_path) return load_file(arg, "");
+    if (is_path && arg.find('/') == std::string::npos && !fs::exists(arg, ec))
+      arg = arg.substr(0, arg.size() - 5);
+    else if (is_path)
+      return load_file(arg, "");
     auto available = list_available();
     if (!valid_name(arg))
-      return make_error("bad target name '" + arg + "': names are letters, digits, '-', '_' and '.'; available: " +
-                        join(available, ", "));
+      return make_error("bad target name '" + arg +
+                        "': names are letters, digits, '-', '_' and '.'; available: " + join(available, ", "));
     auto dirs = search_dirs();
     for (auto &dir : dirs) {
       fs::path p = fs::path(dir) / (arg + ".json");
       if (fs::exists(p, ec)) return load_file(p, arg);
     }
-    std::string where = dirs.empty() ? "no configs/targets directory found; set TESSEL_TARGETS_DIR"
-                                     : "searched " + join(dirs, ", ");
+    std::string where =
+        dirs.empty() ? "no configs/targets directory found; set TESSEL_TARGETS_DIR" : "searched " + join(dirs, ", ");
     return make_error("unknown target '" + arg + "'" + did_you_mean(arg, available) +
                       "; available: " + join(available, ", ") + " (" + where + ")");
   } catch (const std::exception &e) {
@@ -759,7 +779,8 @@ std::string Target::to_json() const {
   add("triple", json_string(triple));
   add("cpu", json_string(cpu));
   std::vector<std::string> feats;
-  for (auto &f : split(features, ',')) feats.push_back(json_string(f));
+  for (auto &f : split(features, ','))
+    feats.push_back(json_string(f));
   lines.push_back(json_array("  ", "features", feats));
   if (is_cuda()) {
     add("l2_bytes", std::to_string(l2_bytes));
@@ -773,17 +794,35 @@ std::string Target::to_json() const {
       std::string tcs = "    \"tensor_cores\": []";
       if (!tc.empty()) tcs = "    \"tensor_cores\": [\n      " + join(tc, ",\n      ") + "\n    ]";
       lines.push_back("  \"gpu\": {\n"
-                      "    \"arch\": " + json_string(g.arch) + ",\n"
-                      "    \"sm_count\": " + std::to_string(g.sm_count) + ",\n"
-                      "    \"max_threads_per_block\": " + std::to_string(g.max_threads_per_block) + ",\n"
-                      "    \"max_threads_per_sm\": " + std::to_string(g.max_threads_per_sm) + ",\n"
-                      "    \"max_blocks_per_sm\": " + std::to_string(g.max_blocks_per_sm) + ",\n"
-                      "    \"warp_size\": " + std::to_string(g.warp_size) + ",\n"
-                      "    \"shared_memory_per_block\": " + std::to_string(g.shared_memory_per_block) + ",\n"
-                      "    \"shared_memory_per_sm\": " + std::to_string(g.shared_memory_per_sm) + ",\n"
-                      "    \"registers_per_sm\": " + std::to_string(g.registers_per_sm) + ",\n"
-                      "    \"max_registers_per_thread\": " + std::to_string(g.max_registers_per_thread) + ",\n" +
-                      tcs + "\n  }");
+                      "    \"arch\": " +
+                      json_string(g.arch) +
+                      ",\n"
+                      "    \"sm_count\": " +
+                      std::to_string(g.sm_count) +
+                      ",\n"
+                      "    \"max_threads_per_block\": " +
+                      std::to_string(g.max_threads_per_block) +
+                      ",\n"
+                      "    \"max_threads_per_sm\": " +
+                      std::to_string(g.max_threads_per_sm) +
+                      ",\n"
+                      "    \"max_blocks_per_sm\": " +
+                      std::to_string(g.max_blocks_per_sm) +
+                      ",\n"
+                      "    \"warp_size\": " +
+                      std::to_string(g.warp_size) +
+                      ",\n"
+                      "    \"shared_memory_per_block\": " +
+                      std::to_string(g.shared_memory_per_block) +
+                      ",\n"
+                      "    \"shared_memory_per_sm\": " +
+                      std::to_string(g.shared_memory_per_sm) +
+                      ",\n"
+                      "    \"registers_per_sm\": " +
+                      std::to_string(g.registers_per_sm) +
+                      ",\n"
+                      "    \"max_registers_per_thread\": " +
+                      std::to_string(g.max_registers_per_thread) + ",\n" + tcs + "\n  }");
     }
   } else {
     add("vector_bits", std::to_string(vector_bits));
@@ -800,8 +839,7 @@ std::string Target::str() const {
   if (is_cuda() && gpu)
     return name + " (" + gpu->arch + ", " + std::to_string(gpu->sm_count) + " SMs, " +
            std::to_string(gpu->shared_memory_per_block / 1024) + " KiB shared memory per block)";
-  return name + " (" + cpu + ", " + std::to_string(vector_bits) + "-bit vectors, " + std::to_string(cores) +
-         " cores)";
+  return name + " (" + cpu + ", " + std::to_string(vector_bits) + "-bit vectors, " + std::to_string(cores) + " cores)";
 }
 
 } // namespace tessel

@@ -28,11 +28,11 @@ struct TensorCoreShape {
 
 // What one CUDA device allows; the schedule space must stay inside these.
 struct GpuLimits {
-  std::string arch;                 // "sm_90"
-  int sm_count = 0;                 // streaming multiprocessors on the device
+  std::string arch; // "sm_90"
+  int sm_count = 0; // streaming multiprocessors on the device
   int max_threads_per_block = 0;
   int max_threads_per_sm = 0;
-  int max_blocks_per_sm = 0;        // resident thread blocks per SM
+  int max_blocks_per_sm = 0; // resident thread blocks per SM
   int warp_size = 32;
   int64_t shared_memory_per_block = 0; // bytes; the opt-in maximum (cudaFuncAttributeMaxDynamicSharedMemorySize)
   int64_t shared_memory_per_sm = 0;    // bytes
@@ -44,12 +44,12 @@ struct GpuLimits {
 };
 
 struct Target {
-  std::string name;        // "host", "cpu-avx512", "h100", ...
+  std::string name;         // "host", "cpu-avx512", "h100", ...
   std::string kind = "cpu"; // "cpu" or "cuda"
-  std::string description; // free text for humans
-  std::string triple;      // "x86_64-pc-linux-gnu", "nvptx64-nvidia-cuda"
-  std::string cpu;         // LLVM CPU name, e.g. "znver4"; for CUDA the SM architecture "sm_90"
-  std::string features;    // LLVM feature string, e.g. "+avx512f,+fma,..."
+  std::string description;  // free text for humans
+  std::string triple;       // "x86_64-pc-linux-gnu", "nvptx64-nvidia-cuda"
+  std::string cpu;          // LLVM CPU name, e.g. "znver4"; for CUDA the SM architecture "sm_90"
+  std::string features;     // LLVM feature string, e.g. "+avx512f,+fma,..."
 
   // CPU only (kind "cpu"). Defaults are what host() falls back to when it cannot detect a value.
   int vector_bits = 128;              // widest vector unit the code generator should use
@@ -75,6 +75,7 @@ struct Target {
   // "host"; a path to a JSON file (ends in .json or contains '/'); or a name looked up as
   // <dir>/<name>.json in $TESSEL_TARGETS_DIR (':'-separated), ./configs/targets, then
   // configs/targets relative to the executable (build/src/tessel, build/tests/test_x).
+  // "h100.json" with no such file in the working directory is looked up as "h100".
   // Never throws; errors name the file, the field and what to write instead.
   static Expected<Target> load(std::string_view name_or_path);
   // Target names load() accepts by name: "host" first, then every <name>.json found, sorted.
