@@ -791,38 +791,24 @@ std::string Target::to_json() const {
         tc.push_back("{\"m\": " + std::to_string(s.m) + ", \"n\": " + std::to_string(s.n) +
                      ", \"k\": " + std::to_string(s.k) + ", \"a_dtype\": " + json_string(s.a_dtype) +
                      ", \"c_dtype\": " + json_string(s.c_dtype) + "}");
-      std::string tcs = "    \"tensor_cores\": []";
-      if (!tc.empty()) tcs = "    \"tensor_cores\": [\n      " + join(tc, ",\n      ") + "\n    ]";
-      lines.push_back("  \"gpu\": {\n"
-                      "    \"arch\": " +
-                      json_string(g.arch) +
-                      ",\n"
-                      "    \"sm_count\": " +
-                      std::to_string(g.sm_count) +
-                      ",\n"
-                      "    \"max_threads_per_block\": " +
-                      std::to_string(g.max_threads_per_block) +
-                      ",\n"
-                      "    \"max_threads_per_sm\": " +
-                      std::to_string(g.max_threads_per_sm) +
-                      ",\n"
-                      "    \"max_blocks_per_sm\": " +
-                      std::to_string(g.max_blocks_per_sm) +
-                      ",\n"
-                      "    \"warp_size\": " +
-                      std::to_string(g.warp_size) +
-                      ",\n"
-                      "    \"shared_memory_per_block\": " +
-                      std::to_string(g.shared_memory_per_block) +
-                      ",\n"
-                      "    \"shared_memory_per_sm\": " +
-                      std::to_string(g.shared_memory_per_sm) +
-                      ",\n"
-                      "    \"registers_per_sm\": " +
-                      std::to_string(g.registers_per_sm) +
-                      ",\n"
-                      "    \"max_registers_per_thread\": " +
-                      std::to_string(g.max_registers_per_thread) + ",\n" + tcs + "\n  }");
+      std::vector<std::pair<const char *, std::string>> fields = {
+          {"arch", json_string(g.arch)},
+          {"sm_count", std::to_string(g.sm_count)},
+          {"max_threads_per_block", std::to_string(g.max_threads_per_block)},
+          {"max_threads_per_sm", std::to_string(g.max_threads_per_sm)},
+          {"max_blocks_per_sm", std::to_string(g.max_blocks_per_sm)},
+          {"warp_size", std::to_string(g.warp_size)},
+          {"shared_memory_per_block", std::to_string(g.shared_memory_per_block)},
+          {"shared_memory_per_sm", std::to_string(g.shared_memory_per_sm)},
+          {"registers_per_sm", std::to_string(g.registers_per_sm)},
+          {"max_registers_per_thread", std::to_string(g.max_registers_per_thread)},
+          // One shape per line: a dozen of them would be a hundred lines in nlohmann's pretty form.
+          {"tensor_cores", tc.empty() ? "[]" : "[\n      " + join(tc, ",\n      ") + "\n    ]"},
+      };
+      std::vector<std::string> body;
+      for (auto &[key, value] : fields)
+        body.push_back("    \"" + std::string(key) + "\": " + value);
+      lines.push_back("  \"gpu\": {\n" + join(body, ",\n") + "\n  }");
     }
   } else {
     add("vector_bits", std::to_string(vector_bits));

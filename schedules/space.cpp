@@ -1,0 +1,318 @@
+#include "schedules/space.h"
+
+#include "ir/visitor.h"
+#include "schedules/primitives.h"
+
+#include <algorithm>
+#include <functional>
+
+namespace tessel::sched {
+
+uint64_t Rng::next() { // splitmix64
+  uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+namespace {
+
+bool is_reduction(const ir::Tensor &t) { return t->body.as<ir::Reduce>() != nullptr; }
+
+std::vector<const ir::TensorRead *> reads_in(const ir::Expr &e) {
+  struct C : ir::IRVisitor {
+    using IRVisitor::visit;
+    std::vector<const ir::TensorRead *> r;
+    void visit(const ir::TensorRead *op) override {
+      r.push_back(op);
+      IRVisitor::visit(op);
+    }
+  } c;
+  e.accept(&c);
+  return c.r;
+}
+
+// The single consumer of `t` when it is an elementwise output of the same
+// shape reading t[i, j, ...] at its own axes: the epilogue to fuse with.
+ir::Tensor fusable_consumer(const te::Workload &w, const ir::Tensor &t) {
+  auto users = w.consumers(t);
+  if (users.size() != 1) return nullptr;
+  const ir::Tensor &e = users[0];
+  if (is_reduction(e) || !w.is_output(e) || e->shape != t->shape) return nullptr;
+  for (auto *r : reads_in(e->body)) {
+    if (r->tensor != t) continue;
+    for (size_t d = 0; d < r->indices.size(); ++d)
+      if (!r->indices[d].same_as(e->axes[d].var)) return nullptr;
+  }
+  return e;
+}
+
+// A constant input whose dimension `dim` is indexed directly by the stage's
+// innermost spatial axis (packing it makes the vector loop read contiguously).
+struct PackChoice {
+  std::string input;
+  int dim = -1;
+};
+PackChoice pack_candidate(const te::Workload &w, const ir::Tensor &t) {
+  if (!is_reduction(t) || t->axes.empty()) return {};
+  const ir::Expr &last = t->axes.back().var;
+  for (auto *r : reads_in(t->body)) {
+    if (!r->tensor->is_input() || !r->tensor->is_constant) continue;
+    if (r->indices.back().same_as(last)) continue; // already contiguous in the last axis
+    for (size_t d = 0; d < r->indices.size(); ++d)
+      if (r->indices[d].same_as(last)) return {r->tensor->name, int(d)};
+  }
+  (void)w;
+  return {};
+}
+
+std::vector<int64_t> divisors(int64_t n, int64_t max) {
+  std::vector<int64_t> d;
+  for (int64_t i = 1; i <= n && i <= max; ++i)
+    if (n % i == 0) d.push_back(i);
+  return d;
+}
+
+// A random factorization of n into `levels` factors (outermost first) whose
+// innermost factor is at most max_inner.
+std::vector<int64_t> factorize(int64_t n, int levels, int64_t max_inner, Rng &rng) {
+  std::vector<int64_t> f(levels, 1);
+  int64_t rest = n;
+  for (int l = levels - 1; l >= 1; --l) {
+    auto d = divisors(rest, l == levels - 1 ? max_inner : rest);
+    f[l] = d[rng.below(int64_t(d.size()))];
+    rest /= f[l];
+  }
+  f[0] = rest;
+  return f;
+}
+
+class Sampler {
+public:
+  Sampler(const te::Workload &w, const Target &t, const Sketch &k, Rng &rng)
+      : s(default_schedule(w)), target(t), sketch(k), rng(rng) {
+    vector_lanes = std::max(1, target.vector_bits / 32);
+  }
+
+  Status run() {
+    const te::Workload &w = s.source;
+    for (auto &t : w.stages)
+      if (!is_reduction(t) && !w.is_output(t)) check(compute_inline(s, t->name));
+    std::vector<std::string> handled;
+    for (auto &t : w.stages) {
+      if (!is_reduction(t)) continue;
+      ir::Tensor epilogue = sketch.cache_write ? fusable_consumer(w, t) : nullptr;
+      tile_reduction(t, epilogue);
+      if (epilogue) handled.push_back(epilogue->name);
+    }
+    for (auto &t : w.stages)
+      if (!is_reduction(t) && w.is_output(t) && std::find(handled.begin(), handled.end(), t->name) == handled.end())
+        tile_elementwise(t->name);
+    return status;
+  }
+
+  Schedule s;
+
+private:
+  void check(const Status &st) {
+    if (!st && status) status = st;
+  }
+  template <typename T> T check(Expected<T> e, T fallback) {
+    if (!e) {
+      check(Status::error(e.error()));
+      return fallback;
+    }
+    return *e;
+  }
+  Stage &stage(const std::string &n) { return *s.find(n); }
+
+  // Splits `loop` into levels.size() loops with these inner extents (outermost first); returns their ids.
+  std::vector<int> split_levels(const std::string &st, int loop, const std::vector<int64_t> &f) {
+    std::vector<int> ids(f.size());
+    int cur = loop;
+    for (size_t l = f.size() - 1; l >= 1; --l) {
+      SplitResult r = check(split(s, st, cur, f[l]), SplitResult{cur, cur});
+      ids[l] = r.inner;
+      cur = r.outer;
+    }
+    ids[0] = cur;
+    return ids;
+  }
+
+  // Fuses consecutive leaves and marks the result parallel.
+  void parallelize(const std::string &st, const std::vector<int> &loops) {
+    if (loops.empty()) return;
+    int fused = loops[0];
+    for (size_t i = 1; i < loops.size(); ++i) fused = check(fuse(s, st, fused, loops[i]), fused);
+    if (stage(st).loops[fused].extent > 1) check(parallel(s, st, fused));
+  }
+
+  void maybe_vectorize(const std::string &st, int loop) {
+    int64_t e = stage(st).loops[loop].extent;
+    if (e >= 2 && e <= 64) check(vectorize(s, st, loop));
+  }
+
+  // Unrolls some of the given small inner loops, keeping the unrolled body small.
+  void maybe_unroll(const std::string &st, const std::vector<int> &loops, int64_t budget) {
+    for (int l : loops) {
+      int64_t e = stage(st).loops[l].extent;
+      if (e > 1 && e <= budget && rng.below(2) == 0) {
+        check(unroll(s, st, l));
+        budget /= e;
+      }
+    }
+  }
+
+  void tile_reduction(const ir::Tensor &t, const ir::Tensor &epilogue) {
+    std::string name = t->name;
+    int ns = int(t->axes.size());
+    int nr = int(t->body.as<ir::Reduce>()->axes.size());
+    // Decisions: four spatial levels (the innermost of the last axis is the vector), two reduction levels.
+    std::vector<std::vector<int64_t>> sf, rf;
+    for (int a = 0; a < ns; ++a)
+      sf.push_back(factorize(t->shape[a], 4, a == ns - 1 ? 64 : 16, rng));
+    for (auto &ax : t->body.as<ir::Reduce>()->axes) rf.push_back(factorize(ax.extent, 2, 16, rng));
+
+    if (sketch.pack) {
+      PackChoice p = pack_candidate(s.source, t);
+      if (!p.input.empty() && ns > 0) {
+        int rank = 0;
+        for (auto &in : s.workload.inputs)
+          if (in->name == p.input) rank = int(in->shape.size());
+        std::vector<int64_t> perm{p.dim};
+        for (int d = 0; d <= rank; ++d)
+          if (d != p.dim) perm.push_back(d);
+        check(transform_layout(s, p.input, p.dim, sf[ns - 1][3], perm).status());
+      }
+    }
+
+    if (!sketch.cache_write) { // S S R S R S on the stage itself
+      std::vector<std::vector<int>> sl(ns), rl(nr);
+      for (int a = 0; a < ns; ++a) sl[a] = split_levels(name, a, sf[a]);
+      for (int r = 0; r < nr; ++r) rl[r] = split_levels(name, ns + r, rf[r]);
+      std::vector<int> order;
+      auto level = [&](std::vector<std::vector<int>> &v, int l) {
+        for (auto &x : v) order.push_back(x[l]);
+      };
+      level(sl, 0), level(sl, 1), level(rl, 0), level(sl, 2), level(rl, 1), level(sl, 3);
+      check(reorder(s, name, order));
+      std::vector<int> outer, inner;
+      for (auto &x : sl) outer.push_back(x[0]);
+      for (int a = 0; a + 1 < ns; ++a) inner.push_back(sl[a][3]);
+      parallelize(name, outer);
+      if (ns > 0) maybe_vectorize(name, sl[ns - 1][3]);
+      maybe_unroll(name, inner, 16);
+      return;
+    }
+
+    // Accumulate into a local tile: computed at the outer tile loop of the
+    // fused epilogue, or of a copy stage made by cache_write.
+    std::string outer_stage, local = name;
+    if (epilogue) {
+      outer_stage = epilogue->name;
+    } else {
+      local = check(cache_write(s, name, ir::MemoryScope::Local), std::string());
+      if (local.empty()) return;
+      outer_stage = name;
+    }
+    std::vector<std::vector<int>> ol(ns);
+    for (int a = 0; a < ns; ++a) ol[a] = split_levels(outer_stage, a, {sf[a][0], sf[a][1], sf[a][2] * sf[a][3]});
+    std::vector<int> order, fused, inner;
+    for (int l = 0; l < 3; ++l)
+      for (auto &x : ol) order.push_back(x[l]);
+    check(reorder(s, outer_stage, order));
+    for (auto &x : ol) fused.push_back(x[0]);
+    parallelize(outer_stage, fused);
+    if (ns > 0) maybe_vectorize(outer_stage, ol[ns - 1][2]);
+    if (ns > 0) check(compute_at(s, local, outer_stage, ol[ns - 1][1]));
+
+    std::vector<std::vector<int>> sl(ns), rl(nr);
+    for (int a = 0; a < ns; ++a) sl[a] = split_levels(local, a, {sf[a][2], sf[a][3]});
+    for (int r = 0; r < nr; ++r) rl[r] = split_levels(local, ns + r, rf[r]);
+    order.clear();
+    for (auto &x : rl) order.push_back(x[0]);
+    for (auto &x : sl) order.push_back(x[0]);
+    for (auto &x : rl) order.push_back(x[1]);
+    for (auto &x : sl) order.push_back(x[1]);
+    check(reorder(s, local, order));
+    inner.clear();
+    for (int a = 0; a + 1 < ns; ++a) inner.push_back(sl[a][1]);
+    if (ns > 0) maybe_vectorize(local, sl[ns - 1][1]);
+    maybe_unroll(local, inner, 16);
+  }
+
+  void tile_elementwise(const std::string &name) {
+    const ir::Tensor &t = stage(name).tensor;
+    int ns = int(t->axes.size());
+    std::vector<std::vector<int>> l(ns);
+    for (int a = 0; a < ns; ++a) l[a] = split_levels(name, a, factorize(t->shape[a], 2, a == ns - 1 ? 64 : 8, rng));
+    std::vector<int> order, outer;
+    for (int lv = 0; lv < 2; ++lv)
+      for (auto &x : l) order.push_back(x[lv]);
+    if (!order.empty()) check(reorder(s, name, order));
+    for (auto &x : l) outer.push_back(x[0]);
+    parallelize(name, outer);
+    if (ns > 0) maybe_vectorize(name, l[ns - 1][1]);
+  }
+
+  const Target &target;
+  const Sketch &sketch;
+  Rng &rng;
+  int vector_lanes = 1;
+  Status status = Status::ok();
+};
+
+} // namespace
+
+std::vector<Sketch> SpaceGenerator::sketches(const te::Workload &w) const {
+  bool has_reduction = false, can_pack = false;
+  for (auto &t : w.stages) {
+    has_reduction |= is_reduction(t);
+    can_pack |= !pack_candidate(w, t).input.empty();
+  }
+  std::vector<std::string> base;
+  for (auto &t : w.stages)
+    if (!is_reduction(t) && !w.is_output(t)) base.push_back("inline " + t->name);
+  std::vector<Sketch> out;
+  for (int cw = 0; cw <= (has_reduction ? 1 : 0); ++cw) {
+    for (int pk = 0; pk <= (can_pack ? 1 : 0); ++pk) {
+      Sketch k;
+      k.cache_write = cw;
+      k.pack = pk;
+      k.name = has_reduction ? std::string("tile") + (cw ? "+cache_write" : "") + (pk ? "+pack" : "") : "elementwise";
+      k.rules = base;
+      for (auto &t : w.stages) {
+        if (is_reduction(t)) {
+          PackChoice p = pk ? pack_candidate(w, t) : PackChoice{};
+          if (!p.input.empty())
+            k.rules.push_back("pack " + p.input + " (dim " + std::to_string(p.dim) + " blocked by the vector tile of " +
+                              t->name + ")");
+          ir::Tensor e = cw ? fusable_consumer(w, t) : nullptr;
+          if (!cw) k.rules.push_back("tile " + t->name + " S-S-R-S-R-S; parallel outer; vectorize inner");
+          else if (e)
+            k.rules.push_back("tile " + e->name + " in 3 levels; compute " + t->name +
+                              " at its tile (fused epilogue), tiled R-S-R-S; vectorize inner");
+          else
+            k.rules.push_back("cache_write " + t->name + " (local); tile the copy in 3 levels; compute the cache at "
+                              "its tile, tiled R-S-R-S; vectorize inner");
+        } else if (w.is_output(t) && !(cw && [&] {
+                     for (auto &r : w.stages)
+                       if (is_reduction(r) && fusable_consumer(w, r) == t) return true;
+                     return false;
+                   }())) {
+          k.rules.push_back("tile " + t->name + " in 2 levels; parallel outer; vectorize inner");
+        }
+      }
+      out.push_back(std::move(k));
+    }
+  }
+  return out;
+}
+
+Expected<Schedule> SpaceGenerator::sample(const te::Workload &w, const Sketch &sketch, Rng &rng) const {
+  Sampler sampler(w, target_, sketch, rng);
+  if (Status st = sampler.run(); !st) return make_error("sampling sketch " + sketch.name + ": " + st.message());
+  return std::move(sampler.s);
+}
+
+} // namespace tessel::sched

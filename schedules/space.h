@@ -1,0 +1,59 @@
+// The schedule space of a workload on a target (Ansor-style): sketch rules
+// decide the structure of candidate schedules, random annotation fills in
+// their decisions. Sampling is seeded and reproducible across machines.
+//
+// CPU rules, applied per stage:
+//  * inline      — pure elementwise, non-output stages are computed inside their consumers;
+//  * tile        — a reduction is tiled S-S-R-S-R-S: spatial axes in four levels,
+//                  reduction axes in two, ordered s0 s1 r0 s2 r1 s3;
+//  * cache_write — (variant) the reduction accumulates into a local tile computed at the
+//                  outer tile loop of a copy stage, or of its elementwise consumer when it
+//                  has exactly one (a fused epilogue such as bias + ReLU);
+//  * pack        — (variant) a constant input indexed by the innermost spatial axis is
+//                  re-laid-out ahead of time so that the vector loop reads it contiguously;
+//  * elementwise — other stages are tiled in two levels.
+// Annotation: outer tile loops are fused and parallel; the innermost spatial loop is
+// vectorized when 2..64 wide; small inner loops are unrolled.
+#pragma once
+
+#include "schedules/schedule.h"
+#include "support/error.h"
+#include "target/target.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tessel::sched {
+
+struct Sketch {
+  std::string name;               // e.g. "tile+cache_write+pack"
+  bool cache_write = false;
+  bool pack = false;
+  std::vector<std::string> rules; // one line per rule application, for people
+};
+
+// Deterministic on every platform (the standard's distributions are not).
+class Rng {
+public:
+  explicit Rng(uint64_t seed) : state_(seed * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull) {}
+  uint64_t next();
+  int64_t below(int64_t n) { return n <= 1 ? 0 : int64_t(next() % uint64_t(n)); }
+
+private:
+  uint64_t state_;
+};
+
+class SpaceGenerator {
+public:
+  explicit SpaceGenerator(Target target) : target_(std::move(target)) {}
+  std::vector<Sketch> sketches(const te::Workload &w) const;
+  // A concrete schedule of the sketch: tile sizes from random factorizations of
+  // the extents, random annotations. Its trace replays to the same program.
+  Expected<Schedule> sample(const te::Workload &w, const Sketch &sketch, Rng &rng) const;
+
+private:
+  Target target_;
+};
+
+} // namespace tessel::sched
