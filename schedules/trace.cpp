@@ -65,12 +65,13 @@ std::string trace_to_json(const Schedule &s) {
     }
     steps.push_back(j);
   }
-  json doc;
-  doc["format"] = "tessel-trace";
-  doc["version"] = kTraceFormatVersion;
-  doc["workload"] = {{"key", s.source.key}, {"hash", s.source.hash_hex()}};
-  doc["steps"] = steps;
-  return doc.dump(1);
+  // One step per line: diffs of traces stay readable.
+  json workload = {{"key", s.source.key}, {"hash", s.source.hash_hex()}};
+  std::string out = "{\n \"format\": \"tessel-trace\",\n \"version\": " + std::to_string(kTraceFormatVersion) +
+                    ",\n \"workload\": " + workload.dump() + ",\n \"steps\": [";
+  for (size_t i = 0; i < steps.size(); ++i) out += (i ? ",\n  " : "\n  ") + steps[i].dump();
+  out += steps.empty() ? "]\n}\n" : "\n ]\n}\n";
+  return out;
 }
 
 Expected<ParsedTrace> parse_trace(std::string_view text) {

@@ -19,7 +19,7 @@ check() { # check NAME EXPECTED_RC PATTERN -- command...
 }
 
 check help 0 "Examples" -- "$tessel" --help
-for sub in ops show run compile; do check "help-$sub" 0 "Example" -- "$tessel" "$sub" --help; done
+for sub in ops show run compile space targets; do check "help-$sub" 0 "Example" -- "$tessel" "$sub" --help; done
 check no-subcommand 2 "subcommand" -- "$tessel"
 check ops 0 "conv2d" -- "$tessel" ops
 check run-matmul 0 "verify +ok.*matches the reference interpreter" -- "$tessel" run matmul:M=64,N=48,K=32 --repeat 3
@@ -38,6 +38,18 @@ check compile 0 "wrote" -- "$tessel" compile matmul:M=8,N=8,K=8 -o "$tmp/mm.o" -
 [[ -s "$tmp/mm.o" && -s "$tmp/mm.h" ]] && grep -q "void my_mm(" "$tmp/mm.h" && echo "ok   compile-files" ||
   { echo "FAIL compile-files"; failures=$((failures + 1)); }
 check compile-bad-name nonzero "identifier" -- "$tessel" compile matmul:M=8,N=8,K=8 -o "$tmp/x.o" --name 9bad
+
+check targets 0 "cpu-avx512" -- "$tessel" targets
+check space 0 "sketch 1: tile\+cache_write" -- "$tessel" space matmul:M=32,N=32,K=32 --sample 2
+check space-gpu nonzero "GPU" -- "$tessel" space matmul:M=32,N=32,K=32 --target h100
+check space-bad-target nonzero "did you mean|available|unknown target|no target" -- "$tessel" space matmul:M=32,N=32,K=32 --target cpu-avx51
+"$tessel" space dense:M=16,N=32,K=24 --sample 3 --seed 5 | awk '/^# sample 2/{p=1;next} p' > "$tmp/t.json"
+check run-sampled-trace 0 "verify +ok" -- "$tessel" run dense:M=16,N=32,K=24 --trace "$tmp/t.json" --repeat 1
+check show-trace 0 "allocate|for \(" -- "$tessel" show dense:M=16,N=32,K=24 --trace "$tmp/t.json" --ir
+check trace-wrong-workload nonzero "was made for workload" -- "$tessel" run dense:M=16,N=32,K=8 --trace "$tmp/t.json"
+check run-gemm-trace 0 "pack .*ahead of time" -- "$tessel" run configs/workloads/matmul_1024_constb.te --trace configs/traces/matmul_1024_constb_avx512.json --no-verify --repeat 1
+check compile-trace 0 "wrote" -- "$tessel" compile dense:M=16,N=32,K=24 --trace "$tmp/t.json" -o "$tmp/d.o"
+check run-unrunnable-target nonzero "lacks|CUDA" -- "$tessel" run matmul:M=4,N=4,K=4 --target h100
 
 if [[ $failures -gt 0 ]]; then echo "$failures CLI check(s) failed"; exit 1; fi
 echo "all CLI checks passed"

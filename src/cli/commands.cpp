@@ -7,6 +7,7 @@
 #include "measure/timing.h"
 #include "runtime/runtime.h"
 #include "schedules/schedule.h"
+#include "schedules/space.h"
 #include "schedules/trace.h"
 #include "te/ops.h"
 #include "te/text.h"
@@ -48,6 +49,24 @@ struct Status_line {
   bool tty;
 };
 
+Expected<Target> load_target(const std::string &name) {
+  auto t = Target::load(name);
+  if (!t) return make_error(t.error());
+  return t;
+}
+
+// The default schedule, or the replay of a trace file made for this workload.
+Expected<sched::Schedule> load_schedule(const te::Workload &w, const std::string &trace_path, bool parallel_outer) {
+  if (trace_path.empty()) return sched::default_schedule(w, parallel_outer);
+  std::ifstream in(trace_path);
+  if (!in) return make_error("cannot read trace file '" + trace_path + "'");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto s = sched::replay_json(w, text.str());
+  if (!s) return make_error(trace_path + ": " + s.error());
+  return s;
+}
+
 std::string fmt(const char *f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
@@ -67,23 +86,72 @@ int cmd_ops() {
   return 0;
 }
 
+int cmd_targets() {
+  std::cout << "host  (this machine, detected): " << Target::host().str() << "\n";
+  for (auto &name : Target::list_available()) {
+    if (name == "host") continue;
+    auto t = Target::load(name);
+    std::cout << name << "  " << (t ? t->str() : "error: " + t.error()) << "\n";
+  }
+  std::cout << "\nsearched: ";
+  for (auto &d : Target::search_dirs()) std::cout << d << "  ";
+  std::cout << "\n";
+  return 0;
+}
+
+int cmd_space(const SpaceOptions &o) {
+  if (o.samples < 0) return fail("--sample must be 0 or more");
+  auto w = te::load_workload(o.workload);
+  if (!w) return fail(w.error());
+  auto target = load_target(o.target);
+  if (!target) return fail(target.error());
+  if (!target->is_cpu())
+    return fail("target " + target->name + " is a GPU: GPU sketch rules come with the CUDA back end; "
+                "use a CPU target (see `tessel targets`)");
+  sched::SpaceGenerator gen(*target);
+  auto sketches = gen.sketches(*w);
+  std::cout << "# " << sketches.size() << " sketch" << (sketches.size() == 1 ? "" : "es") << " for " << w->key
+            << " on " << target->str() << "\n";
+  for (size_t i = 0; i < sketches.size(); ++i) {
+    std::cout << "sketch " << i << ": " << sketches[i].name << "\n";
+    for (auto &r : sketches[i].rules) std::cout << "    " << r << "\n";
+  }
+  sched::Rng rng(o.seed);
+  for (int i = 0; i < o.samples; ++i) {
+    const sched::Sketch &k = sketches[size_t(i) % sketches.size()];
+    auto s = gen.sample(*w, k, rng);
+    if (!s) return fail(s.error());
+    std::cout << "\n# sample " << i << " (sketch " << (size_t(i) % sketches.size()) << ": " << k.name << ", seed "
+              << o.seed << ")\n"
+              << sched::trace_to_json(*s) << "\n";
+  }
+  return 0;
+}
+
 int cmd_show(const ShowOptions &o) {
   auto w = te::load_workload(o.workload);
   if (!w) return fail(w.error());
-  sched::Schedule s = sched::default_schedule(*w);
+  auto sc = load_schedule(*w, o.trace, false);
+  if (!sc) return fail(sc.error());
+  sched::Schedule s = sc.take();
   bool any = o.te || o.ir || o.llvm || o.assembly || o.schedule;
   if (o.te || !any) {
     std::cout << "# workload " << w->key << "  (hash " << w->hash_hex() << ", " << w->flops() << " flop)\n";
     std::cout << te::to_text(*w);
   }
-  if (o.schedule || !any) std::cout << "\n# schedule (default)\n" << sched::describe(s);
+  if (o.schedule || !any)
+    std::cout << "\n# schedule (" << (o.trace.empty() ? "default" : o.trace) << ")\n" << sched::describe(s);
   auto f = lower::lower(s, kernel_name(*w));
   if (!f) return fail(f.error());
   if (o.ir || !any) {
     for (auto &pf : f->prepack) std::cout << "\n# loop IR: " << pf.name << " (packs a constant, run once)\n" << ir::to_string(pf.body);
     std::cout << "\n# loop IR\n" << ir::to_string(f->kernel.body);
   }
-  Target target = Target::host();
+  auto loaded = load_target(o.target);
+  if (!loaded) return fail(loaded.error());
+  Target target = *loaded;
+  if ((o.llvm || o.assembly) && !target.is_cpu())
+    return fail("target " + target.name + " is a GPU: the CUDA back end is not part of this build yet");
   if (o.llvm) {
     auto text = codegen::emit_llvm_ir(*f, target);
     if (!text) return fail(text.error());
@@ -100,25 +168,20 @@ int cmd_show(const ShowOptions &o) {
 int cmd_run(const RunOptions &o) {
   if (o.threads < 1) return fail("--threads must be at least 1, got " + std::to_string(o.threads));
   if (o.repeats < 1) return fail("--repeat must be at least 1, got " + std::to_string(o.repeats));
-  auto w = te::load_workload(o.workload);
+ auto w = te::load_workload(o.workload);
   if (!w) return fail(w.error());
-  Target target = Target::host();
+  auto loaded = load_target(o.target);
+  if (!loaded) return fail(loaded.error());
+  if (Status here = loaded->runnable_here(); !here) return fail(here.message());
+  Target target = *loaded;
   std::cout << "workload  " << w->key << "  (hash " << w->hash_hex() << ")\n";
   std::cout << "target    " << target.str() << ", " << o.threads << " thread" << (o.threads > 1 ? "s" : "")
             << "\n";
-  sched::Schedule schedule = sched::default_schedule(*w, o.threads > 1);
-  if (!o.trace.empty()) {
-    std::ifstream in(o.trace);
-    if (!in) return fail("cannot read trace file '" + o.trace + "'");
-    std::stringstream text;
-    text << in.rdbuf();
-    auto s = sched::replay_json(*w, text.str());
-    if (!s) return fail(o.trace + ": " + s.error());
-    schedule = s.take();
-    std::cout << "schedule  " << o.trace << " (" << schedule.trace.size() << " steps)\n";
-  } else {
-    std::cout << "schedule  default (untuned)\n";
-  }
+  auto loaded_schedule = load_schedule(*w, o.trace, o.threads > 1);
+  if (!loaded_schedule) return fail(loaded_schedule.error());
+  sched::Schedule schedule = loaded_schedule.take();
+  if (!o.trace.empty()) std::cout << "schedule  " << o.trace << " (" << schedule.trace.size() << " steps)\n";
+  else std::cout << "schedule  default (untuned)\n";
 
   auto t0 = std::chrono::steady_clock::now();
   auto f = lower::lower(schedule, kernel_name(*w));
@@ -183,9 +246,14 @@ int cmd_compile(const CompileOptions &o) {
   if (!ident) return fail("--name '" + name + "' is not a C identifier (letters, digits, '_')");
   std::string obj = o.output.empty() ? name + ".o" : o.output;
   std::string header = std::filesystem::path(obj).replace_extension(".h").string();
-  auto f = lower::lower(sched::default_schedule(*w, true), name);
+  auto target = load_target(o.target);
+  if (!target) return fail(target.error());
+  if (!target->is_cpu()) return fail("target " + target->name + " is a GPU: the CUDA back end is not part of this build yet");
+  auto schedule = load_schedule(*w, o.trace, true);
+  if (!schedule) return fail(schedule.error());
+  auto f = lower::lower(*schedule, name);
   if (!f) return fail(f.error());
-  if (Status s = codegen::emit_object(*f, Target::host(), obj, header); !s) return fail(s.message());
+  if (Status s = codegen::emit_object(*f, *target, obj, header); !s) return fail(s.message());
   std::cout << "wrote " << obj << " and " << header << " (kernel " << name << ", workload " << w->key << ")\n";
   return 0;
 }

@@ -3,20 +3,34 @@
 // 1 failure (bad input, wrong result), 2 usage error.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace tessel::cli {
 
 int cmd_ops();
 
+int cmd_targets();
+
+struct SpaceOptions {
+  std::string workload;
+  std::string target = "host";
+  int samples = 3;
+  uint64_t seed = 1;
+};
+int cmd_space(const SpaceOptions &o);
+
 struct ShowOptions {
   std::string workload;
+  std::string target = "host";
+  std::string trace;
   bool te = false, ir = false, llvm = false, assembly = false, schedule = false;
 };
 int cmd_show(const ShowOptions &o);
 
 struct RunOptions {
   std::string workload;
+  std::string target = "host";
   std::string trace; // a trace JSON file; empty: the default schedule
   int threads = 1;
   int repeats = 5;
@@ -27,6 +41,8 @@ int cmd_run(const RunOptions &o);
 
 struct CompileOptions {
   std::string workload;
+  std::string target = "host";
+  std::string trace;
   std::string output;  // object path; the header goes beside it (.h)
   std::string name;    // kernel symbol; default derived from the workload
 };

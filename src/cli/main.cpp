@@ -18,12 +18,27 @@ int main(int argc, char **argv) {
   auto *ops = app.add_subcommand("ops", "List the operator library and each operator's keys.\n"
                                         "Example:\n  tessel ops");
 
+  app.add_subcommand("targets", "List the hardware targets (configs/targets/*.json and the detected host).\n"
+                                "Example:\n  tessel targets");
+
+  SpaceOptions space;
+  auto *space_cmd = app.add_subcommand("space", "Print a workload's schedule space: its sketches (the structure the\n"
+                                                "sketch rules give) and N sampled schedules as trace JSON.\n"
+                                                "Examples:\n  tessel space matmul:M=512,N=512,K=512 --sample 2\n"
+                                                "  tessel space dense:M=128,N=768,K=768 --target cpu-avx512 --seed 7 > t.json");
+  space_cmd->add_option("workload", space.workload, "operator spec or workload file")->required();
+  space_cmd->add_option("--target", space.target, "target name (see `tessel targets`) or JSON path")->capture_default_str();
+  space_cmd->add_option("--sample", space.samples, "how many schedules to sample")->capture_default_str();
+  space_cmd->add_option("--seed", space.seed, "sampling seed (same seed, same samples)")->capture_default_str();
+
   ShowOptions show;
   auto *show_cmd = app.add_subcommand("show", "Print a workload: its tensor expressions, schedule and loop IR;\n"
                                               "or the generated LLVM IR / assembly.\n"
                                               "Examples:\n  tessel show matmul:M=64,N=64,K=64\n"
                                               "  tessel show configs/workloads/softmax_128x256.te --llvm");
   show_cmd->add_option("workload", show.workload, "operator spec or workload file")->required();
+  show_cmd->add_option("--trace", show.trace, "show this schedule trace (JSON) instead of the default schedule");
+  show_cmd->add_option("--target", show.target, "target for --llvm/--asm")->capture_default_str();
   show_cmd->add_flag("--te", show.te, "tensor expressions (text form)");
   show_cmd->add_flag("--schedule", show.schedule, "the schedule's loops per stage");
   show_cmd->add_flag("--ir", show.ir, "lowered loop IR");
@@ -39,6 +54,7 @@ int main(int argc, char **argv) {
                                             "      --trace configs/traces/matmul_1024_constb_avx512.json");
   run_cmd->add_option("workload", run.workload, "operator spec or workload file")->required();
   run_cmd->add_option("--trace", run.trace, "run this schedule trace (JSON) instead of the default schedule");
+  run_cmd->add_option("--target", run.target, "target (must be runnable on this machine)")->capture_default_str();
   run_cmd->add_option("--threads", run.threads, "threads for parallel loops")->capture_default_str();
   run_cmd->add_option("--repeat", run.repeats, "timing repeats (the median is reported)")->capture_default_str();
   run_cmd->add_option("--seed", run.seed, "seed of the random inputs")->capture_default_str();
@@ -52,6 +68,8 @@ int main(int argc, char **argv) {
   compile_cmd->add_option("workload", compile.workload, "operator spec or workload file")->required();
   compile_cmd->add_option("-o,--output", compile.output, "object file path (header written beside it as .h)");
   compile_cmd->add_option("--name", compile.name, "kernel symbol name");
+  compile_cmd->add_option("--trace", compile.trace, "compile this schedule trace (JSON) instead of the default");
+  compile_cmd->add_option("--target", compile.target, "target to compile for")->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -59,6 +77,8 @@ int main(int argc, char **argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (*ops) return cmd_ops();
+  if (app.got_subcommand("targets")) return cmd_targets();
+  if (*space_cmd) return cmd_space(space);
   if (*show_cmd) return cmd_show(show);
   if (*run_cmd) {
     run.verify = !no_verify;

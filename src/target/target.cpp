@@ -828,4 +828,20 @@ std::string Target::str() const {
   return name + " (" + cpu + ", " + std::to_string(vector_bits) + "-bit vectors, " + std::to_string(cores) + " cores)";
 }
 
+Status Target::runnable_here() const {
+  if (is_cuda())
+    return Status::error("target " + name + " is a CUDA GPU; the CUDA back end is not part of this build yet "
+                         "(GPU schedules can be generated and inspected, not run)");
+  Target h = host();
+  if (h.triple.substr(0, h.triple.find('-')) != triple.substr(0, triple.find('-')))
+    return Status::error("target " + name + " is for " + triple + "; this machine is " + h.triple);
+  std::string missing;
+  for (auto &f : isa)
+    if (std::find(h.isa.begin(), h.isa.end(), f) == h.isa.end()) missing += (missing.empty() ? "" : ", ") + f;
+  if (!missing.empty())
+    return Status::error("target " + name + " needs " + missing + ", which this machine (" + h.cpu +
+                         ") lacks; pick another --target (see `tessel targets`) or use --target host");
+  return Status::ok();
+}
+
 } // namespace tessel

@@ -72,6 +72,9 @@ struct Target {
 
   // The machine we run on, detected (CPUID via LLVM, cache sizes via sysconf or sysfs).
   static Target host();
+  // Ok when kernels for this target can run on this machine (a CPU target
+  // whose ISA the host has); otherwise says what is missing.
+  Status runnable_here() const;
   // "host"; a path to a JSON file (ends in .json or contains '/'); or a name looked up as
   // <dir>/<name>.json in $TESSEL_TARGETS_DIR (':'-separated), ./configs/targets, then
   // configs/targets relative to the executable (build/src/tessel, build/tests/test_x).
