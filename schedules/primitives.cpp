@@ -285,6 +285,154 @@ Status bind(Schedule &s, const std::string &n, int loop, const std::string &tag)
   return r;
 }
 
+Status auto_unroll(Schedule &s, const std::string &name, int loop, int64_t max_step) {
+  auto st = get_stage(s, name, "auto_unroll");
+  if (!st) return Status::error(st.error());
+  if (Status c = check_leaf(**st, loop, "auto_unroll"); !c) return c;
+  if (max_step < 0 || max_step > 4096)
+    return Status::error("auto_unroll: max_step must be in 0..4096, got " + std::to_string(max_step));
+  (*st)->loops[loop].auto_unroll_max_step = max_step;
+  record(s, "auto_unroll", name, {loop, max_step});
+  return Status::ok();
+}
+
+Status reverse_compute_at(Schedule &s, const std::string &name, const std::string &producer, int loop) {
+  auto st = get_stage(s, name, "reverse_compute_at");
+  if (!st) return Status::error(st.error());
+  auto pt = get_stage(s, producer, "reverse_compute_at");
+  if (!pt) return Status::error(pt.error());
+  Stage &E = **st, &P = **pt;
+  if (&E == &P) return Status::error("reverse_compute_at: a stage cannot be computed inside itself");
+  if (E.tensor->body.as<ir::Reduce>())
+    return Status::error("reverse_compute_at: " + name + " is a reduction; only elementwise consumers can follow a tile");
+  if (!s.workload.is_output(E.tensor) || !consumers_of(s, E.tensor).empty())
+    return Status::error("reverse_compute_at: " + name + " must be an output that no other stage reads");
+  if (E.attach != Attach::Root || !E.relations.empty())
+    return Status::error("reverse_compute_at: apply it to " + name + " before transforming or attaching it");
+  if (E.tensor->shape != P.tensor->shape)
+    return Status::error("reverse_compute_at: " + name + " and " + producer + " differ in shape");
+  bool reads_p = false;
+  std::function<bool(const ir::Expr &)> identity_reads = [&](const ir::Expr &body) {
+    struct Check : ir::IRVisitor {
+      using IRVisitor::visit;
+      const ir::TensorNode *target;
+      const std::vector<ir::IterVar> *axes;
+      bool ok = true, found = false;
+      void visit(const ir::TensorRead *op) override {
+        if (op->tensor.get() == target) {
+          found = true;
+          for (size_t d = 0; d < op->indices.size(); ++d) ok &= op->indices[d].same_as((*axes)[d].var);
+        }
+        IRVisitor::visit(op);
+      }
+    } c;
+    c.target = P.tensor.get();
+    c.axes = &E.tensor->axes;
+    body.accept(&c);
+    reads_p = c.found;
+    return c.ok;
+  };
+  if (!identity_reads(E.tensor->body) || !reads_p)
+    return Status::error("reverse_compute_at: " + name + " must read " + producer +
+                         " element for element (" + producer + "[i, j, ...] at its own indices)");
+  if (Status c = check_leaf(P, loop, "reverse_compute_at"); !c) return c;
+  int pos = P.leaf_position(loop);
+  for (int p = 0; p <= pos; ++p)
+    if (P.loops[P.leaves[p]].is_reduce)
+      return Status::error("reverse_compute_at: loop " + P.loops[loop].name + " of " + producer +
+                           " is inside a reduction loop; " + name + " would read unfinished values");
+  ir::ForKind k = P.loops[loop].kind;
+  if (k == ir::ForKind::Vectorized || k == ir::ForKind::Unrolled)
+    return Status::error("reverse_compute_at: loop " + P.loops[loop].name + " is " + ir::for_kind_name(k));
+  E.attach = Attach::At;
+  E.attach_stage = producer;
+  E.attach_loop = loop;
+  E.attach_after = true;
+  record(s, "reverse_compute_at", name, {loop}, producer);
+  return Status::ok();
+}
+
+Expected<std::string> rfactor(Schedule &s, const std::string &name, int loop) {
+  auto st = get_stage(s, name, "rfactor");
+  if (!st) return make_error(st.error());
+  Stage &S = **st;
+  auto *red = S.tensor->body.as<ir::Reduce>();
+  if (!red) return make_error("rfactor: " + name + " is not a reduction");
+  if (Status c = check_leaf(S, loop, "rfactor"); !c) return make_error(c.message());
+  if (!S.loops[loop].is_reduce) return make_error("rfactor: loop " + S.loops[loop].name + " is not a reduction loop");
+  if (S.attach != Attach::Root ||
+      std::any_of(S.loops.begin(), S.loops.end(), [](const Loop &l) { return l.kind != ir::ForKind::Serial; }))
+    return make_error("rfactor: apply it to " + name + " before annotating or attaching it");
+  int ns = S.num_spatial();
+  int root = loop;
+  int64_t factor = S.loops[loop].extent;
+  for (auto &r : S.relations) {
+    if (r.kind == Relation::kSplit && r.split.inner == loop && r.split.parent >= ns &&
+        r.split.parent < int(S.tensor->axes.size() + red->axes.size()) && S.relations.size() == 1) {
+      root = r.split.parent;
+    } else {
+      return make_error("rfactor: " + name + " may only have the split of one reduction axis before rfactor");
+    }
+  }
+  int q = root - ns; // which reduction axis
+  int64_t extent = red->axes[q].extent;
+  if (extent % factor != 0)
+    return make_error("rfactor: the factor " + std::to_string(factor) + " does not divide the extent " +
+                      std::to_string(extent) + " of " + S.loops[root].name + "; pick a divisor");
+  const ir::TensorNode &T = *S.tensor;
+  std::string rf_name = unique_name(s, name + "_rf");
+  auto rf = std::make_shared<ir::TensorNode>();
+  rf->name = rf_name;
+  rf->dtype = T.dtype;
+  ir::Expr vi = ir::Var::make(ir::DataType::index(), S.loops[loop].name);
+  rf->axes.push_back(ir::IterVar{vi, factor, false});
+  rf->shape.push_back(factor);
+  std::vector<std::pair<ir::Expr, ir::Expr>> m;
+  std::vector<ir::Expr> spatial;
+  for (auto &ax : T.axes) {
+    ir::Expr v = ir::Var::make(ir::DataType::index(), ax.var.as<ir::Var>()->name);
+    rf->axes.push_back(ir::IterVar{v, ax.extent, false});
+    rf->shape.push_back(ax.extent);
+    m.push_back({ax.var, v});
+    spatial.push_back(ax.var);
+  }
+  std::vector<ir::IterVar> raxes;
+  for (size_t r = 0; r < red->axes.size(); ++r) {
+    const ir::IterVar &ax = red->axes[r];
+    if (int(r) == q) {
+      ir::Expr vo = ir::Var::make(ir::DataType::index(), ax.var.as<ir::Var>()->name + ".o");
+      raxes.push_back(ir::IterVar{vo, extent / factor, true});
+      m.push_back({ax.var, vo * ir::Expr(factor) + vi});
+    } else {
+      ir::Expr v = ir::Var::make(ir::DataType::index(), ax.var.as<ir::Var>()->name);
+      raxes.push_back(ir::IterVar{v, ax.extent, true});
+      m.push_back({ax.var, v});
+    }
+  }
+  rf->body = ir::Reduce::make(red->op, ir::substitute(red->source, m), raxes);
+  auto primary = std::make_shared<ir::TensorNode>(T);
+  ir::Expr vk = ir::Var::make(ir::DataType::index(), S.loops[loop].name);
+  std::vector<ir::Expr> idx{vk};
+  idx.insert(idx.end(), spatial.begin(), spatial.end());
+  primary->body = ir::Reduce::make(red->op, ir::TensorRead::make(rf, idx), {ir::IterVar{vk, factor, true}});
+
+  size_t at = stage_index(s, &S);
+  ir::Tensor old = S.tensor;
+  s.stages[at] = make_stage(primary);
+  s.stages.insert(s.stages.begin() + long(at), make_stage(rf));
+  auto &ws = s.workload.stages;
+  auto it = std::find(ws.begin(), ws.end(), old);
+  *it = primary;
+  ws.insert(it, rf);
+  for (auto &o : s.workload.outputs)
+    if (o == old) o = primary;
+  GraphRewriter g;
+  g.rewrites[old.get()] = [primary](const ir::TensorRead *r) { return ir::TensorRead::make(primary, r->indices); };
+  g.run(s, at + 2);
+  record(s, "rfactor", name, {loop});
+  return rf_name;
+}
+
 Status compute_inline(Schedule &s, const std::string &name) {
   auto st = get_stage(s, name, "compute_inline");
   if (!st) return Status::error(st.error());
@@ -513,6 +661,18 @@ Status apply_step(Schedule &s, const Step &st) {
     return bind(s, st.stage, l, st.str);
   }
   if (op == "compute_inline") return compute_inline(s, st.stage);
+  if (op == "auto_unroll") {
+    if (Status c = need(2); !c) return c;
+    return auto_unroll(s, st.stage, int(st.ints[0]), st.ints[1]);
+  }
+  if (op == "reverse_compute_at") {
+    if (Status c = need(1); !c) return c;
+    return reverse_compute_at(s, st.stage, st.str, int(st.ints[0]));
+  }
+  if (op == "rfactor") {
+    if (Status c = need(1); !c) return c;
+    return rfactor(s, st.stage, int(st.ints[0])).status();
+  }
   if (op == "compute_at") {
     if (Status c = need(1); !c) return c;
     return compute_at(s, st.stage, st.str, int(st.ints[0]));

@@ -35,11 +35,27 @@ Status unroll(Schedule &s, const std::string &stage, int loop);
 // Binds a spatial leaf to a GPU index: blockIdx.{x,y,z}, threadIdx.{x,y,z} or vthread.
 Status bind(Schedule &s, const std::string &stage, int loop, const std::string &thread_tag);
 
+// Pragma: inside leaf `loop`, unroll every serial loop whose total trip count
+// (its extent times those of the loops inside it) is at most `max_step`.
+Status auto_unroll(Schedule &s, const std::string &stage, int loop, int64_t max_step);
+
 // Computes a pure elementwise, non-output stage inside its consumers' expressions.
 Status compute_inline(Schedule &s, const std::string &stage);
 // Computes `stage` inside leaf `loop` of its only consumer `consumer`, for the
 // region that loop's body reads.
 Status compute_at(Schedule &s, const std::string &stage, const std::string &consumer, int loop);
+// Computes the output `stage`, an elementwise consumer of `producer` that reads it
+// element for element, inside leaf `loop` of the producer, right after the
+// loop's body produced its part (the fused epilogue of a tile). `loop` must lie
+// outside the producer's reduction loops, so only finished values are read.
+Status reverse_compute_at(Schedule &s, const std::string &stage, const std::string &producer, int loop);
+// Factors the reduction of `stage` over leaf `loop` — the inner part of a split
+// reduction axis, or a whole reduction axis — into a new stage `<stage>_rf`
+// with that loop as an extra (outermost) spatial axis holding partial results;
+// `stage` then reduces the partials. The partials can be vectorized or run in
+// parallel. Must precede other transformations of `stage` except that split.
+// Returns the new stage's name.
+Expected<std::string> rfactor(Schedule &s, const std::string &stage, int loop);
 // Adds a stage `<stage>_<scope>` that computes `stage` into a buffer of `scope`;
 // `stage` becomes a copy of it. Must precede any loop transformation of `stage`.
 // Returns the new stage's name.

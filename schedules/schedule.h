@@ -21,6 +21,7 @@ struct Loop {
   bool is_reduce = false;
   ir::ForKind kind = ir::ForKind::Serial;
   std::string thread_tag;
+  int64_t auto_unroll_max_step = 0; // pragma: unroll loops inside whose trip count is at most this
 };
 
 // parent = outer * factor + inner. With a factor that does not divide the
@@ -62,6 +63,8 @@ struct Stage {
   Attach attach = Attach::Root;
   std::string attach_stage; // Attach::At: the consumer stage...
   int attach_loop = -1;     // ...and the leaf loop of it whose body computes this stage
+  bool attach_after = false; // reverse_compute_at: attach_stage is the producer; this stage
+                             // consumes what that loop's body produced, right after it
   ir::MemoryScope scope = ir::MemoryScope::Global;
   bool prepack = false; // re-lays-out a constant input: computed once, ahead of time
 

@@ -45,6 +45,7 @@ private:
 struct Context {
   std::unordered_map<const TensorNode *, Expr> bodies;               // stage bodies after inlining
   std::map<std::pair<std::string, int>, std::vector<const Stage *>> attached; // (consumer, loop) -> producers
+  std::map<std::pair<std::string, int>, std::vector<const Stage *>> after;    // (producer, loop) -> epilogues
 };
 
 // The region of each root axis a stage computes: [min, min + extent).
@@ -147,17 +148,61 @@ private:
       const auto &L = st_.loops[loop];
       if (spatial_only && L.is_reduce) continue;
       if (!spatial_only) s = place_attached(loop, s);
-      s = For::make(vars_[loop], Expr(int64_t(0)), Expr(extents_[loop]), L.kind, s, L.thread_tag);
+      s = For::make(vars_[loop], Expr(int64_t(0)), Expr(extents_[loop]), kind_of(p), s, L.thread_tag);
     }
     return s;
   }
 
+  // The auto-unroll pragma of an enclosing leaf unrolls serial loops whose
+  // trip count (with the loops inside, vector loops counting once) fits it.
+  ir::ForKind kind_of(int pos) {
+    const auto &L = st_.loops[st_.leaves[pos]];
+    if (L.kind != ForKind::Serial) return L.kind;
+    int64_t max_step = 0;
+    for (int p = 0; p < pos; ++p) max_step = std::max(max_step, st_.loops[st_.leaves[p]].auto_unroll_max_step);
+    if (max_step <= 0) return L.kind;
+    int64_t trips = 1;
+    for (int p = pos; p < int(st_.leaves.size()); ++p) {
+      const auto &I = st_.loops[st_.leaves[p]];
+      if (I.kind != ForKind::Vectorized) trips *= extents_[st_.leaves[p]];
+      if (trips > max_step) return L.kind;
+    }
+    return ForKind::Unrolled;
+  }
+
   Stmt place_attached(int loop, Stmt body) {
     auto it = ctx_.attached.find({st_.tensor->name, loop});
-    if (it == ctx_.attached.end()) return body;
     // Later producers may feed earlier ones (a cache of a pad, say): build in reverse.
-    for (auto p = it->second.rbegin(); p != it->second.rend(); ++p) body = compute_here(**p, body);
+    if (it != ctx_.attached.end())
+      for (auto p = it->second.rbegin(); p != it->second.rend(); ++p) body = compute_here(**p, body);
+    auto after = ctx_.after.find({st_.tensor->name, loop});
+    if (after != ctx_.after.end())
+      for (const Stage *e : after->second) body = Block::make({body, consume_here(*e, body)});
     return body;
+  }
+
+  // Builds the epilogue `consumer` for the region of this stage that `body` produced.
+  Stmt consume_here(const Stage &consumer, const Stmt &body) {
+    std::vector<Interval> region = region_touched(body, st_.tensor, {});
+    ConstScope outer;
+    for (size_t i = 0; i < vars_.size(); ++i) outer[vars_[i].get()] = {0, extents_[i] - 1};
+    std::vector<RootRange> roots;
+    const auto &shape = consumer.tensor->shape;
+    for (size_t d = 0; d < shape.size(); ++d) {
+      if (region.empty()) return Block::make({});
+      Expr mn = simplify(max(simplify(region[d].min), Expr(int64_t(0))), outer);
+      Expr mx = simplify(min(simplify(region[d].max), Expr(shape[d] - 1)), outer);
+      Expr ext = simplify(mx - mn + 1, outer);
+      int64_t n;
+      Expr limit;
+      if (!is_const_int(ext, &n)) {
+        ConstRange cr = constant_bounds(ext, outer);
+        n = cr.max ? std::min(*cr.max, shape[d]) : shape[d];
+        limit = simplify(mx + 1, outer);
+      }
+      roots.push_back({mn, std::max<int64_t>(n, 1), limit});
+    }
+    return NestBuilder(consumer, ctx_, roots).build();
   }
 
   // Builds `producer` for the region `body` reads, realized right here.
@@ -213,7 +258,8 @@ Context make_context(const sched::Schedule &schedule) {
     Expr body = InlineReads(inlined).mutate(st.tensor->body);
     if (st.attach == sched::Attach::Inline) inlined[st.tensor.get()] = body;
     ctx.bodies[st.tensor.get()] = body;
-    if (st.attach == sched::Attach::At) ctx.attached[{st.attach_stage, st.attach_loop}].push_back(&st);
+    if (st.attach == sched::Attach::At)
+      (st.attach_after ? ctx.after : ctx.attached)[{st.attach_stage, st.attach_loop}].push_back(&st);
   }
   return ctx;
 }

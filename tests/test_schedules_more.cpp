@@ -1,0 +1,99 @@
+// rfactor, reverse_compute_at and the auto-unroll pragma.
+#include "ir/printer.h"
+#include "kernel_check.h"
+#include "schedules/primitives.h"
+#include "schedules/trace.h"
+#include "te/ops.h"
+
+#include <gtest/gtest.h>
+
+using namespace tessel;
+using tessel::testing::kernel_matches_interpreter;
+
+namespace {
+te::Workload op(const std::string &s) {
+  auto w = te::make_op_workload(s);
+  EXPECT_TRUE(w.has_value()) << (w ? "" : w.error());
+  return *w;
+}
+std::string lowered(const sched::Schedule &s) { return ir::to_string(lower::lower(s, "k")->kernel.body); }
+} // namespace
+
+TEST(Rfactor, PartialSumsVectorizeAndReplay) {
+  te::Workload w = op("matmul:M=3,N=2,K=64");
+  sched::Schedule s = sched::default_schedule(w);
+  auto sp = sched::split(s, "C", 2, 16);
+  ASSERT_TRUE(sp.has_value());
+  auto rf = sched::rfactor(s, "C", sp->inner);
+  ASSERT_TRUE(rf.has_value()) << rf.error();
+  EXPECT_EQ(*rf, "C_rf");
+  // The partial-sum index is now a spatial loop: it can be vectorized.
+  ASSERT_TRUE(sched::reorder(s, "C_rf", {1, 2, 3, 0}));
+  ASSERT_TRUE(sched::vectorize(s, "C_rf", 0));
+  EXPECT_TRUE(kernel_matches_interpreter(s));
+  EXPECT_NE(lowered(s).find("ramp("), std::string::npos);
+  auto r = sched::replay_json(w, sched::trace_to_json(s));
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(lowered(*r), lowered(s));
+}
+
+TEST(Rfactor, WholeAxisOfAMaxReduction) {
+  te::Workload w = op("softmax:M=4,N=24");
+  sched::Schedule s = sched::default_schedule(w);
+  std::string first = s.stages[0].tensor->name; // the row maximum
+  auto rf = sched::rfactor(s, first, 1);
+  ASSERT_TRUE(rf.has_value()) << rf.error();
+  EXPECT_TRUE(kernel_matches_interpreter(s));
+}
+
+TEST(Rfactor, Illegal) {
+  te::Workload w = op("matmul:M=3,N=2,K=60");
+  sched::Schedule s = sched::default_schedule(w);
+  EXPECT_NE(sched::rfactor(s, "C", 0).error().find("not a reduction loop"), std::string::npos);
+  auto sp = sched::split(s, "C", 2, 7);
+  ASSERT_TRUE(sp.has_value());
+  EXPECT_NE(sched::rfactor(s, "C", sp->inner).error().find("does not divide"), std::string::npos);
+  te::Workload r = op("relu:M=2,N=2");
+  sched::Schedule t = sched::default_schedule(r);
+  EXPECT_NE(sched::rfactor(t, t.stages[0].tensor->name, 0).error().find("not a reduction"), std::string::npos);
+}
+
+TEST(ReverseComputeAt, EpilogueFollowsEachTile) {
+  te::Workload w = op("dense:M=8,N=24,K=10"); // matmul, then Y = matmul + bias
+  sched::Schedule s = sched::default_schedule(w);
+  std::string mm = s.stages[0].tensor->name, y = s.stages[1].tensor->name;
+  auto si = sched::split(s, mm, 0, 4);
+  auto sj = sched::split(s, mm, 1, 8);
+  ASSERT_TRUE(si.has_value() && sj.has_value());
+  ASSERT_TRUE(sched::reorder(s, mm, {si->outer, sj->outer, si->inner, sj->inner}));
+  Status st = sched::reverse_compute_at(s, y, mm, sj->outer);
+  ASSERT_TRUE(st) << st.message();
+  EXPECT_TRUE(kernel_matches_interpreter(s));
+  auto r = sched::replay_json(w, sched::trace_to_json(s));
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(lowered(*r), lowered(s));
+}
+
+TEST(ReverseComputeAt, Illegal) {
+  te::Workload w = op("dense:M=8,N=24,K=10");
+  sched::Schedule s = sched::default_schedule(w);
+  std::string mm = s.stages[0].tensor->name, y = s.stages[1].tensor->name;
+  Status st = sched::reverse_compute_at(s, y, mm, 2); // the reduction loop k
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("unfinished values"), std::string::npos) << st.message();
+  st = sched::reverse_compute_at(s, mm, y, 0);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("is a reduction"), std::string::npos) << st.message();
+}
+
+TEST(AutoUnroll, UnrollsSmallInnerLoops) {
+  te::Workload w = op("matmul:M=8,N=8,K=4");
+  sched::Schedule s = sched::default_schedule(w);
+  ASSERT_TRUE(sched::auto_unroll(s, "C", 0, 64));
+  std::string ir_text = lowered(s);
+  EXPECT_EQ(ir_text.find("for (j"), std::string::npos) << "j x k = 32 iterations fit in 64: unrolled\n" << ir_text;
+  EXPECT_NE(ir_text.find("for (i"), std::string::npos);
+  EXPECT_TRUE(kernel_matches_interpreter(s));
+  sched::Schedule t = sched::default_schedule(w);
+  EXPECT_FALSE(sched::auto_unroll(t, "C", 0, 100000));
+}
