@@ -66,6 +66,15 @@ PackChoice pack_candidate(const te::Workload &w, const ir::Tensor &t) {
   return {};
 }
 
+// A reduction with few outputs over a long axis: rfactor gives its loops something to vectorize.
+bool wants_rfactor(const ir::Tensor &t) {
+  auto *r = t->body.as<ir::Reduce>();
+  if (!r) return false;
+  int64_t outputs = 1;
+  for (auto e : t->shape) outputs *= e;
+  return outputs <= 16 && r->axes.back().extent >= 16;
+}
+
 std::vector<int64_t> divisors(int64_t n, int64_t max) {
   std::vector<int64_t> d;
   for (int64_t i = 1; i <= n && i <= max; ++i)
@@ -163,8 +172,39 @@ private:
     }
   }
 
+  void pragma_unroll(const std::string &st) {
+    static const int64_t kSteps[] = {0, 16, 64};
+    int64_t step = kSteps[rng.below(3)];
+    Stage &S = stage(st);
+    if (step > 0 && !S.leaves.empty() && S.attach != Attach::Inline) check(auto_unroll(s, st, S.leaves[0], step));
+  }
+
+  // rfactor the last reduction axis by a small divisor; vectorize the partials.
+  void rfactor_reduction(const ir::Tensor &t) {
+    std::string name = t->name;
+    int ns = int(t->axes.size());
+    int nr = int(t->body.as<ir::Reduce>()->axes.size());
+    int64_t extent = t->body.as<ir::Reduce>()->axes.back().extent;
+    auto d = divisors(extent, std::min<int64_t>(64, extent));
+    d.erase(d.begin()); // not 1
+    if (d.empty()) return;
+    int64_t f = d[rng.below(int64_t(d.size()))];
+    SplitResult sp = check(split(s, name, ns + nr - 1, f), SplitResult{-1, -1});
+    if (sp.inner < 0) return;
+    std::string rf = check(rfactor(s, name, sp.inner), std::string());
+    if (rf.empty()) return;
+    // C_rf loops: the partial index (0), the spatial axes, then the reductions: put the partial index innermost.
+    Stage &R = stage(rf);
+    std::vector<int> order(R.leaves.begin() + 1, R.leaves.end());
+    order.push_back(R.leaves[0]);
+    check(reorder(s, rf, order));
+    maybe_vectorize(rf, 0);
+    pragma_unroll(rf);
+  }
+
   void tile_reduction(const ir::Tensor &t, const ir::Tensor &epilogue) {
     std::string name = t->name;
+    if (sketch.rfactor && wants_rfactor(t)) return rfactor_reduction(t);
     int ns = int(t->axes.size());
     int nr = int(t->body.as<ir::Reduce>()->axes.size());
     // Decisions: four spatial levels (the innermost of the last axis is the vector), two reduction levels.
@@ -202,6 +242,7 @@ private:
       parallelize(name, outer);
       if (ns > 0) maybe_vectorize(name, sl[ns - 1][3]);
       maybe_unroll(name, inner, 16);
+      pragma_unroll(name);
       return;
     }
 
@@ -239,6 +280,7 @@ private:
     for (int a = 0; a + 1 < ns; ++a) inner.push_back(sl[a][1]);
     if (ns > 0) maybe_vectorize(local, sl[ns - 1][1]);
     maybe_unroll(local, inner, 16);
+    pragma_unroll(local);
   }
 
   void tile_elementwise(const std::string &name) {
@@ -253,6 +295,7 @@ private:
     for (auto &x : l) outer.push_back(x[0]);
     parallelize(name, outer);
     if (ns > 0) maybe_vectorize(name, l[ns - 1][1]);
+    pragma_unroll(name);
   }
 
   const Target &target;
@@ -265,10 +308,11 @@ private:
 } // namespace
 
 std::vector<Sketch> SpaceGenerator::sketches(const te::Workload &w) const {
-  bool has_reduction = false, can_pack = false;
+  bool has_reduction = false, can_pack = false, can_rfactor = false;
   for (auto &t : w.stages) {
     has_reduction |= is_reduction(t);
     can_pack |= !pack_candidate(w, t).input.empty();
+    can_rfactor |= wants_rfactor(t);
   }
   std::vector<std::string> base;
   for (auto &t : w.stages)
@@ -305,6 +349,21 @@ std::vector<Sketch> SpaceGenerator::sketches(const te::Workload &w) const {
       }
       out.push_back(std::move(k));
     }
+  }
+  if (can_rfactor) {
+    Sketch k;
+    k.rfactor = true;
+    k.name = "rfactor";
+    k.rules = base;
+    for (auto &t : w.stages) {
+      if (wants_rfactor(t))
+        k.rules.push_back("rfactor " + t->name + " over its last reduction axis; vectorize the partial results");
+      else if (is_reduction(t))
+        k.rules.push_back("tile " + t->name + " S-S-R-S-R-S; parallel outer; vectorize inner");
+      else if (w.is_output(t))
+        k.rules.push_back("tile " + t->name + " in 2 levels; parallel outer; vectorize inner");
+    }
+    out.push_back(std::move(k));
   }
   return out;
 }

@@ -11,9 +11,12 @@
 //                  has exactly one (a fused epilogue such as bias + ReLU);
 //  * pack        — (variant) a constant input indexed by the innermost spatial axis is
 //                  re-laid-out ahead of time so that the vector loop reads it contiguously;
+//  * rfactor     — (variant) a reduction with little spatial work (at most 16 outputs)
+//                  over a long axis is split into vectorized partial results (rfactor);
 //  * elementwise — other stages are tiled in two levels.
 // Annotation: outer tile loops are fused and parallel; the innermost spatial loop is
-// vectorized when 2..64 wide; small inner loops are unrolled.
+// vectorized when 2..64 wide; small inner loops are unrolled; an auto-unroll pragma
+// (max step 0, 16 or 64) goes on the outermost loop.
 #pragma once
 
 #include "schedules/schedule.h"
@@ -30,6 +33,7 @@ struct Sketch {
   std::string name;               // e.g. "tile+cache_write+pack"
   bool cache_write = false;
   bool pack = false;
+  bool rfactor = false;
   std::vector<std::string> rules; // one line per rule application, for people
 };
 
