@@ -107,6 +107,7 @@ public:
     const te::Workload &w = s.source;
     for (auto &t : w.stages)
       if (!is_reduction(t) && !w.is_output(t)) check(compute_inline(s, t->name));
+    if (target.is_cuda()) return run_gpu();
     std::vector<std::string> handled;
     for (auto &t : w.stages) {
       if (!is_reduction(t)) continue;
@@ -298,6 +299,120 @@ private:
     pragma_unroll(name);
   }
 
+  // ------------------------------------------------------------------ CUDA
+  Status run_gpu() {
+    const te::Workload &w = s.source;
+    std::vector<std::string> handled;
+    for (auto &t : w.stages) {
+      if (!is_reduction(t)) continue;
+      ir::Tensor epilogue = fusable_consumer(w, t);
+      gpu_tile_reduction(t, epilogue);
+      if (epilogue) handled.push_back(epilogue->name);
+    }
+    for (auto &t : w.stages)
+      if (!is_reduction(t) && w.is_output(t) && std::find(handled.begin(), handled.end(), t->name) == handled.end())
+        gpu_elementwise(t->name);
+    return status;
+  }
+
+  int max_threads() const { return target.gpu ? target.gpu->max_threads_per_block : 1024; }
+
+  // Fuses loops and binds the result to a GPU index; returns the fused loop.
+  int fuse_bind(const std::string &st, const std::vector<int> &loops, const std::string &tag) {
+    int fused = loops[0];
+    for (size_t i = 1; i < loops.size(); ++i) fused = check(fuse(s, st, fused, loops[i]), fused);
+    check(sched::bind(s, st, fused, tag));
+    return fused;
+  }
+
+  void gpu_tile_reduction(const ir::Tensor &t, const ir::Tensor &epilogue) {
+    std::string name = t->name;
+    int ns = int(t->axes.size());
+    int nr = int(t->body.as<ir::Reduce>()->axes.size());
+    if (ns == 0) return;
+    // Decisions: block, vthread, thread, and two per-thread levels per spatial
+    // axis; three levels per reduction axis. Threads per block stay in limits.
+    std::vector<std::vector<int64_t>> sf, rf;
+    int64_t threads = 1, vthreads = 1, per_thread = 1;
+    for (int a = 0; a < ns; ++a) {
+      std::vector<int64_t> f;
+      for (int tries = 0; tries < 16; ++tries) {
+        f = factorize(t->shape[a], 5, 4, rng);
+        if (threads * f[2] <= max_threads() && vthreads * f[1] <= 8 && per_thread * f[3] * f[4] <= 64) break;
+        f = {t->shape[a], 1, 1, 1, 1};
+      }
+      threads *= f[2], vthreads *= f[1], per_thread *= f[3] * f[4];
+      sf.push_back(f);
+    }
+    for (auto &ax : t->body.as<ir::Reduce>()->axes) rf.push_back(factorize(ax.extent, 3, 8, rng));
+
+    std::string outer_stage = name, local = name;
+    if (epilogue) outer_stage = epilogue->name;
+    else local = check(cache_write(s, name, ir::MemoryScope::Local), std::string());
+    if (local.empty()) return;
+    std::vector<std::vector<int>> ol(ns);
+    for (int a = 0; a < ns; ++a) ol[a] = split_levels(outer_stage, a, {sf[a][0], sf[a][1], sf[a][2], sf[a][3] * sf[a][4]});
+    std::vector<int> order;
+    for (int l = 0; l < 4; ++l)
+      for (auto &x : ol) order.push_back(x[l]);
+    check(reorder(s, outer_stage, order));
+    std::vector<int> lv[3];
+    for (int l = 0; l < 3; ++l)
+      for (auto &x : ol) lv[l].push_back(x[l]);
+    fuse_bind(outer_stage, lv[0], "blockIdx.x");
+    fuse_bind(outer_stage, lv[1], "vthread");
+    int thread_loop = fuse_bind(outer_stage, lv[2], "threadIdx.x");
+    check(compute_at(s, local, outer_stage, thread_loop));
+
+    std::vector<std::vector<int>> sl(ns), rl(nr);
+    for (int a = 0; a < ns; ++a) sl[a] = split_levels(local, a, {sf[a][3], sf[a][4]});
+    for (int r = 0; r < nr; ++r) rl[r] = split_levels(local, ns + r, rf[r]);
+    order.clear();
+    for (auto &x : rl) order.push_back(x[0]);
+    for (auto &x : rl) order.push_back(x[1]);
+    for (auto &x : sl) order.push_back(x[0]);
+    for (auto &x : rl) order.push_back(x[2]);
+    for (auto &x : sl) order.push_back(x[1]);
+    check(reorder(s, local, order));
+    pragma_unroll(local);
+
+    if (!sketch.shared || nr == 0) return;
+    // Stage what the local tile reads in shared memory, per block, at the outer reduction level.
+    std::vector<std::string> sources;
+    for (auto *r : reads_in(stage(local).tensor->body))
+      if (std::find(sources.begin(), sources.end(), r->tensor->name) == sources.end() &&
+          r->tensor->name != local)
+        sources.push_back(r->tensor->name);
+    for (auto &src : sources) {
+      std::string cache = check(cache_read(s, src, local, ir::MemoryScope::Shared), std::string());
+      if (cache.empty()) return;
+      check(compute_at(s, cache, local, rl[nr - 1][0]));
+      // Cooperative fetch: the block's threads share the copy.
+      Stage &C = stage(cache);
+      std::vector<int> all(C.leaves);
+      int fused = all[0];
+      for (size_t i = 1; i < all.size(); ++i) fused = check(fuse(s, cache, fused, all[i]), fused);
+      int64_t t_count = std::min<int64_t>(threads, stage(cache).loops[fused].extent);
+      SplitResult sp = check(split(s, cache, fused, t_count), SplitResult{-1, -1});
+      if (sp.inner >= 0 && t_count > 1) check(sched::bind(s, cache, sp.inner, "threadIdx.x"));
+    }
+  }
+
+  void gpu_elementwise(const std::string &name) {
+    Stage &S = stage(name);
+    std::vector<int> all(S.leaves);
+    int fused = all[0];
+    for (size_t i = 1; i < all.size(); ++i) fused = check(fuse(s, name, fused, all[i]), fused);
+    int64_t extent = stage(name).loops[fused].extent;
+    static const int64_t kThreads[] = {32, 64, 128, 256, 512, 1024};
+    int64_t t = std::min<int64_t>(extent, kThreads[rng.below(6)]);
+    t = std::min<int64_t>(t, max_threads());
+    SplitResult sp = check(split(s, name, fused, t), SplitResult{-1, -1});
+    if (sp.inner < 0) return;
+    check(sched::bind(s, name, sp.outer, "blockIdx.x"));
+    check(sched::bind(s, name, sp.inner, "threadIdx.x"));
+  }
+
   const Target &target;
   const Sketch &sketch;
   Rng &rng;
@@ -308,6 +423,37 @@ private:
 } // namespace
 
 std::vector<Sketch> SpaceGenerator::sketches(const te::Workload &w) const {
+  if (target_.is_cuda()) {
+    bool has_reduction = false;
+    for (auto &t : w.stages) has_reduction |= is_reduction(t);
+    std::vector<std::string> base;
+    for (auto &t : w.stages)
+      if (!is_reduction(t) && !w.is_output(t)) base.push_back("inline " + t->name);
+    std::vector<Sketch> out;
+    for (int sh = 0; sh <= (has_reduction ? 1 : 0); ++sh) {
+      Sketch k;
+      k.shared = sh;
+      k.name = has_reduction ? (sh ? "gpu-tile+shared" : "gpu-tile") : "gpu-elementwise";
+      k.rules = base;
+      for (auto &t : w.stages) {
+        if (is_reduction(t)) {
+          ir::Tensor e = fusable_consumer(w, t);
+          k.rules.push_back("tile " + (e ? e->name : t->name) +
+                            " S-S-S-R-R-S-R-S: blockIdx / vthread / threadIdx; accumulate " + t->name +
+                            " in a per-thread local tile" + (e ? " (fused epilogue)" : ""));
+          if (sh) k.rules.push_back("stage the inputs of " + t->name + " in shared memory per block, fetched cooperatively");
+        } else if (w.is_output(t) && !(has_reduction && [&] {
+                     for (auto &r : w.stages)
+                       if (is_reduction(r) && fusable_consumer(w, r) == t) return true;
+                     return false;
+                   }())) {
+          k.rules.push_back("fuse " + t->name + " and bind it to blockIdx.x / threadIdx.x");
+        }
+      }
+      out.push_back(std::move(k));
+    }
+    return out;
+  }
   bool has_reduction = false, can_pack = false, can_rfactor = false;
   for (auto &t : w.stages) {
     has_reduction |= is_reduction(t);
@@ -369,9 +515,16 @@ std::vector<Sketch> SpaceGenerator::sketches(const te::Workload &w) const {
 }
 
 Expected<Schedule> SpaceGenerator::sample(const te::Workload &w, const Sketch &sketch, Rng &rng) const {
-  Sampler sampler(w, target_, sketch, rng);
-  if (Status st = sampler.run(); !st) return make_error("sampling sketch " + sketch.name + ": " + st.message());
-  return std::move(sampler.s);
+  std::string last;
+  for (int tries = 0; tries < 64; ++tries) {
+    Sampler sampler(w, target_, sketch, rng);
+    if (Status st = sampler.run(); !st) return make_error("sampling sketch " + sketch.name + ": " + st.message());
+    if (!validator_) return std::move(sampler.s);
+    Status v = validator_(sampler.s);
+    if (v) return std::move(sampler.s);
+    last = v.message();
+  }
+  return make_error("sampling sketch " + sketch.name + ": no valid sample in 64 draws (last: " + last + ")");
 }
 
 } // namespace tessel::sched

@@ -14,6 +14,11 @@
 //  * rfactor     — (variant) a reduction with little spatial work (at most 16 outputs)
 //                  over a long axis is split into vectorized partial results (rfactor);
 //  * elementwise — other stages are tiled in two levels.
+// CUDA rules (S-S-S-R-R-S-R-S): spatial axes in five levels bound to blockIdx, vthread
+// and threadIdx (then two per-thread levels), reductions in three; the result
+// accumulates in a per-thread local tile; (variant) inputs are staged in shared memory
+// per block at the outer reduction level, fetched cooperatively by the block's
+// threads; elementwise stages are fused and bound to blocks and threads.
 // Annotation: outer tile loops are fused and parallel; the innermost spatial loop is
 // vectorized when 2..64 wide; small inner loops are unrolled; an auto-unroll pragma
 // (max step 0, 16 or 64) goes on the outermost loop.
@@ -24,6 +29,7 @@
 #include "target/target.h"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,6 +40,7 @@ struct Sketch {
   bool cache_write = false;
   bool pack = false;
   bool rfactor = false;
+  bool shared = false; // CUDA: stage inputs in shared memory
   std::vector<std::string> rules; // one line per rule application, for people
 };
 
@@ -51,6 +58,10 @@ private:
 class SpaceGenerator {
 public:
   explicit SpaceGenerator(Target target) : target_(std::move(target)) {}
+  // A check samples must pass (e.g. lower and verify GPU resource limits);
+  // sample() draws again, up to 64 times, while it fails.
+  using Validator = std::function<Status(const Schedule &)>;
+  void set_validator(Validator v) { validator_ = std::move(v); }
   std::vector<Sketch> sketches(const te::Workload &w) const;
   // A concrete schedule of the sketch: tile sizes from random factorizations of
   // the extents, random annotations. Its trace replays to the same program.
@@ -58,6 +69,7 @@ public:
 
 private:
   Target target_;
+  Validator validator_;
 };
 
 } // namespace tessel::sched

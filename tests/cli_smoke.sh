@@ -41,7 +41,7 @@ check compile-bad-name nonzero "identifier" -- "$tessel" compile matmul:M=8,N=8,
 
 check targets 0 "cpu-avx512" -- "$tessel" targets
 check space 0 "sketch 1: tile\+cache_write" -- "$tessel" space matmul:M=32,N=32,K=32 --sample 2
-check space-gpu nonzero "GPU" -- "$tessel" space matmul:M=32,N=32,K=32 --target h100
+check space-gpu 0 "threadIdx.x" -- "$tessel" space matmul:M=32,N=32,K=32 --target h100 --sample 2
 check space-bad-target nonzero "did you mean|available|unknown target|no target" -- "$tessel" space matmul:M=32,N=32,K=32 --target cpu-avx51
 "$tessel" space dense:M=16,N=32,K=24 --sample 3 --seed 5 | awk '/^# sample 2/{p=1;next} p' > "$tmp/t.json"
 check run-sampled-trace 0 "verify +ok" -- "$tessel" run dense:M=16,N=32,K=24 --trace "$tmp/t.json" --repeat 1

@@ -11,10 +11,12 @@
 
 namespace tessel::testing {
 
+// With emulate_gpu, GPU-bound loops run serially on the CPU (lower::emulate_gpu_on_cpu).
 inline ::testing::AssertionResult kernel_matches_interpreter(const sched::Schedule &s, uint64_t seed = 7,
-                                                             int threads = 1) {
+                                                             int threads = 1, bool emulate_gpu = false) {
   auto f = lower::lower(s, "kernel");
   if (!f) return ::testing::AssertionFailure() << "lowering failed: " << f.error();
+  if (emulate_gpu) *f = lower::emulate_gpu_on_cpu(*f);
   auto k = codegen::jit_compile(*f, Target::host());
   if (!k) return ::testing::AssertionFailure() << "compilation failed: " << k.error();
   if (f->prepack.size() != 0 && !k->has_prepack()) return ::testing::AssertionFailure() << "packing lost";

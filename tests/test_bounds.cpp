@@ -60,3 +60,10 @@ TEST(Bounds, RegionTouchedByAStencil) {
   te::Tensor Other = te::placeholder({4}, DataType::f32(), "Other");
   EXPECT_TRUE(region_touched(loop, Other, scope).empty());
 }
+
+TEST(Bounds, FusedLoopIndicesStayExact) {
+  Expr f = ivar("f"), i = ivar("i");
+  Scope scope{{i.get(), range(0, 3)}};
+  Interval b = bounds_of((f / 8) % 4 * 4 + i, scope);
+  EXPECT_EQ(str(b), "[(((f / 8) % 4) * 4), ((((f / 8) % 4) * 4) + 3)]");
+}

@@ -94,3 +94,85 @@ TEST(SpaceProperty, Conv2dBiasRelu) {
 TEST(SpaceProperty, Softmax) { check_samples("softmax:M=12,N=40"); }
 TEST(SpaceProperty, Layernorm) { check_samples("layernorm:M=12,N=48"); }
 TEST(SpaceProperty, DenseWithPackedWeights) { check_samples("dense:M=12,N=48,K=20"); }
+
+// CUDA: sampled GPU schedules respect the device's limits, and their index
+// arithmetic and shared-memory regions are right (GPU loops emulated on the CPU).
+namespace {
+Target h100() {
+  auto t = Target::load(std::string(TESSEL_SOURCE_DIR) + "/configs/targets/h100.json");
+  EXPECT_TRUE(t.has_value()) << (t ? "" : t.error());
+  return *t;
+}
+
+void check_gpu_samples(const std::string &s, int n) {
+  te::Workload w = spec(s);
+  Target target = h100();
+  sched::SpaceGenerator gen(target);
+  gen.set_validator([&](const sched::Schedule &sch) {
+    auto p = lower::lower(sch, "k");
+    return p ? lower::check_gpu_limits(p->kernel, target) : Status::error(p.error());
+  });
+  auto sketches = gen.sketches(w);
+  sched::Rng rng(99);
+  for (int i = 0; i < n; ++i) {
+    const sched::Sketch &k = sketches[size_t(i) % sketches.size()];
+    auto sch = gen.sample(w, k, rng);
+    ASSERT_TRUE(sch.has_value()) << sch.error();
+    auto p = lower::lower(*sch, "k");
+    ASSERT_TRUE(p.has_value()) << p.error();
+    lower::GpuResources r = lower::gpu_resources(p->kernel);
+    EXPECT_LE(r.threads_per_block, target.gpu->max_threads_per_block);
+    EXPECT_LE(r.shared_bytes, target.gpu->shared_memory_per_block);
+    EXPECT_GE(r.blocks, 1);
+    ASSERT_TRUE(kernel_matches_interpreter(*sch, uint64_t(i), 1, /*emulate_gpu=*/true))
+        << "sample " << i << " of " << k.name << "\n" << sched::trace_to_json(*sch);
+  }
+}
+} // namespace
+
+TEST(GpuSpace, SketchesBindBlocksAndThreads) {
+  sched::SpaceGenerator gen(h100());
+  te::Workload w = spec("matmul:M=64,N=64,K=32");
+  auto sketches = gen.sketches(w);
+  ASSERT_EQ(sketches.size(), 2u);
+  EXPECT_EQ(sketches[1].name, "gpu-tile+shared");
+  sched::Rng rng(3);
+  auto s = gen.sample(w, sketches[1], rng);
+  ASSERT_TRUE(s.has_value()) << s.error();
+  std::string json = sched::trace_to_json(*s);
+  for (const char *tag : {"blockIdx.x", "threadIdx.x", "vthread", "\"scope\":\"shared\""})
+    EXPECT_NE(json.find(tag), std::string::npos) << tag << " in\n" << json;
+  auto p = lower::lower(*s, "k");
+  ASSERT_TRUE(p.has_value());
+  EXPECT_GT(lower::gpu_resources(p->kernel).shared_bytes, 0);
+  // The CPU back end refuses GPU-bound loops; emulation is explicit.
+  EXPECT_FALSE(codegen::jit_compile(*p, Target::host()).has_value());
+}
+
+TEST(GpuSpace, LimitsAreEnforced) {
+  Target small = h100();
+  small.gpu->max_threads_per_block = 4;
+  sched::SpaceGenerator gen(small);
+  gen.set_validator([&](const sched::Schedule &sch) {
+    auto p = lower::lower(sch, "k");
+    return p ? lower::check_gpu_limits(p->kernel, small) : Status::error(p.error());
+  });
+  te::Workload w = spec("matmul:M=64,N=64,K=16");
+  sched::Rng rng(5);
+  for (int i = 0; i < 10; ++i) {
+    auto s = gen.sample(w, gen.sketches(w)[0], rng);
+    ASSERT_TRUE(s.has_value()) << s.error();
+    EXPECT_LE(lower::gpu_resources(lower::lower(*s, "k")->kernel).threads_per_block, 4);
+  }
+}
+
+TEST(GpuSpaceProperty, Matmul) { check_gpu_samples("matmul:M=32,N=48,K=24", 40); }
+TEST(GpuSpaceProperty, Conv2dNCHW) { check_gpu_samples("conv2d:N=1,C=4,H=8,W=8,K=8,R=3,S=3,stride=1,pad=1,layout=NCHW", 40); }
+TEST(GpuSpaceProperty, Conv2dBiasRelu) {
+  check_gpu_samples("conv2d_bias_relu:N=1,C=4,H=6,W=6,K=8,R=3,S=3,stride=1,pad=1,layout=NHWC", 40);
+}
+TEST(GpuSpaceProperty, Softmax) { check_gpu_samples("softmax:M=8,N=40", 40); }
+TEST(GpuSpaceProperty, DenseAndLayernorm) {
+  check_gpu_samples("dense:M=16,N=32,K=24", 30);
+  check_gpu_samples("layernorm:M=8,N=32", 30);
+}

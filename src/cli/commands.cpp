@@ -105,10 +105,12 @@ int cmd_space(const SpaceOptions &o) {
   if (!w) return fail(w.error());
   auto target = load_target(o.target);
   if (!target) return fail(target.error());
-  if (!target->is_cpu())
-    return fail("target " + target->name + " is a GPU: GPU sketch rules come with the CUDA back end; "
-                "use a CPU target (see `tessel targets`)");
   sched::SpaceGenerator gen(*target);
+  if (target->is_cuda()) // samples must fit the device: threads, shared memory, registers
+    gen.set_validator([t = *target](const sched::Schedule &s) {
+      auto p = lower::lower(s, "k");
+      return p ? lower::check_gpu_limits(p->kernel, t) : Status::error(p.error());
+    });
   auto sketches = gen.sketches(*w);
   std::cout << "# " << sketches.size() << " sketch" << (sketches.size() == 1 ? "" : "es") << " for " << w->key
             << " on " << target->str() << "\n";
@@ -172,8 +174,9 @@ int cmd_run(const RunOptions &o) {
   if (!w) return fail(w.error());
   auto loaded = load_target(o.target);
   if (!loaded) return fail(loaded.error());
-  if (Status here = loaded->runnable_here(); !here) return fail(here.message());
-  Target target = *loaded;
+  if (Status here = loaded->runnable_here(); !here && !(o.emulate_gpu && loaded->is_cuda())) return fail(here.message());
+  Target target = o.emulate_gpu && loaded->is_cuda() ? Target::host() : *loaded;
+  if (o.emulate_gpu) std::cout << "emulate   GPU-bound loops run serially on this CPU (a correctness check, not a timing)\n";
   std::cout << "workload  " << w->key << "  (hash " << w->hash_hex() << ")\n";
   std::cout << "target    " << target.str() << ", " << o.threads << " thread" << (o.threads > 1 ? "s" : "")
             << "\n";
@@ -186,6 +189,7 @@ int cmd_run(const RunOptions &o) {
   auto t0 = std::chrono::steady_clock::now();
   auto f = lower::lower(schedule, kernel_name(*w));
   if (!f) return fail(f.error());
+  if (o.emulate_gpu) *f = lower::emulate_gpu_on_cpu(*f);
   auto program = codegen::jit_compile(*f, target);
   if (!program) return fail(program.error());
   double compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

@@ -36,6 +36,7 @@ struct RunOptions {
   int repeats = 5;
   uint64_t seed = 1;
   bool verify = true;
+  bool emulate_gpu = false; // run GPU-bound loops serially on this CPU (checks a GPU schedule)
 };
 int cmd_run(const RunOptions &o);
 

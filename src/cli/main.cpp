@@ -59,6 +59,8 @@ int main(int argc, char **argv) {
   run_cmd->add_option("--repeat", run.repeats, "timing repeats (the median is reported)")->capture_default_str();
   run_cmd->add_option("--seed", run.seed, "seed of the random inputs")->capture_default_str();
   bool no_verify = false;
+  run_cmd->add_flag("--emulate-gpu", run.emulate_gpu,
+                    "run a GPU schedule's blocks and threads serially on this CPU to check it");
   run_cmd->add_flag("--no-verify", no_verify, "skip the comparison with the interpreter");
 
   CompileOptions compile;

@@ -10,6 +10,7 @@
 #include <llvm/IR/Module.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/CommandLine.h>
 #include <llvm/Support/FileSystem.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
@@ -32,6 +33,15 @@ void init_llvm() {
     llvm::InitializeNativeTarget();
     llvm::InitializeNativeTargetAsmPrinter();
     llvm::InitializeNativeTargetAsmParser();
+    // For diagnosing the code generator: TESSEL_LLVM_ARGS="-opt-bisect-limit=40" etc.
+    if (const char *args = std::getenv("TESSEL_LLVM_ARGS")) {
+      static std::vector<std::string> words{"tessel"};
+      std::istringstream in(args);
+      for (std::string w; in >> w;) words.push_back(w);
+      std::vector<const char *> argv;
+      for (auto &w : words) argv.push_back(w.c_str());
+      llvm::cl::ParseCommandLineOptions(int(argv.size()), argv.data());
+    }
   });
 }
 
@@ -59,7 +69,15 @@ void optimize(llvm::Module &m, llvm::TargetMachine &tm) {
   llvm::FunctionAnalysisManager fam;
   llvm::CGSCCAnalysisManager cgam;
   llvm::ModuleAnalysisManager mam;
-  llvm::PassBuilder pb(&tm);
+  // Vectorization is the schedule's decision (vectorize primitive, explicit vector
+  // IR): LLVM's loop vectorizer stays off so a kernel's speed follows its
+  // schedule, and so it cannot re-vectorize our loops (LLVM 16 miscompiled some
+  // local-accumulator nests that way: interleaved groups mixed with scatters).
+  // The SLP vectorizer still packs unrolled straight-line code.
+  llvm::PipelineTuningOptions pto;
+  pto.LoopVectorization = false;
+  pto.SLPVectorization = true;
+  llvm::PassBuilder pb(&tm, pto);
   pb.registerModuleAnalyses(mam);
   pb.registerCGSCCAnalyses(cgam);
   pb.registerFunctionAnalyses(fam);

@@ -145,6 +145,10 @@ Interval sym(const Expr &e, const Scope &scope) {
   auto *op = e.as<Binary>();
   if (!op || !e.type().is_integer()) return Interval::everything();
   Interval a = sym(op->a, scope), b = sym(op->b, scope);
+  // Operands that are single values (loop variables outside the region of
+  // interest, say) give a single value: keeps fused-loop indices exact.
+  if (a.is_bounded() && b.is_bounded() && equal(a.min, a.max) && equal(b.min, b.max))
+    return Interval::point(Binary::make(op->op, a.min, b.min));
   int64_t c;
   switch (op->op) {
   case BinaryOp::Add: return {add(a.min, b.min), add(a.max, b.max)};

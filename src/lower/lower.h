@@ -4,6 +4,7 @@
 #include "ir/ir.h"
 #include "schedules/schedule.h"
 #include "support/error.h"
+#include "target/target.h"
 
 #include <string>
 #include <vector>
@@ -29,6 +30,24 @@ struct LoweredProgram {
 };
 
 Expected<LoweredProgram> lower(const sched::Schedule &schedule, const std::string &name);
+
+// GPU-bound loops (blocks, threads, virtual threads) become serial loops, so a
+// GPU schedule's index arithmetic and memory regions can be checked on the CPU
+// against the interpreter. Sound because every loop bound to threads that
+// shares data is followed by the loops reading it only after it completes.
+LoweredProgram emulate_gpu_on_cpu(LoweredProgram p);
+
+// What a GPU kernel of this program needs from the device, and whether it fits.
+struct GpuResources {
+  int64_t threads_per_block = 1; // product of the threadIdx extents
+  int64_t blocks = 1;            // product of the blockIdx extents
+  int64_t vthreads = 1;
+  int64_t shared_bytes = 0;      // shared-memory allocations
+  int64_t local_bytes = 0;       // per-thread local (register) arrays
+};
+GpuResources gpu_resources(const LoweredFunc &f);
+// Checks the resources against a CUDA target's limits; errors say which limit.
+Status check_gpu_limits(const LoweredFunc &f, const Target &target);
 
 // The passes, in the order lower() runs them (each is usable alone in tests).
 ir::Stmt schedule_to_loops(const sched::Schedule &schedule);                   // loop nests per stage

@@ -46,6 +46,9 @@ struct Context {
   std::unordered_map<const TensorNode *, Expr> bodies;               // stage bodies after inlining
   std::map<std::pair<std::string, int>, std::vector<const Stage *>> attached; // (consumer, loop) -> producers
   std::map<std::pair<std::string, int>, std::vector<const Stage *>> after;    // (producer, loop) -> epilogues
+  // Loops bound to GPU threads or virtual threads, by variable, with their extent:
+  // a shared-memory stage computed inside them serves the whole block.
+  mutable std::unordered_map<const ExprNode *, int64_t> thread_loops;
 };
 
 // The region of each root axis a stage computes: [min, min + extent).
@@ -72,6 +75,9 @@ public:
         extents_[r.fuse.fused] = extents_[r.fuse.outer] * extents_[r.fuse.inner];
       }
     }
+    for (int l : st.leaves) // known before the nests inside them are built
+      if (st.loops[l].kind == ForKind::GpuThread || st.loops[l].kind == ForKind::Vthread)
+        ctx_.thread_loops[vars_[l].get()] = extents_[l];
   }
 
   Stmt build() {
@@ -207,7 +213,10 @@ private:
 
   // Builds `producer` for the region `body` reads, realized right here.
   Stmt compute_here(const Stage &producer, const Stmt &body) {
-    std::vector<Interval> region = region_touched(body, producer.tensor, {});
+    Scope relax; // shared memory is per block: cover what every thread of it reads
+    if (producer.scope == MemoryScope::Shared)
+      for (auto &[var, extent] : ctx_.thread_loops) relax[var] = {Expr(int64_t(0)), Expr(extent - 1)};
+    std::vector<Interval> region = region_touched(body, producer.tensor, relax);
     const auto &shape = producer.tensor->shape;
     if (region.empty()) return body; // the body never reads it (e.g. a guarded tail): nothing to compute
     // Bounds of the enclosing loops of this stage, for constant region sizes.

@@ -1,0 +1,92 @@
+// GPU-facing checks on lowered programs: CPU emulation of GPU-bound loops and
+// the resources a kernel asks of the device.
+#include "lower/lower.h"
+
+#include "ir/visitor.h"
+
+#include <algorithm>
+#include <map>
+
+namespace tessel::lower {
+
+using namespace ir;
+
+namespace {
+
+class SerializeGpuLoops : public IRMutator {
+public:
+  using IRMutator::mutate;
+
+protected:
+  Stmt visit(const For *op, const Stmt &s) override {
+    Stmt body = mutate(op->body);
+    bool gpu = op->kind == ForKind::GpuBlock || op->kind == ForKind::GpuThread || op->kind == ForKind::Vthread;
+    if (!gpu && body.same_as(op->body)) return s;
+    return For::make(op->var, op->min, op->extent, gpu ? ForKind::Serial : op->kind, body, gpu ? "" : op->thread_tag);
+  }
+};
+
+class ResourceCounter : public IRVisitor {
+public:
+  using IRVisitor::visit;
+  std::map<std::string, int64_t> extents; // per thread tag: the largest extent bound to it
+  GpuResources r;
+  void visit(const For *op) override {
+    int64_t n = 0;
+    if (!op->thread_tag.empty() && is_const_int(op->extent, &n)) {
+      int64_t &e = extents[op->thread_tag];
+      e = std::max(e, n);
+    }
+    IRVisitor::visit(op);
+  }
+  void visit(const Allocate *op) override {
+    int64_t n = 0;
+    if (is_const_int(op->extent, &n)) {
+      if (op->scope == MemoryScope::Shared) r.shared_bytes += n * op->dtype.bytes();
+      if (op->scope == MemoryScope::Local) r.local_bytes += n * op->dtype.bytes();
+    }
+    IRVisitor::visit(op);
+  }
+};
+
+} // namespace
+
+LoweredProgram emulate_gpu_on_cpu(LoweredProgram p) {
+  for (auto &f : p.prepack) f.body = SerializeGpuLoops().mutate(f.body);
+  p.kernel.body = SerializeGpuLoops().mutate(p.kernel.body);
+  return p;
+}
+
+GpuResources gpu_resources(const LoweredFunc &f) {
+  ResourceCounter c;
+  f.body.accept(&c);
+  for (auto &[tag, e] : c.extents) {
+    if (tag.rfind("threadIdx", 0) == 0) c.r.threads_per_block *= e;
+    else if (tag.rfind("blockIdx", 0) == 0) c.r.blocks *= e;
+    else if (tag == "vthread") c.r.vthreads *= e;
+  }
+  return c.r;
+}
+
+Status check_gpu_limits(const LoweredFunc &f, const Target &target) {
+  if (!target.gpu) return Status::error("target " + target.name + " is not a GPU");
+  const GpuLimits &g = *target.gpu;
+  GpuResources r = gpu_resources(f);
+  if (r.threads_per_block > g.max_threads_per_block)
+    return Status::error(std::to_string(r.threads_per_block) + " threads per block exceed the " +
+                         std::to_string(g.max_threads_per_block) + " of " + target.name);
+  if (r.shared_bytes > g.shared_memory_per_block)
+    return Status::error(std::to_string(r.shared_bytes) + " bytes of shared memory exceed the " +
+                         std::to_string(g.shared_memory_per_block) + " per block of " + target.name);
+  // Registers: local arrays live in registers; leave room for addresses and loop state.
+  int64_t regs = r.local_bytes / 4 + 32;
+  if (regs > g.max_registers_per_thread)
+    return Status::error("about " + std::to_string(regs) + " registers per thread exceed the " +
+                         std::to_string(g.max_registers_per_thread) + " of " + target.name);
+  if (r.threads_per_block * regs > g.registers_per_sm)
+    return Status::error(std::to_string(r.threads_per_block) + " threads x " + std::to_string(regs) +
+                         " registers exceed the register file of an SM (" + std::to_string(g.registers_per_sm) + ")");
+  return Status::ok();
+}
+
+} // namespace tessel::lower
