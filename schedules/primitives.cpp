@@ -41,16 +41,6 @@ void record(Schedule &s, std::string op, std::string stage, std::vector<int64_t>
   s.trace.push_back(Step{std::move(op), std::move(stage), std::move(ints), std::move(str)});
 }
 
-Stage make_stage(const ir::Tensor &t) {
-  Stage st;
-  st.tensor = t;
-  for (auto &ax : t->axes) st.loops.push_back(Loop{ax.var.as<ir::Var>()->name, ax.extent, false});
-  if (auto *r = t->body.as<ir::Reduce>())
-    for (auto &ax : r->axes) st.loops.push_back(Loop{ax.var.as<ir::Var>()->name, ax.extent, true});
-  for (int i = 0; i < int(st.loops.size()); ++i) st.leaves.push_back(i);
-  return st;
-}
-
 std::string unique_name(const Schedule &s, const std::string &base) {
   std::set<std::string> used;
   for (auto &t : s.workload.inputs) used.insert(t->name);
@@ -60,20 +50,7 @@ std::string unique_name(const Schedule &s, const std::string &base) {
   return n;
 }
 
-bool reads(const ir::Expr &body, const ir::Tensor &t) {
-  struct Finder : ir::IRVisitor {
-    using IRVisitor::visit;
-    const ir::TensorNode *target;
-    bool found = false;
-    void visit(const ir::TensorRead *op) override {
-      found |= op->tensor.get() == target;
-      IRVisitor::visit(op);
-    }
-  } f;
-  f.target = t.get();
-  body.accept(&f);
-  return f.found;
-}
+bool reads(const ir::Expr &body, const ir::Tensor &t) { return ir::reads_tensor(body, t.get()); }
 
 // Rewrites reads of tensors per `map` (old node -> new node or a rewrite
 // function) in every stage from `first` on, re-creating the nodes that change

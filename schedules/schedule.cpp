@@ -29,17 +29,22 @@ Stage *Schedule::find(const std::string &name) {
   return nullptr;
 }
 
+Stage make_stage(const ir::Tensor &t) {
+  Stage st;
+  st.tensor = t;
+  for (auto &ax : t->axes) st.loops.push_back(Loop{ax.var.as<ir::Var>()->name, ax.extent, false});
+  if (auto *r = t->body.as<ir::Reduce>())
+    for (auto &ax : r->axes) st.loops.push_back(Loop{ax.var.as<ir::Var>()->name, ax.extent, true});
+  for (int i = 0; i < int(st.loops.size()); ++i) st.leaves.push_back(i);
+  return st;
+}
+
 Schedule default_schedule(const te::Workload &w, bool parallel_outer) {
   Schedule s;
   s.source = w;
   s.workload = w;
   for (auto &t : w.stages) {
-    Stage st;
-    st.tensor = t;
-    for (auto &ax : t->axes) st.loops.push_back(Loop{ax.var.as<ir::Var>()->name, ax.extent, false});
-    if (auto *r = t->body.as<ir::Reduce>())
-      for (auto &ax : r->axes) st.loops.push_back(Loop{ax.var.as<ir::Var>()->name, ax.extent, true});
-    for (int i = 0; i < int(st.loops.size()); ++i) st.leaves.push_back(i);
+    Stage st = make_stage(t);
     if (parallel_outer && !st.loops.empty() && !st.loops[0].is_reduce && st.loops[0].extent > 1)
       st.loops[0].kind = ir::ForKind::Parallel;
     s.stages.push_back(std::move(st));

@@ -84,6 +84,9 @@ struct Schedule {
   Stage *find(const std::string &tensor_name);
 };
 
+// A stage computed at the root with its default loops: spatial axes, then reduction axes.
+Stage make_stage(const ir::Tensor &t);
+
 // Every stage computed at the root in its own full buffer, loops in axis
 // order (spatial, then reduce), all serial; with `parallel_outer`, each
 // stage's outermost spatial loop runs in parallel.

@@ -19,18 +19,7 @@ namespace {
 
 bool is_reduction(const ir::Tensor &t) { return t->body.as<ir::Reduce>() != nullptr; }
 
-std::vector<const ir::TensorRead *> reads_in(const ir::Expr &e) {
-  struct C : ir::IRVisitor {
-    using IRVisitor::visit;
-    std::vector<const ir::TensorRead *> r;
-    void visit(const ir::TensorRead *op) override {
-      r.push_back(op);
-      IRVisitor::visit(op);
-    }
-  } c;
-  e.accept(&c);
-  return c.r;
-}
+std::vector<const ir::TensorRead *> reads_in(const ir::Expr &e) { return ir::collect_reads(e); }
 
 // The single consumer of `t` when it is an elementwise output of the same
 // shape reading t[i, j, ...] at its own axes: the epilogue to fuse with.

@@ -217,6 +217,38 @@ Stmt substitute(const Stmt &s, const std::vector<std::pair<Expr, Expr>> &m) {
   if (m.empty()) return s;
   return Substituter(m).mutate(s);
 }
+namespace {
+struct ReadCollector : IRVisitor {
+  using IRVisitor::visit;
+  std::vector<const TensorRead *> reads;
+  void visit(const TensorRead *op) override {
+    reads.push_back(op);
+    IRVisitor::visit(op);
+  }
+};
+} // namespace
+
+std::vector<const TensorRead *> collect_reads(const Expr &e) {
+  ReadCollector c;
+  e.accept(&c);
+  return c.reads;
+}
+std::vector<const TensorRead *> collect_reads(const Stmt &s) {
+  ReadCollector c;
+  s.accept(&c);
+  return c.reads;
+}
+bool reads_tensor(const Expr &e, const TensorNode *t) {
+  for (auto *r : collect_reads(e))
+    if (r->tensor.get() == t) return true;
+  return false;
+}
+bool reads_tensor(const Stmt &s, const TensorNode *t) {
+  for (auto *r : collect_reads(s))
+    if (r->tensor.get() == t) return true;
+  return false;
+}
+
 bool uses_var(const Expr &e, const Expr &var) {
   VarUse v(var.get());
   e.accept(&v);

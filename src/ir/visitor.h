@@ -73,6 +73,13 @@ protected:
 Expr substitute(const Expr &e, const std::vector<std::pair<Expr, Expr>> &var_to_value);
 Stmt substitute(const Stmt &s, const std::vector<std::pair<Expr, Expr>> &var_to_value);
 
+// Every tensor read in `e` / `s`, in visiting order.
+std::vector<const TensorRead *> collect_reads(const Expr &e);
+std::vector<const TensorRead *> collect_reads(const Stmt &s);
+// Whether `e` / `s` reads tensor `t`.
+bool reads_tensor(const Expr &e, const TensorNode *t);
+bool reads_tensor(const Stmt &s, const TensorNode *t);
+
 // Whether `e` mentions variable `var` (by identity).
 bool uses_var(const Expr &e, const Expr &var);
 bool uses_var(const Stmt &s, const Expr &var);

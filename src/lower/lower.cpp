@@ -24,21 +24,6 @@ LoweredFunc make_func(const std::string &name, std::vector<ir::Tensor> args, con
   return f;
 }
 
-bool stmt_reads(const ir::Stmt &s, const ir::Tensor &t) {
-  struct Finder : ir::IRVisitor {
-    using IRVisitor::visit;
-    const ir::TensorNode *target = nullptr;
-    bool found = false;
-    void visit(const ir::TensorRead *op) override {
-      found |= op->tensor.get() == target;
-      IRVisitor::visit(op);
-    }
-  } f;
-  f.target = t.get();
-  s.accept(&f);
-  return f.found;
-}
-
 } // namespace
 
 Expected<LoweredProgram> lower(const sched::Schedule &schedule, const std::string &name) {
@@ -51,14 +36,14 @@ Expected<LoweredProgram> lower(const sched::Schedule &schedule, const std::strin
     ir::Stmt loops = schedule_to_loops(schedule); // stages -> loop nests, intermediates realized
     std::vector<ir::Tensor> kernel_args;
     for (auto &t : w.inputs)
-      if (stmt_reads(loops, t)) kernel_args.push_back(t);
+      if (ir::reads_tensor(loops, t.get())) kernel_args.push_back(t);
     for (auto &st : schedule.stages) {
       if (!st.prepack) continue;
       const ir::Tensor &packed = st.tensor;
       kernel_args.push_back(packed);
       ir::Tensor src;
       for (auto &t : w.inputs)
-        if (stmt_reads(stage_to_loops(schedule, st), t)) src = t;
+        if (ir::reads_tensor(stage_to_loops(schedule, st), t.get())) src = t;
       TESSEL_CHECK(src != nullptr, "internal: packing stage " + packed->name + " reads no input");
       p.prepack.push_back(make_func(name + "_pack_" + packed->name, {src, packed}, stage_to_loops(schedule, st)));
     }

@@ -190,42 +190,19 @@ private:
   // Builds the epilogue `consumer` for the region of this stage that `body` produced.
   Stmt consume_here(const Stage &consumer, const Stmt &body) {
     std::vector<Interval> region = region_touched(body, st_.tensor, {});
-    ConstScope outer;
-    for (size_t i = 0; i < vars_.size(); ++i) outer[vars_[i].get()] = {0, extents_[i] - 1};
-    std::vector<RootRange> roots;
-    const auto &shape = consumer.tensor->shape;
-    for (size_t d = 0; d < shape.size(); ++d) {
-      if (region.empty()) return Block::make({});
-      Expr mn = simplify(max(simplify(region[d].min), Expr(int64_t(0))), outer);
-      Expr mx = simplify(min(simplify(region[d].max), Expr(shape[d] - 1)), outer);
-      Expr ext = simplify(mx - mn + 1, outer);
-      int64_t n;
-      Expr limit;
-      if (!is_const_int(ext, &n)) {
-        ConstRange cr = constant_bounds(ext, outer);
-        n = cr.max ? std::min(*cr.max, shape[d]) : shape[d];
-        limit = simplify(mx + 1, outer);
-      }
-      roots.push_back({mn, std::max<int64_t>(n, 1), limit});
-    }
-    return NestBuilder(consumer, ctx_, roots).build();
+    if (region.empty()) return Block::make({});
+    return NestBuilder(consumer, ctx_, roots_for(region, consumer.tensor->shape)).build();
   }
 
-  // Builds `producer` for the region `body` reads, realized right here.
-  Stmt compute_here(const Stage &producer, const Stmt &body) {
-    Scope relax; // shared memory is per block: cover what every thread of it reads
-    if (producer.scope == MemoryScope::Shared)
-      for (auto &[var, extent] : ctx_.thread_loops) relax[var] = {Expr(int64_t(0)), Expr(extent - 1)};
-    std::vector<Interval> region = region_touched(body, producer.tensor, relax);
-    const auto &shape = producer.tensor->shape;
-    if (region.empty()) return body; // the body never reads it (e.g. a guarded tail): nothing to compute
-    // Bounds of the enclosing loops of this stage, for constant region sizes.
+  // Root ranges covering `region` (clamped to the tensor), with constant
+  // extents: a region whose size varies with the enclosing loops gets its
+  // largest size and a limit guarding the values past its end.
+  std::vector<RootRange> roots_for(const std::vector<Interval> &region, const std::vector<int64_t> &shape) {
     ConstScope outer;
     for (size_t i = 0; i < vars_.size(); ++i) outer[vars_[i].get()] = {0, extents_[i] - 1};
     std::vector<RootRange> roots;
-    std::vector<Range> realize;
     for (size_t d = 0; d < shape.size(); ++d) {
-      Interval r = region[d];
+      const Interval &r = region[d];
       Expr mn = r.min.defined() ? max(simplify(r.min), Expr(int64_t(0))) : Expr(int64_t(0));
       Expr mx = r.max.defined() ? min(simplify(r.max), Expr(shape[d] - 1)) : Expr(shape[d] - 1);
       mn = simplify(mn, outer);
@@ -238,10 +215,21 @@ private:
         n = cr.max ? std::min(*cr.max, shape[d]) : shape[d];
         limit = simplify(mx + 1, outer);
       }
-      n = std::max<int64_t>(n, 1);
-      roots.push_back({mn, n, limit});
-      realize.push_back({mn, Expr(n)});
+      roots.push_back({mn, std::max<int64_t>(n, 1), limit});
     }
+    return roots;
+  }
+
+  // Builds `producer` for the region `body` reads, realized right here.
+  Stmt compute_here(const Stage &producer, const Stmt &body) {
+    Scope relax; // shared memory is per block: cover what every thread of it reads
+    if (producer.scope == MemoryScope::Shared)
+      for (auto &[var, extent] : ctx_.thread_loops) relax[var] = {Expr(int64_t(0)), Expr(extent - 1)};
+    std::vector<Interval> region = region_touched(body, producer.tensor, relax);
+    if (region.empty()) return body; // the body never reads it (e.g. a guarded tail): nothing to compute
+    std::vector<RootRange> roots = roots_for(region, producer.tensor->shape);
+    std::vector<Range> realize;
+    for (auto &r : roots) realize.push_back({r.min, Expr(r.extent)});
     Stmt produce = NestBuilder(producer, ctx_, roots).build();
     return Realize::make(producer.tensor, realize, producer.scope, Block::make({produce, body}));
   }

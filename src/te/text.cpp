@@ -392,20 +392,7 @@ struct ParseFailure {
   std::string message;
 };
 
-struct ReadCollector : ir::IRVisitor {
-  using IRVisitor::visit;
-  std::vector<const ir::TensorRead *> reads;
-  void visit(const ir::TensorRead *op) override {
-    reads.push_back(op);
-    IRVisitor::visit(op);
-  }
-};
-
-std::vector<const ir::TensorRead *> reads_in(const Expr &e) {
-  ReadCollector c;
-  e.accept(&c);
-  return c.reads;
-}
+std::vector<const ir::TensorRead *> reads_in(const Expr &e) { return ir::collect_reads(e); }
 
 class Parser {
 public:

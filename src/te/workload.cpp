@@ -15,20 +15,7 @@ namespace tessel::te {
 
 namespace {
 
-struct ReadCollector : ir::IRVisitor {
-  using IRVisitor::visit;
-  std::vector<const ir::TensorRead *> reads;
-  void visit(const ir::TensorRead *op) override {
-    reads.push_back(op);
-    IRVisitor::visit(op);
-  }
-};
-
-std::vector<const ir::TensorRead *> reads_of(const ir::Expr &e) {
-  ReadCollector c;
-  e.accept(&c);
-  return c.reads;
-}
+std::vector<const ir::TensorRead *> reads_of(const ir::Expr &e) { return ir::collect_reads(e); }
 
 // Operations per evaluation point: arithmetic nodes, plus one per reduction step.
 struct OpCounter : ir::IRVisitor {
