@@ -38,14 +38,20 @@ std::string kernel_name(const te::Workload &w) {
   return name + "_" + w.hash_hex().substr(0, 8);
 }
 
-// A status line on stderr for steps that may take seconds, when it is a terminal.
-struct Status_line {
-  explicit Status_line(const std::string &what) : tty(isatty(2)) {
-    if (tty) std::fprintf(stderr, "  %s...\r", what.c_str());
-  }
-  ~Status_line() {
+// A progress bar on stderr for steps that may take seconds, when it is a terminal.
+struct ProgressBar {
+  explicit ProgressBar(std::string what) : what(std::move(what)), tty(isatty(2)) { update(0); }
+  ~ProgressBar() {
     if (tty) std::fprintf(stderr, "\033[2K\r");
   }
+  void update(double fraction) {
+    if (!tty) return;
+    int filled = int(fraction * 30);
+    std::fprintf(stderr, "\r  %s [%s%s] %3d%%", what.c_str(), std::string(size_t(filled), '#').c_str(),
+                 std::string(size_t(30 - filled), '.').c_str(), int(fraction * 100));
+    std::fflush(stderr);
+  }
+  std::string what;
   bool tty;
 };
 
@@ -210,8 +216,8 @@ int cmd_run(const RunOptions &o) {
 
   int rc = 0;
   if (o.verify) {
-    Status_line status("verifying against the reference interpreter");
-    auto expected = interp::interpret(*w, inputs);
+    ProgressBar bar("verifying against the reference interpreter");
+    auto expected = interp::interpret(*w, inputs, [&](double f) { bar.update(f); });
     if (!expected) return fail("reference interpreter: " + expected.error());
     for (size_t i = 0; i < outputs.size(); ++i) {
       interp::Comparison c = interp::compare(outputs[i], (*expected)[i]);
@@ -231,7 +237,7 @@ int cmd_run(const RunOptions &o) {
   topt.repeats = o.repeats;
   measure::Timing t;
   {
-    Status_line status("timing");
+    ProgressBar bar("timing");
     t = measure::time_calls([&] { program->run(in_ptrs, out_ptrs); }, topt);
   }
   std::cout << "time      " << fmt("%.4f", t.median_seconds * 1e3) << " ms median of " << o.repeats << " (min "

@@ -886,8 +886,21 @@ int64_t int_identity(ReduceOp op, ir::DataType t) {
   return op == ReduceOp::Max ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int64_t>::max();
 }
 
+// Reports the finished fraction of the whole interpretation, now and then.
+struct ProgressTracker {
+  const Progress *callback = nullptr;
+  double total = 1, done = 0, per_point = 0;
+  int64_t countdown = 0;
+  void tick() {
+    if (!callback || !*callback || --countdown > 0) return;
+    countdown = 1 << 14;
+    (*callback)(std::min(1.0, done / total));
+  }
+  void advance(double work) { done += work; }
+};
+
 void run_stage(const ir::Tensor &stage, NDArray &out,
-               const std::unordered_map<const ir::TensorNode *, const NDArray *> &buffers) {
+               const std::unordered_map<const ir::TensorNode *, const NDArray *> &buffers, ProgressTracker &pt) {
   Compiler comp(buffers);
   const size_t nd = stage->axes.size();
   if (nd != stage->shape.size())
@@ -919,24 +932,34 @@ void run_stage(const ir::Tensor &stage, NDArray &out,
 
   if (!red) {
     if (is_float)
-      for_each_point(stage->shape, spatial, [&](int64_t i) { store_float(out, i, fbody->eval(ctx)); });
+      for_each_point(stage->shape, spatial, [&](int64_t i) {
+        store_float(out, i, fbody->eval(ctx));
+        pt.advance(1), pt.tick();
+      });
     else
-      for_each_point(stage->shape, spatial, [&](int64_t i) { store_int(out, i, ibody->eval(ctx)); });
+      for_each_point(stage->shape, spatial, [&](int64_t i) {
+        store_int(out, i, ibody->eval(ctx));
+        pt.advance(1), pt.tick();
+      });
     return;
   }
   for (int64_t e : rext)
     if (e <= 0) throw Error("has an empty reduction axis");
+  double per_point = 1;
+  for (int64_t e : rext) per_point *= double(e);
   auto run = [&](auto op_tag) {
     constexpr ReduceOp OP = decltype(op_tag)::value;
     if (is_float) {
       double init = float_identity(OP);
       for_each_point(stage->shape, spatial, [&](int64_t i) {
         store_float(out, i, reduce_loop<OP, double>(init, rext, rslots, [&] { return fbody->eval(ctx); }));
+        pt.advance(per_point), pt.tick();
       });
     } else {
       int64_t init = int_identity(OP, value.type());
       for_each_point(stage->shape, spatial, [&](int64_t i) {
         store_int(out, i, reduce_loop<OP, int64_t>(init, rext, rslots, [&] { return ibody->eval(ctx); }));
+        pt.advance(per_point), pt.tick();
       });
     }
   };
@@ -978,7 +1001,19 @@ std::vector<NDArray> empty_outputs(const te::Workload &w) {
   return out;
 }
 
-Expected<std::vector<NDArray>> interpret(const te::Workload &w, const std::vector<NDArray> &inputs) {
+Expected<std::vector<NDArray>> interpret(const te::Workload &w, const std::vector<NDArray> &inputs,
+                                         const Progress &progress) {
+  ProgressTracker pt;
+  pt.callback = &progress;
+  pt.total = 0;
+  for (auto &s : w.stages) {
+    double points = 1;
+    for (auto e : s->shape) points *= double(e);
+    if (auto *r = s->body.as<ir::Reduce>())
+      for (auto &ax : r->axes) points *= double(ax.extent);
+    pt.total += points;
+  }
+  pt.total = std::max(pt.total, 1.0);
   if (inputs.size() != w.inputs.size())
     return make_error("the workload takes " + std::to_string(w.inputs.size()) + " input(s) but " +
                       std::to_string(inputs.size()) + " were given");
@@ -997,7 +1032,7 @@ Expected<std::vector<NDArray>> interpret(const te::Workload &w, const std::vecto
     try {
       if (s->is_input()) return make_error(where + " has no body");
       NDArray out(s->shape, s->dtype);
-      run_stage(s, out, buffers);
+      run_stage(s, out, buffers, pt);
       buffers[s.get()] = &values.emplace(s.get(), std::move(out)).first->second;
     } catch (const Error &e) {
       return make_error("interpreter: in " + where + ": " + e.what());
@@ -1005,6 +1040,7 @@ Expected<std::vector<NDArray>> interpret(const te::Workload &w, const std::vecto
       return make_error("interpreter: in " + where + ": " + e.what());
     }
   }
+  if (progress) progress(1.0);
   std::vector<NDArray> result;
   for (auto &o : w.outputs) {
     auto it = values.find(o.get());

@@ -11,6 +11,7 @@
 #include "support/error.h"
 #include "te/workload.h"
 
+#include <functional>
 #include <vector>
 
 namespace tessel::interp {
@@ -20,8 +21,12 @@ std::vector<NDArray> random_inputs(const te::Workload &w, uint64_t seed);
 // Allocates zeroed outputs of the workload's shapes.
 std::vector<NDArray> empty_outputs(const te::Workload &w);
 
+// Called now and then with the finished fraction of the work (0..1).
+using Progress = std::function<void(double)>;
+
 // Returns one array per workload output. Inputs must match the workload's
 // inputs in count, shape and dtype (otherwise an error says which differs).
-Expected<std::vector<NDArray>> interpret(const te::Workload &w, const std::vector<NDArray> &inputs);
+Expected<std::vector<NDArray>> interpret(const te::Workload &w, const std::vector<NDArray> &inputs,
+                                         const Progress &progress = {});
 
 } // namespace tessel::interp
