@@ -96,6 +96,36 @@ private:
 
 size_t stage_index(const Schedule &s, const Stage *st) { return size_t(st - s.stages.data()); }
 
+// Refuses to split or fuse away a loop that other stages are computed at.
+Status check_not_attach_point(const Schedule &s, const std::string &name, int loop, const char *prim) {
+  for (auto &other : s.stages)
+    if (other.attach == Attach::At && other.attach_stage == name && other.attach_loop == loop)
+      return Status::error(std::string(prim) + ": stage " + other.tensor->name + " is computed at loop " +
+                           s.find(name)->loops[loop].name + " of " + name + "; " + prim + " before compute_at");
+  return Status::ok();
+}
+
+// Whether stage `a` is computed, directly or through a chain of attachments, inside stage `b`.
+bool nested_in(const Schedule &s, const std::string &a, const std::string &b) {
+  std::string cur = a;
+  for (size_t hops = 0; hops <= s.stages.size(); ++hops) {
+    const Stage *st = s.find(cur);
+    if (!st || st->attach != Attach::At) return false;
+    if (st->attach_stage == b) return true;
+    cur = st->attach_stage;
+  }
+  return true; // a cycle: treat as nested
+}
+
+// Refuses to rebuild a stage's loops while other stages are attached to them.
+Status check_nothing_attached(const Schedule &s, const std::string &name, const char *prim) {
+  for (auto &other : s.stages)
+    if (other.attach == Attach::At && other.attach_stage == name)
+      return Status::error(std::string(prim) + ": stage " + other.tensor->name + " is computed at a loop of " + name +
+                           "; apply " + prim + " before compute_at / reverse_compute_at");
+  return Status::ok();
+}
+
 std::vector<const Stage *> consumers_of(const Schedule &s, const ir::Tensor &t) {
   std::vector<const Stage *> out;
   for (auto &st : s.stages)
@@ -146,6 +176,7 @@ Expected<SplitResult> split(Schedule &s, const std::string &name, int loop, int6
   if (!st) return make_error(st.error());
   Stage &S = **st;
   if (Status c = check_leaf(S, loop, "split"); !c) return make_error(c.message());
+  if (Status c = check_not_attach_point(s, name, loop, "split"); !c) return make_error(c.message());
   if (factor <= 0) return make_error("split: factor must be positive, got " + std::to_string(factor));
   Loop parent = S.loops[loop];
   if (parent.kind != ir::ForKind::Serial)
@@ -185,6 +216,8 @@ Expected<int> fuse(Schedule &s, const std::string &name, int outer, int inner) {
   Stage &S = **st;
   if (Status c = check_leaf(S, outer, "fuse"); !c) return make_error(c.message());
   if (Status c = check_leaf(S, inner, "fuse"); !c) return make_error(c.message());
+  if (Status c = check_not_attach_point(s, name, outer, "fuse"); !c) return make_error(c.message());
+  if (Status c = check_not_attach_point(s, name, inner, "fuse"); !c) return make_error(c.message());
   if (S.leaf_position(inner) != S.leaf_position(outer) + 1)
     return make_error("fuse: loops " + S.loops[outer].name + " and " + S.loops[inner].name + " of " + name +
                       " are not adjacent (outer directly above inner); reorder them first");
@@ -312,6 +345,20 @@ Status reverse_compute_at(Schedule &s, const std::string &name, const std::strin
   if (!identity_reads(E.tensor->body) || !reads_p)
     return Status::error("reverse_compute_at: " + name + " must read " + producer +
                          " element for element (" + producer + "[i, j, ...] at its own indices)");
+  // Whatever else the epilogue reads must exist when the producer's tile is done:
+  // inputs, or root stages computed before the producer (so not after it, nor from it).
+  size_t p_index = stage_index(s, &P);
+  for (auto *r : ir::collect_reads(E.tensor->body)) {
+    if (r->tensor == P.tensor || r->tensor->is_input()) continue;
+    const Stage *o = s.find(r->tensor);
+    if (!o || o->attach == Attach::Inline) continue; // inlined: its own reads are checked below
+    if (stage_index(s, o) >= p_index || o->attach != Attach::Root)
+      return Status::error("reverse_compute_at: " + name + " also reads " + r->tensor->name +
+                           ", which is not computed yet when a tile of " + producer + " is done");
+  }
+  if (nested_in(s, producer, name))
+    return Status::error("reverse_compute_at: " + producer + " is itself computed inside " + name +
+                         "; that would be a cycle");
   if (Status c = check_leaf(P, loop, "reverse_compute_at"); !c) return c;
   int pos = P.leaf_position(loop);
   for (int p = 0; p <= pos; ++p)
@@ -340,6 +387,7 @@ Expected<std::string> rfactor(Schedule &s, const std::string &name, int loop) {
   if (S.attach != Attach::Root ||
       std::any_of(S.loops.begin(), S.loops.end(), [](const Loop &l) { return l.kind != ir::ForKind::Serial; }))
     return make_error("rfactor: apply it to " + name + " before annotating or attaching it");
+  if (Status c = check_nothing_attached(s, name, "rfactor"); !c) return make_error(c.message());
   int ns = S.num_spatial();
   int root = loop;
   int64_t factor = S.loops[loop].extent;
@@ -445,6 +493,8 @@ Status compute_at(Schedule &s, const std::string &name, const std::string &consu
     return Status::error("compute_at: " + name + " must have " + consumer + " as its only consumer (consumers: " +
                          (names.empty() ? std::string("none") : names) + ")");
   }
+  if (nested_in(s, consumer, name))
+    return Status::error("compute_at: " + consumer + " is itself computed inside " + name + "; that would be a cycle");
   if (Status c = check_leaf(C, loop, "compute_at"); !c) return c;
   ir::ForKind k = C.loops[loop].kind;
   if (k == ir::ForKind::Vectorized || k == ir::ForKind::Unrolled)
@@ -465,6 +515,7 @@ Expected<std::string> cache_write(Schedule &s, const std::string &name, ir::Memo
   if (!S.relations.empty() || S.attach != Attach::Root ||
       std::any_of(S.loops.begin(), S.loops.end(), [](const Loop &l) { return l.kind != ir::ForKind::Serial; }))
     return make_error("cache_write: apply it to " + name + " before transforming its loops or attaching it");
+  if (Status c = check_nothing_attached(s, name, "cache_write"); !c) return make_error(c.message());
   const ir::TensorNode &T = *S.tensor;
   std::string cname = unique_name(s, name + "_" + ir::memory_scope_name(scope));
   auto cache = std::make_shared<ir::TensorNode>();
@@ -512,6 +563,9 @@ Expected<std::string> cache_read(Schedule &s, const std::string &tensor, const s
   for (auto &st : s.stages)
     if (st.tensor->name == tensor) src = st.tensor;
   if (!src) return make_error("cache_read: no tensor named '" + tensor + "'");
+  if (const Stage *ss = s.find(src); ss && ss->attach == Attach::At)
+    return make_error("cache_read: " + tensor + " is computed at a loop of " + ss->attach_stage +
+                      "; apply cache_read before compute_at");
   if (!reads((*ct)->tensor->body, src)) return make_error("cache_read: " + consumer + " does not read " + tensor);
   std::string cname = unique_name(s, tensor + "_" + ir::memory_scope_name(scope));
   auto cache = std::make_shared<ir::TensorNode>();
@@ -547,6 +601,10 @@ Expected<std::string> transform_layout(Schedule &s, const std::string &input, in
   for (auto &t : s.workload.inputs)
     if (t->name == input) src = t;
   if (!src) return make_error("transform_layout: '" + input + "' is not an input of the workload");
+  for (auto &st : s.stages)
+    if (st.relayout_of == input)
+      return make_error("transform_layout: " + input + " is already re-laid-out by " + st.tensor->name +
+                        "; an input has one layout (combine the blocking into one transform)");
   int rank = int(src->shape.size());
   if (dim < 0 || dim >= rank)
     return make_error("transform_layout: " + input + " has " + std::to_string(rank) + " dimensions; dim " +
@@ -589,6 +647,7 @@ Expected<std::string> transform_layout(Schedule &s, const std::string &input, in
   }
   Stage pack_stage = make_stage(packed);
   pack_stage.prepack = src->is_constant;
+  pack_stage.relayout_of = input;
   s.stages.insert(s.stages.begin(), pack_stage);
   s.workload.stages.insert(s.workload.stages.begin(), packed);
   GraphRewriter g;

@@ -23,6 +23,11 @@ const Stage *Schedule::find(const ir::Tensor &t) const {
     if (s.tensor == t) return &s;
   return nullptr;
 }
+const Stage *Schedule::find(const std::string &name) const {
+  for (auto &s : stages)
+    if (s.tensor->name == name) return &s;
+  return nullptr;
+}
 Stage *Schedule::find(const std::string &name) {
   for (auto &s : stages)
     if (s.tensor->name == name) return &s;

@@ -66,7 +66,8 @@ struct Stage {
   bool attach_after = false; // reverse_compute_at: attach_stage is the producer; this stage
                              // consumes what that loop's body produced, right after it
   ir::MemoryScope scope = ir::MemoryScope::Global;
-  bool prepack = false; // re-lays-out a constant input: computed once, ahead of time
+  bool prepack = false;     // re-lays-out a constant input: computed once, ahead of time
+  std::string relayout_of;  // transform_layout: the input this stage re-lays-out
 
   int num_spatial() const { return int(tensor->axes.size()); }
   bool is_leaf(int loop) const;
@@ -82,6 +83,7 @@ struct Schedule {
   Stage *find(const ir::Tensor &t);
   const Stage *find(const ir::Tensor &t) const;
   Stage *find(const std::string &tensor_name);
+  const Stage *find(const std::string &tensor_name) const;
 };
 
 // A stage computed at the root with its default loops: spatial axes, then reduction axes.

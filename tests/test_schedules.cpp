@@ -245,3 +245,20 @@ TEST(Traces, CommittedGemmTraceIsCorrect) {
   OKV(s);
   EXPECT_TRUE(kernel_matches_interpreter(*s, 2));
 }
+
+// The committed hand-written conv trace (benchmarks/bench_conv times it against
+// oneDNN) replays on the ResNet-50 3x3 layer and computes the right thing.
+TEST(Traces, CommittedConvTraceIsCorrect) {
+  std::string root = TESSEL_SOURCE_DIR;
+  te::Workload w = spec("conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1,layout=NCHW");
+  std::ifstream in(root + "/configs/traces/conv2d_resnet50_3x3_64_avx512.json");
+  ASSERT_TRUE(in.good());
+  std::stringstream text;
+  text << in.rdbuf();
+  auto s = sched::replay_json(w, text.str());
+  OKV(s);
+  auto p = lower::lower(*s, "conv");
+  OKV(p);
+  ASSERT_EQ(p->prepack.size(), 1u) << "the weight is constant: it is packed once, outside the kernel";
+  EXPECT_TRUE(kernel_matches_interpreter(*s, 2));
+}
