@@ -122,6 +122,7 @@ BENCHMARK(BM_Gemm_OpenBLAS)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond)-
 // Collects median GFLOP/s per benchmark for the summary table.
 class SummaryReporter : public benchmark::ConsoleReporter {
 public:
+  SummaryReporter() : ConsoleReporter(OO_Tabular) {} // no colour codes: the output goes to logs
   std::map<std::string, double> gflops; // "BM_Gemm_OpenBLAS/1024" -> median
   std::map<std::string, double> ms;
   void ReportRuns(const std::vector<Run> &runs) override {
