@@ -96,6 +96,60 @@ private:
 
 size_t stage_index(const Schedule &s, const Stage *st) { return size_t(st - s.stages.data()); }
 
+// A Layout applied to a tensor shape: checks it, and maps indices both ways.
+struct BlockedLayout {
+  int rank = 0;
+  Layout l;
+  std::vector<int64_t> expanded; // original dims with `dim` -> blocks, then the block
+  std::vector<int64_t> shape;    // expanded, permuted
+  int64_t extent = 0;            // of the blocked dimension
+
+  static Expected<BlockedLayout> make(const std::vector<int64_t> &shape, Layout l, const std::string &what,
+                                      const char *prim) {
+    BlockedLayout b;
+    b.rank = int(shape.size());
+    if (l.dim < 0 || l.dim >= b.rank)
+      return make_error(std::string(prim) + ": " + what + " has " + std::to_string(b.rank) + " dimensions; dim " +
+                        std::to_string(l.dim) + " does not exist");
+    if (l.block < 1 || l.block > shape[l.dim])
+      return make_error(std::string(prim) + ": block " + std::to_string(l.block) + " must be in 1.." +
+                        std::to_string(shape[l.dim]) + " (the extent of dimension " + std::to_string(l.dim) + ")");
+    if (l.perm.empty())
+      for (int i = 0; i <= b.rank; ++i) l.perm.push_back(i);
+    std::vector<int64_t> sorted = l.perm;
+    std::sort(sorted.begin(), sorted.end());
+    for (int i = 0; i <= b.rank; ++i)
+      if (int(sorted.size()) != b.rank + 1 || sorted[i] != i)
+        return make_error(std::string(prim) + ": perm must be a permutation of 0.." + std::to_string(b.rank) +
+                          " (the blocked tensor has " + std::to_string(b.rank + 1) + " dimensions)");
+    b.l = l;
+    b.extent = shape[l.dim];
+    b.expanded = shape;
+    b.expanded[l.dim] = (b.extent + l.block - 1) / l.block;
+    b.expanded.push_back(l.block);
+    for (int k = 0; k <= b.rank; ++k) b.shape.push_back(b.expanded[l.perm[k]]);
+    return b;
+  }
+  // Original indices -> blocked indices.
+  std::vector<ir::Expr> to_blocked(const std::vector<ir::Expr> &idx) const {
+    std::vector<ir::Expr> e(idx.begin(), idx.end());
+    ir::Expr i = e[l.dim];
+    e[l.dim] = i / ir::Expr(l.block);
+    e.push_back(i % ir::Expr(l.block));
+    std::vector<ir::Expr> out;
+    for (int k = 0; k <= rank; ++k) out.push_back(e[l.perm[k]]);
+    return out;
+  }
+  // Blocked-axis variables -> the original index each dimension stands for.
+  std::vector<ir::Expr> to_original(const std::vector<ir::Expr> &blocked_vars) const {
+    std::vector<ir::Expr> e(rank + 1);
+    for (int k = 0; k <= rank; ++k) e[l.perm[k]] = blocked_vars[k];
+    std::vector<ir::Expr> orig(e.begin(), e.begin() + rank);
+    orig[l.dim] = e[l.dim] * ir::Expr(l.block) + e[rank];
+    return orig;
+  }
+};
+
 // Refuses to split or fuse away a loop that other stages are computed at.
 Status check_not_attach_point(const Schedule &s, const std::string &name, int loop, const char *prim) {
   for (auto &other : s.stages)
@@ -508,7 +562,8 @@ Status compute_at(Schedule &s, const std::string &name, const std::string &consu
   return Status::ok();
 }
 
-Expected<std::string> cache_write(Schedule &s, const std::string &name, ir::MemoryScope scope) {
+Expected<std::string> cache_write(Schedule &s, const std::string &name, ir::MemoryScope scope,
+                                  const Layout *layout) {
   auto st = get_stage(s, name, "cache_write");
   if (!st) return make_error(st.error());
   Stage &S = **st;
@@ -520,18 +575,36 @@ Expected<std::string> cache_write(Schedule &s, const std::string &name, ir::Memo
   std::string cname = unique_name(s, name + "_" + ir::memory_scope_name(scope));
   auto cache = std::make_shared<ir::TensorNode>();
   cache->name = cname;
-  cache->shape = T.shape;
   cache->dtype = T.dtype;
+  std::vector<ir::Expr> idx;
+  for (auto &ax : T.axes) idx.push_back(ax.var);
   std::vector<std::pair<ir::Expr, ir::Expr>> m;
-  for (auto &ax : T.axes) {
-    ir::Expr v = ir::Var::make(ir::DataType::index(), ax.var.as<ir::Var>()->name);
-    cache->axes.push_back(ir::IterVar{v, ax.extent, false});
-    m.push_back({ax.var, v});
+  if (!layout) {
+    cache->shape = T.shape;
+    for (auto &ax : T.axes) {
+      ir::Expr v = ir::Var::make(ir::DataType::index(), ax.var.as<ir::Var>()->name);
+      cache->axes.push_back(ir::IterVar{v, ax.extent, false});
+      m.push_back({ax.var, v});
+    }
+  } else {
+    auto b = BlockedLayout::make(T.shape, *layout, name, "cache_write");
+    if (!b) return make_error(b.error());
+    if (b->extent % layout->block != 0)
+      return make_error("cache_write: block " + std::to_string(layout->block) + " does not divide dimension " +
+                        std::to_string(layout->dim) + " of " + name + " (" + std::to_string(b->extent) +
+                        "); a cache computes every element it stores");
+    cache->shape = b->shape;
+    std::vector<ir::Expr> vars;
+    for (size_t k = 0; k < b->shape.size(); ++k) {
+      vars.push_back(ir::Var::make(ir::DataType::index(), "b" + std::to_string(k)));
+      cache->axes.push_back(ir::IterVar{vars.back(), b->shape[k], false});
+    }
+    std::vector<ir::Expr> orig = b->to_original(vars);
+    for (size_t d = 0; d < T.axes.size(); ++d) m.push_back({T.axes[d].var, orig[d]});
+    idx = b->to_blocked(idx);
   }
   cache->body = ir::substitute(T.body, m);
   auto copy = std::make_shared<ir::TensorNode>(T);
-  std::vector<ir::Expr> idx;
-  for (auto &ax : T.axes) idx.push_back(ax.var);
   copy->body = ir::TensorRead::make(cache, idx);
 
   size_t at = stage_index(s, &S);
@@ -549,7 +622,16 @@ Expected<std::string> cache_write(Schedule &s, const std::string &name, ir::Memo
   GraphRewriter g;
   g.rewrites[old.get()] = [copy](const ir::TensorRead *r) { return ir::TensorRead::make(copy, r->indices); };
   g.run(s, at + 2);
-  record(s, "cache_write", name, {}, ir::memory_scope_name(scope));
+  if (layout) {
+    std::vector<int64_t> ints{layout->dim, layout->block};
+    std::vector<int64_t> perm = layout->perm;
+    if (perm.empty())
+      for (size_t i = 0; i <= T.shape.size(); ++i) perm.push_back(int64_t(i));
+    ints.insert(ints.end(), perm.begin(), perm.end());
+    record(s, "cache_write_layout", name, ints, ir::memory_scope_name(scope));
+  } else {
+    record(s, "cache_write", name, {}, ir::memory_scope_name(scope));
+  }
   return cname;
 }
 
@@ -605,41 +687,23 @@ Expected<std::string> transform_layout(Schedule &s, const std::string &input, in
     if (st.relayout_of == input)
       return make_error("transform_layout: " + input + " is already re-laid-out by " + st.tensor->name +
                         "; an input has one layout (combine the blocking into one transform)");
-  int rank = int(src->shape.size());
-  if (dim < 0 || dim >= rank)
-    return make_error("transform_layout: " + input + " has " + std::to_string(rank) + " dimensions; dim " +
-                      std::to_string(dim) + " does not exist");
-  if (block < 1 || block > src->shape[dim])
-    return make_error("transform_layout: block " + std::to_string(block) + " must be in 1.." +
-                      std::to_string(src->shape[dim]) + " (the extent of dimension " + std::to_string(dim) + ")");
-  std::vector<int64_t> p = perm;
-  if (p.empty())
-    for (int i = 0; i <= rank; ++i) p.push_back(i);
-  std::vector<int64_t> sorted = p;
-  std::sort(sorted.begin(), sorted.end());
-  for (int i = 0; i <= rank; ++i)
-    if (int(sorted.size()) != rank + 1 || sorted[i] != i)
-      return make_error("transform_layout: perm must be a permutation of 0.." + std::to_string(rank) +
-                        " (the blocked tensor has " + std::to_string(rank + 1) + " dimensions)");
-  // Expanded dimensions: the original ones with `dim` -> its block index, then the within-block index.
-  int64_t extent = src->shape[dim];
-  std::vector<int64_t> expanded = src->shape;
-  expanded[dim] = (extent + block - 1) / block;
-  expanded.push_back(block);
+  auto b = BlockedLayout::make(src->shape, Layout{dim, block, perm}, input, "transform_layout");
+  if (!b) return make_error(b.error());
+  int rank = b->rank;
+  const std::vector<int64_t> p = b->l.perm;
+  int64_t extent = b->extent;
   auto packed = std::make_shared<ir::TensorNode>();
   packed->name = unique_name(s, input + "_packed");
   packed->dtype = src->dtype;
-  std::vector<ir::Expr> exp_vars(rank + 1);
+  packed->shape = b->shape;
+  std::vector<ir::Expr> vars;
   for (int k = 0; k <= rank; ++k) {
-    ir::Expr v = ir::Var::make(ir::DataType::index(), "p" + std::to_string(k));
-    packed->axes.push_back(ir::IterVar{v, expanded[p[k]], false});
-    packed->shape.push_back(expanded[p[k]]);
-    exp_vars[p[k]] = v;
+    vars.push_back(ir::Var::make(ir::DataType::index(), "p" + std::to_string(k)));
+    packed->axes.push_back(ir::IterVar{vars.back(), b->shape[k], false});
   }
-  std::vector<ir::Expr> orig(exp_vars.begin(), exp_vars.begin() + rank);
-  ir::Expr full = exp_vars[dim] * ir::Expr(block) + exp_vars[rank];
+  std::vector<ir::Expr> orig = b->to_original(vars);
+  ir::Expr full = orig[dim];
   if (extent % block == 0) {
-    orig[dim] = full;
     packed->body = ir::TensorRead::make(src, orig);
   } else { // zero-fill the partial last block; the clamp keeps the read in bounds
     orig[dim] = ir::min(full, ir::Expr(extent - 1));
@@ -651,14 +715,9 @@ Expected<std::string> transform_layout(Schedule &s, const std::string &input, in
   s.stages.insert(s.stages.begin(), pack_stage);
   s.workload.stages.insert(s.workload.stages.begin(), packed);
   GraphRewriter g;
-  g.rewrites[src.get()] = [packed, dim, block, rank, p](const ir::TensorRead *r) {
-    std::vector<ir::Expr> e(r->indices.begin(), r->indices.end());
-    ir::Expr i = e[dim];
-    e[dim] = i / ir::Expr(block);
-    e.push_back(i % ir::Expr(block));
-    std::vector<ir::Expr> idx;
-    for (int k = 0; k <= rank; ++k) idx.push_back(e[p[k]]);
-    return ir::TensorRead::make(packed, idx);
+  BlockedLayout layout = *b;
+  g.rewrites[src.get()] = [packed, layout](const ir::TensorRead *r) {
+    return ir::TensorRead::make(packed, layout.to_blocked(r->indices));
   };
   g.run(s, 1);
   std::vector<int64_t> ints{dim, block};
@@ -717,6 +776,13 @@ Status apply_step(Schedule &s, const Step &st) {
     auto sc = scope_of(st.str);
     if (!sc) return Status::error("trace step cache_write: unknown memory scope '" + st.str + "'");
     return cache_write(s, st.stage, *sc).status();
+  }
+  if (op == "cache_write_layout") {
+    auto sc = scope_of(st.str);
+    if (!sc) return Status::error("trace step cache_write_layout: unknown memory scope '" + st.str + "'");
+    if (st.ints.size() < 3) return Status::error("trace step cache_write_layout needs dim, block and perm");
+    Layout l{int(st.ints[0]), st.ints[1], std::vector<int64_t>(st.ints.begin() + 2, st.ints.end())};
+    return cache_write(s, st.stage, *sc, &l).status();
   }
   if (op == "cache_read") {
     auto colon = st.str.rfind(':');

@@ -56,10 +56,23 @@ Status reverse_compute_at(Schedule &s, const std::string &stage, const std::stri
 // parallel. Must precede other transformations of `stage` except that split.
 // Returns the new stage's name.
 Expected<std::string> rfactor(Schedule &s, const std::string &stage, int loop);
+// A blocked, permuted layout: dimension `dim` is split by `block` (the block
+// index stays in its place, the within-block index is appended last), then the
+// dimensions are reordered by `perm`, a permutation of 0..rank. E.g. NCHW with
+// dim=1, block=16, perm={0,1,2,3,4} is NCHW16c; block=1 with a perm is a transpose.
+struct Layout {
+  int dim = 0;
+  int64_t block = 1;
+  std::vector<int64_t> perm;
+};
+
 // Adds a stage `<stage>_<scope>` that computes `stage` into a buffer of `scope`;
 // `stage` becomes a copy of it. Must precede any loop transformation of `stage`.
-// Returns the new stage's name.
-Expected<std::string> cache_write(Schedule &s, const std::string &stage, ir::MemoryScope scope);
+// With a layout, the cache is stored blocked/permuted (e.g. an NCHW16c
+// accumulator whose 16 channels are contiguous for vector code); the block
+// must divide the dimension. Returns the new stage's name.
+Expected<std::string> cache_write(Schedule &s, const std::string &stage, ir::MemoryScope scope,
+                                  const Layout *layout = nullptr);
 // Adds a stage `<tensor>_<scope>` copying `tensor` that `consumer` reads instead.
 Expected<std::string> cache_read(Schedule &s, const std::string &tensor, const std::string &consumer,
                                  ir::MemoryScope scope);

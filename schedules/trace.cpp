@@ -35,6 +35,7 @@ const std::map<std::string, OpFields> &op_fields() {
       {"auto_unroll", {{"loop", "max_step"}, ""}},
       {"rfactor", {{"loop"}, ""}},
       {"cache_write", {{}, "scope"}},
+      {"cache_write_layout", {{"dim", "block", "perm[]"}, "scope"}},
       {"cache_read", {{}, "consumer_scope"}},
       {"transform_layout", {{"dim", "block", "perm[]"}, ""}},
   };

@@ -97,3 +97,33 @@ TEST(AutoUnroll, UnrollsSmallInnerLoops) {
   sched::Schedule t = sched::default_schedule(w);
   EXPECT_FALSE(sched::auto_unroll(t, "C", 0, 100000));
 }
+
+TEST(CacheWriteLayout, BlockedAccumulatorMatchesInterpreter) {
+  te::Workload w = op("conv2d:N=1,C=3,H=6,W=6,K=32,R=3,S=3,stride=1,pad=1,layout=NCHW");
+  sched::Schedule s = sched::default_schedule(w);
+  sched::Layout nchw16c{1, 16, {}};
+  auto local = sched::cache_write(s, "conv", ir::MemoryScope::Local, &nchw16c);
+  ASSERT_TRUE(local.has_value()) << local.error();
+  const sched::Stage *c = s.find(*local);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->tensor->shape, (std::vector<int64_t>{1, 2, 6, 6, 16})); // NCHW16c
+  // Tile the copy, compute the accumulator per tile, vectorize its 16 channels.
+  ASSERT_TRUE(sched::compute_at(s, *local, "conv", 2));
+  ASSERT_TRUE(sched::vectorize(s, *local, 4));
+  EXPECT_TRUE(kernel_matches_interpreter(s));
+  auto r = sched::replay_json(w, sched::trace_to_json(s));
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(lowered(*r), lowered(s));
+  // A pure transpose (block 1) of a matmul accumulator.
+  te::Workload m = op("matmul:M=5,N=7,K=3");
+  sched::Schedule t = sched::default_schedule(m);
+  sched::Layout transpose{0, 1, {1, 0, 2}};
+  ASSERT_TRUE(sched::cache_write(t, "C", ir::MemoryScope::Global, &transpose).has_value());
+  EXPECT_TRUE(kernel_matches_interpreter(t));
+  // A block that does not divide the dimension is refused.
+  sched::Schedule u = sched::default_schedule(m);
+  sched::Layout bad{1, 3, {}};
+  auto e = sched::cache_write(u, "C", ir::MemoryScope::Local, &bad);
+  ASSERT_FALSE(e.has_value());
+  EXPECT_NE(e.error().find("does not divide"), std::string::npos) << e.error();
+}
