@@ -6,9 +6,6 @@
 //  * oneDNN convolution_forward (direct), with format_tag::any so oneDNN picks
 //    its blocked layouts (inputs reordered once, ahead of time; only the
 //    convolution primitive is timed), and forced to plain nchw/oihw/nchw;
-//  * an experiment: the same layer written with an explicit NHWC accumulator
-//    stage (configs/workloads/conv2d_resnet50_3x3_64_nhwc_acc.te and its trace),
-//    what a primitive choosing a cache stage's storage order would allow.
 // Without oneDNN at configure time only the Tessel rows are built.
 //
 //   ./build/benchmarks/bench_conv        # defaults: 5 interleaved repetitions, medians
@@ -46,10 +43,8 @@ constexpr int64_t N = 1, C = 64, H = 56, W = 56, K = 64, R = 3, S = 3;
 constexpr double kFlop = 2.0 * N * K * H * W * C * R * S; // 2*64*56*56*64*9 = 231.2 MFLOP
 const char *kSpec = "conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1,layout=NCHW";
 const char *kTrace = "/configs/traces/conv2d_resnet50_3x3_64_avx512.json";
-const char *kNhwcWorkload = "/configs/workloads/conv2d_resnet50_3x3_64_nhwc_acc.te";
-const char *kNhwcTrace = "/configs/traces/conv2d_resnet50_3x3_64_nhwc_acc_avx512.json";
 
-enum class Variant { Default, Trace, NhwcAccumulator };
+enum class Variant { Default, Trace };
 
 void set_gflops(benchmark::State &state) {
   state.counters["GFLOP/s"] = benchmark::Counter(kFlop * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
@@ -79,12 +74,12 @@ TesselConv make_tessel(Variant v) {
     return std::move(t);
   };
   std::string root = TESSEL_SOURCE_DIR;
-  auto w = v == Variant::NhwcAccumulator ? te::load_workload(root + kNhwcWorkload) : te::make_op_workload(kSpec);
+  auto w = te::make_op_workload(kSpec);
   if (!w) return fail(w.error());
   t.w = *w;
   sched::Schedule s = sched::default_schedule(t.w);
   if (v != Variant::Default) {
-    std::string path = root + (v == Variant::Trace ? kTrace : kNhwcTrace);
+    std::string path = root + kTrace;
     std::string json = read_file(path);
     if (json.empty()) return fail("cannot read " + path);
     auto replayed = sched::replay_json(t.w, json);
@@ -119,8 +114,6 @@ BENCHMARK(BM_Conv_TesselDefault)->Unit(benchmark::kMillisecond)->UseRealTime();
 void BM_Conv_TesselTrace(benchmark::State &state) { run_tessel(state, Variant::Trace); }
 BENCHMARK(BM_Conv_TesselTrace)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-void BM_Conv_TesselNhwcAccumulator(benchmark::State &state) { run_tessel(state, Variant::NhwcAccumulator); }
-BENCHMARK(BM_Conv_TesselNhwcAccumulator)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 #ifdef TESSEL_HAVE_DNNL
 using dnnl::memory;
@@ -308,7 +301,6 @@ int main(int argc, char **argv) {
       {"BM_Conv_OneDNN_AnyLayout", "oneDNN direct, format_tag::any (blocked)"},
       {"BM_Conv_OneDNN_Plain", "oneDNN direct, plain nchw/oihw"},
       {"BM_Conv_OneDNN_AnyLayoutWithReorders", "oneDNN any-layout + nchw<->blocked reorders"},
-      {"BM_Conv_TesselNhwcAccumulator", "experiment: NHWC-accumulator .te + trace"},
   };
   for (auto &row : rows) {
     auto g = reporter.gflops.find(row.bench);
@@ -324,7 +316,6 @@ int main(int argc, char **argv) {
   ratio("BM_Conv_TesselTrace", "BM_Conv_OneDNN_Plain", "ratio Tessel trace / oneDNN nchw");
   ratio("BM_Conv_TesselTrace", "BM_Conv_OneDNN_AnyLayoutWithReorders", "ratio Tessel trace / oneDNN any + reorders");
   ratio("BM_Conv_TesselTrace", "BM_Conv_TesselDefault", "ratio Tessel trace / Tessel default");
-  ratio("BM_Conv_TesselNhwcAccumulator", "BM_Conv_OneDNN_AnyLayout", "ratio experiment / oneDNN any-layout");
 #ifdef TESSEL_HAVE_DNNL
   for (auto &[layout, impl] : g_dnnl_impl) std::printf("oneDNN %-4s implementation: %s\n", layout.c_str(), impl.c_str());
   using GetThreads = int (*)();
