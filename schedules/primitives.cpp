@@ -250,6 +250,20 @@ Expected<SplitResult> split(Schedule &s, const std::string &name, int loop, int6
   return SplitResult{outer, inner};
 }
 
+Expected<SplitResult> split_exact(Schedule &s, const std::string &name, int loop, int64_t factor) {
+  auto st = get_stage(s, name, "split_exact");
+  if (!st) return make_error(st.error());
+  if (Status c = check_leaf(**st, loop, "split_exact"); !c) return make_error(c.message());
+  int64_t extent = (*st)->loops[loop].extent;
+  if (factor > 0 && extent % factor != 0)
+    return make_error("split_exact: factor " + std::to_string(factor) + " does not divide the extent " +
+                      std::to_string(extent) + " of loop " + (*st)->loops[loop].name +
+                      " (use split to allow a guarded tail)");
+  auto r = split(s, name, loop, factor);
+  if (r) s.trace.back() = Step{"split_exact", name, {loop, factor}, ""};
+  return r;
+}
+
 Expected<SplitResult> split_nparts(Schedule &s, const std::string &name, int loop, int64_t nparts) {
   auto st = get_stage(s, name, "split_nparts");
   if (!st) return make_error(st.error());
@@ -649,6 +663,9 @@ Expected<std::string> cache_read(Schedule &s, const std::string &tensor, const s
     return make_error("cache_read: " + tensor + " is computed at a loop of " + ss->attach_stage +
                       "; apply cache_read before compute_at");
   if (!reads((*ct)->tensor->body, src)) return make_error("cache_read: " + consumer + " does not read " + tensor);
+  if ((*ct)->attach == Attach::At && (*ct)->attach_after)
+    return make_error("cache_read: " + consumer + " runs inside a tile of " + (*ct)->attach_stage +
+                      " (reverse_compute_at); apply cache_read before reverse_compute_at");
   std::string cname = unique_name(s, tensor + "_" + ir::memory_scope_name(scope));
   auto cache = std::make_shared<ir::TensorNode>();
   cache->name = cname;
@@ -740,9 +757,10 @@ Status apply_step(Schedule &s, const Step &st) {
     return std::nullopt;
   };
   const std::string &op = st.op;
-  if (op == "split" || op == "split_nparts" || op == "fuse") {
+  if (op == "split" || op == "split_exact" || op == "split_nparts" || op == "fuse") {
     if (Status c = need(2); !c) return c;
     if (op == "split") return split(s, st.stage, int(st.ints[0]), st.ints[1]).status();
+    if (op == "split_exact") return split_exact(s, st.stage, int(st.ints[0]), st.ints[1]).status();
     if (op == "split_nparts") return split_nparts(s, st.stage, int(st.ints[0]), st.ints[1]).status();
     return fuse(s, st.stage, int(st.ints[0]), int(st.ints[1])).status();
   }

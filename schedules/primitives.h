@@ -20,6 +20,9 @@ struct SplitResult {
 // Splits leaf `loop` into (outer, inner) with inner extent `factor`; a factor
 // that does not divide the extent leaves a guarded partial last tile.
 Expected<SplitResult> split(Schedule &s, const std::string &stage, int loop, int64_t factor);
+// The same without tail handling: the factor must divide the extent, so the
+// loops carry no guard (refused otherwise, rather than silently guarded).
+Expected<SplitResult> split_exact(Schedule &s, const std::string &stage, int loop, int64_t factor);
 // Splits leaf `loop` into `nparts` outer iterations (inner extent ceil(extent / nparts)).
 Expected<SplitResult> split_nparts(Schedule &s, const std::string &stage, int loop, int64_t nparts);
 // Fuses two adjacent leaves (outer directly above inner) of the same kind.

@@ -22,6 +22,7 @@ struct OpFields {
 const std::map<std::string, OpFields> &op_fields() {
   static const std::map<std::string, OpFields> m = {
       {"split", {{"loop", "factor"}, ""}},
+      {"split_exact", {{"loop", "factor"}, ""}},
       {"split_nparts", {{"loop", "nparts"}, ""}},
       {"fuse", {{"outer", "inner"}, ""}},
       {"reorder", {{"order[]"}, ""}},

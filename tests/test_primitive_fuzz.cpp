@@ -18,15 +18,15 @@ namespace {
 sched::Step random_step(const sched::Schedule &s, sched::Rng &rng) {
   static const char *ops[] = {"split", "split_nparts", "fuse", "reorder", "parallel", "vectorize", "unroll",
                               "auto_unroll", "compute_inline", "compute_at", "reverse_compute_at", "cache_write",
-                              "cache_read", "rfactor", "transform_layout", "cache_write_layout"};
+                              "cache_read", "rfactor", "transform_layout", "cache_write_layout", "split_exact"};
   const sched::Stage &st = s.stages[size_t(rng.below(int64_t(s.stages.size())))];
   sched::Step step;
-  step.op = ops[rng.below(16)];
+  step.op = ops[rng.below(17)];
   step.stage = st.tensor->name;
   int64_t nl = int64_t(st.loops.size());
   auto loop = [&] { return st.leaves.empty() || rng.below(8) == 0 ? rng.below(nl + 2) - 1 : st.leaves[size_t(rng.below(int64_t(st.leaves.size())))]; };
   auto other_stage = [&] { return s.stages[size_t(rng.below(int64_t(s.stages.size())))].tensor->name; };
-  if (step.op == "split" || step.op == "split_nparts") step.ints = {loop(), rng.below(9)};
+  if (step.op == "split" || step.op == "split_nparts" || step.op == "split_exact") step.ints = {loop(), rng.below(9)};
   else if (step.op == "fuse") {
     int64_t p = st.leaves.empty() ? 0 : rng.below(int64_t(st.leaves.size()));
     step.ints = {st.leaves.empty() ? 0 : st.leaves[size_t(p)],

@@ -127,3 +127,18 @@ TEST(CacheWriteLayout, BlockedAccumulatorMatchesInterpreter) {
   ASSERT_FALSE(e.has_value());
   EXPECT_NE(e.error().find("does not divide"), std::string::npos) << e.error();
 }
+
+TEST(SplitExact, NoTailOrRefused) {
+  te::Workload w = op("matmul:M=12,N=10,K=4");
+  sched::Schedule s = sched::default_schedule(w);
+  auto e = sched::split_exact(s, "C", 1, 4);
+  ASSERT_FALSE(e.has_value());
+  EXPECT_NE(e.error().find("does not divide the extent 10"), std::string::npos) << e.error();
+  auto ok = sched::split_exact(s, "C", 0, 4);
+  ASSERT_TRUE(ok.has_value()) << ok.error();
+  EXPECT_EQ(lowered(s).find("if ("), std::string::npos) << "no guard expected";
+  EXPECT_TRUE(kernel_matches_interpreter(s));
+  auto r = sched::replay_json(w, sched::trace_to_json(s));
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_NE(sched::trace_to_json(*r).find("split_exact"), std::string::npos);
+}
