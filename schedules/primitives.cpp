@@ -194,11 +194,17 @@ Status annotate(Schedule &s, const std::string &name, int loop, ir::ForKind kind
   Stage &S = **st;
   if (Status c = check_leaf(S, loop, prim); !c) return c;
   Loop &L = S.loops[loop];
+  // A reduction loop may be bound to threads (a cross-thread reduction: the
+  // threads' partial results are combined), never run as parallel CPU
+  // iterations, vector lanes, blocks or virtual threads writing one element.
   if ((kind == ir::ForKind::Parallel || kind == ir::ForKind::Vectorized || kind == ir::ForKind::GpuBlock ||
-       kind == ir::ForKind::GpuThread || kind == ir::ForKind::Vthread) &&
+       kind == ir::ForKind::Vthread) &&
       L.is_reduce)
     return Status::error(std::string(prim) + ": loop " + L.name + " of " + S.tensor->name +
-                         " is a reduction: its iterations accumulate into the same element");
+                         " is a reduction: its iterations accumulate into the same element" +
+                         (kind == ir::ForKind::GpuBlock || kind == ir::ForKind::Vthread
+                              ? " (bind it to threadIdx for a cross-thread reduction)"
+                              : ""));
   if (kind == ir::ForKind::Parallel)
     for (int l : S.leaves)
       if (l != loop && S.loops[l].kind == ir::ForKind::Parallel)

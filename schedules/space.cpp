@@ -55,6 +55,15 @@ PackChoice pack_candidate(const te::Workload &w, const ir::Tensor &t) {
   return {};
 }
 
+// CUDA: few outputs (at most a few blocks' worth) over a long axis: reduce across threads.
+bool wants_cross_thread(const ir::Tensor &t) {
+  auto *r = t->body.as<ir::Reduce>();
+  if (!r) return false;
+  int64_t outputs = 1;
+  for (auto e : t->shape) outputs *= e;
+  return outputs <= 4096 && r->axes.back().extent >= 32;
+}
+
 // A reduction with few outputs over a long axis: rfactor gives its loops something to vectorize.
 bool wants_rfactor(const ir::Tensor &t) {
   auto *r = t->body.as<ir::Reduce>();
@@ -294,6 +303,10 @@ private:
     std::vector<std::string> handled;
     for (auto &t : w.stages) {
       if (!is_reduction(t)) continue;
+      if (sketch.cross_thread && wants_cross_thread(t)) {
+        gpu_cross_thread(t);
+        continue;
+      }
       ir::Tensor epilogue = fusable_consumer(w, t);
       gpu_tile_reduction(t, epilogue);
       if (epilogue) handled.push_back(epilogue->name);
@@ -387,6 +400,34 @@ private:
     }
   }
 
+  // One block per output; the last reduction axis is split over the block's
+  // threads, whose partial results the cross-thread reduction combines.
+  void gpu_cross_thread(const ir::Tensor &t) {
+    std::string name = t->name;
+    int ns = int(t->axes.size());
+    int nr = int(t->body.as<ir::Reduce>()->axes.size());
+    int64_t extent = t->body.as<ir::Reduce>()->axes.back().extent;
+    auto d = divisors(extent, std::min<int64_t>(max_threads(), 512));
+    std::vector<int64_t> wide;
+    for (auto x : d)
+      if (x >= std::min<int64_t>(32, extent)) wide.push_back(x);
+    int64_t threads = wide.empty() ? d.back() : wide[size_t(rng.below(int64_t(wide.size())))];
+    SplitResult sp = check(split(s, name, ns + nr - 1, threads), SplitResult{-1, -1});
+    if (sp.inner < 0) return;
+    std::vector<int> order;
+    for (int a = 0; a < ns; ++a) order.push_back(a);
+    order.push_back(sp.inner);
+    for (int r = 0; r + 1 < nr; ++r) order.push_back(ns + r);
+    order.push_back(sp.outer);
+    check(reorder(s, name, order));
+    if (ns > 0) {
+      std::vector<int> spatial;
+      for (int a = 0; a < ns; ++a) spatial.push_back(a);
+      fuse_bind(name, spatial, "blockIdx.x");
+    }
+    check(sched::bind(s, name, sp.inner, "threadIdx.x"));
+  }
+
   void gpu_elementwise(const std::string &name) {
     Stage &S = stage(name);
     std::vector<int> all(S.leaves);
@@ -419,6 +460,24 @@ std::vector<Sketch> SpaceGenerator::sketches(const te::Workload &w) const {
     for (auto &t : w.stages)
       if (!is_reduction(t) && !w.is_output(t)) base.push_back("inline " + t->name);
     std::vector<Sketch> out;
+    bool cross = false;
+    for (auto &t : w.stages) cross |= wants_cross_thread(t);
+    if (cross) {
+      Sketch k;
+      k.cross_thread = true;
+      k.name = "gpu-cross-thread";
+      k.rules = base;
+      for (auto &t : w.stages) {
+        if (wants_cross_thread(t))
+          k.rules.push_back("reduce " + t->name + " across threads: one block per output, the last reduction axis "
+                            "split over threadIdx.x");
+        else if (is_reduction(t))
+          k.rules.push_back("tile " + t->name + " S-S-S-R-R-S-R-S: blockIdx / vthread / threadIdx");
+        else if (w.is_output(t))
+          k.rules.push_back("fuse " + t->name + " and bind it to blockIdx.x / threadIdx.x");
+      }
+      out.push_back(std::move(k));
+    }
     for (int sh = 0; sh <= (has_reduction ? 1 : 0); ++sh) {
       Sketch k;
       k.shared = sh;

@@ -18,7 +18,9 @@
 // and threadIdx (then two per-thread levels), reductions in three; the result
 // accumulates in a per-thread local tile; (variant) inputs are staged in shared memory
 // per block at the outer reduction level, fetched cooperatively by the block's
-// threads; elementwise stages are fused and bound to blocks and threads.
+// threads; (variant) a reduction with few outputs over a long axis becomes a
+// cross-thread reduction (one block per output, the axis split over threadIdx);
+// elementwise stages are fused and bound to blocks and threads.
 // Annotation: outer tile loops are fused and parallel; the innermost spatial loop is
 // vectorized when 2..64 wide; small inner loops are unrolled; an auto-unroll pragma
 // (max step 0, 16 or 64) goes on the outermost loop.
@@ -40,7 +42,8 @@ struct Sketch {
   bool cache_write = false;
   bool pack = false;
   bool rfactor = false;
-  bool shared = false; // CUDA: stage inputs in shared memory
+  bool shared = false;       // CUDA: stage inputs in shared memory
+  bool cross_thread = false; // CUDA: small-output reductions reduce across threads
   std::vector<std::string> rules; // one line per rule application, for people
 };
 

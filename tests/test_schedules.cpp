@@ -189,7 +189,7 @@ TEST(Legality, IllegalPrimitivesAreRefusedWithClearErrors) {
        "already has parallel loop"},
       {"unroll too long", [&](auto &s) { return sched::unroll(s, "C", 0); }, "limited to 1024"},
       {"bind bad tag", [&](auto &s) { return sched::bind(s, "C", 0, "threadIdx.w"); }, "unknown thread tag"},
-      {"bind reduction", [&](auto &s) { return sched::bind(s, "C", 2, "threadIdx.x"); }, "is a reduction"},
+      {"bind reduction to blocks", [&](auto &s) { return sched::bind(s, "C", 2, "blockIdx.x"); }, "cross-thread reduction"},
       {"bind same tag twice", [&](auto &s) { (void)sched::bind(s, "C", 0, "blockIdx.x"); return sched::bind(s, "C", 1, "blockIdx.x"); },
        "already bound"},
       {"inline reduction", [&](auto &s) { return sched::compute_inline(s, "C"); }, "is a reduction"},

@@ -134,10 +134,11 @@ TEST(GpuSpace, SketchesBindBlocksAndThreads) {
   sched::SpaceGenerator gen(h100());
   te::Workload w = spec("matmul:M=64,N=64,K=32");
   auto sketches = gen.sketches(w);
-  ASSERT_EQ(sketches.size(), 2u);
-  EXPECT_EQ(sketches[1].name, "gpu-tile+shared");
+  ASSERT_EQ(sketches.size(), 3u);
+  EXPECT_EQ(sketches[0].name, "gpu-cross-thread"); // 4096 outputs over K=32: qualifies
+  EXPECT_EQ(sketches[2].name, "gpu-tile+shared");
   sched::Rng rng(3);
-  auto s = gen.sample(w, sketches[1], rng);
+  auto s = gen.sample(w, sketches[2], rng);
   ASSERT_TRUE(s.has_value()) << s.error();
   std::string json = sched::trace_to_json(*s);
   for (const char *tag : {"blockIdx.x", "threadIdx.x", "vthread", "\"scope\":\"shared\""})
@@ -160,7 +161,7 @@ TEST(GpuSpace, LimitsAreEnforced) {
   te::Workload w = spec("matmul:M=64,N=64,K=16");
   sched::Rng rng(5);
   for (int i = 0; i < 10; ++i) {
-    auto s = gen.sample(w, gen.sketches(w)[0], rng);
+    auto s = gen.sample(w, gen.sketches(w).back(), rng);
     ASSERT_TRUE(s.has_value()) << s.error();
     EXPECT_LE(lower::gpu_resources(lower::lower(*s, "k")->kernel).threads_per_block, 4);
   }
@@ -175,4 +176,22 @@ TEST(GpuSpaceProperty, Softmax) { check_gpu_samples("softmax:M=8,N=40", 40); }
 TEST(GpuSpaceProperty, DenseAndLayernorm) {
   check_gpu_samples("dense:M=16,N=32,K=24", 30);
   check_gpu_samples("layernorm:M=8,N=32", 30);
+}
+
+TEST(GpuSpace, CrossThreadReductionOfRows) {
+  sched::SpaceGenerator gen(h100());
+  te::Workload w = spec("softmax:M=4,N=256");
+  auto sketches = gen.sketches(w);
+  ASSERT_EQ(sketches[0].name, "gpu-cross-thread");
+  sched::Rng rng(11);
+  auto s = gen.sample(w, sketches[0], rng);
+  ASSERT_TRUE(s.has_value()) << s.error();
+  auto p = lower::lower(*s, "k");
+  ASSERT_TRUE(p.has_value());
+  EXPECT_GE(lower::gpu_resources(p->kernel).threads_per_block, 32);
+  EXPECT_TRUE(kernel_matches_interpreter(*s, 1, 1, /*emulate_gpu=*/true));
+}
+TEST(GpuSpaceProperty, RowReductions) {
+  check_gpu_samples("softmax:M=6,N=96", 30);
+  check_gpu_samples("layernorm:M=5,N=64", 30);
 }
