@@ -87,11 +87,11 @@ std::string read_file(const std::string &path) {
 // The hand-written trace of configs/traces: proof that the schedule space
 // holds programs as fast as a tuned BLAS. B is a constant packed ahead of time
 // (the packing is not in the timed call).
-void BM_Gemm_TesselTrace(benchmark::State &state) {
+void gemm_trace(benchmark::State &state, const char *trace) {
   std::string root = TESSEL_SOURCE_DIR;
   auto w = te::load_workload(root + "/configs/workloads/matmul_1024_constb.te");
   if (!w) return state.SkipWithError(w.error().c_str());
-  auto s = sched::replay_json(*w, read_file(root + "/configs/traces/matmul_1024_constb_avx512.json"));
+  auto s = sched::replay_json(*w, read_file(root + "/configs/traces/" + trace));
   if (!s) return state.SkipWithError(s.error().c_str());
   auto f = lower::lower(*s, "gemm");
   auto k = codegen::jit_compile(*f, Target::host());
@@ -105,7 +105,13 @@ void BM_Gemm_TesselTrace(benchmark::State &state) {
   double n = 1024;
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
+void BM_Gemm_TesselTrace(benchmark::State &state) { gemm_trace(state, "matmul_1024_constb_avx512.json"); }
 BENCHMARK(BM_Gemm_TesselTrace)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
+// The same with the register tile tensorized onto the AVX-512 FMA micro-kernel.
+void BM_Gemm_TesselTensorized(benchmark::State &state) {
+  gemm_trace(state, "matmul_1024_constb_avx512_tensorized.json");
+}
+BENCHMARK(BM_Gemm_TesselTensorized)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 #ifdef TESSEL_HAVE_OPENBLAS
 void BM_Gemm_OpenBLAS(benchmark::State &state) {
@@ -151,7 +157,8 @@ int main(int argc, char **argv) {
   for (int n : {256, 1024}) {
     auto o = reporter.gflops.find("BM_Gemm_OpenBLAS/" + std::to_string(n));
     for (auto [bench, label] : {std::pair<const char *, const char *>{"BM_Gemm_TesselDefault/", "default (untuned)"},
-                                {"BM_Gemm_TesselTrace/", "configs/traces (B packed once)"}}) {
+                                {"BM_Gemm_TesselTrace/", "configs/traces (B packed once)"},
+                                {"BM_Gemm_TesselTensorized/", "... tensorized (avx512_fma_f32)"}}) {
       auto t = reporter.gflops.find(bench + std::to_string(n));
       if (t == reporter.gflops.end()) continue;
       if (o == reporter.gflops.end()) std::printf("%-10d %-34s %12.2f %18s %10s\n", n, label, t->second, "-", "-");

@@ -2,6 +2,7 @@
 
 #include "ir/op.h"
 #include "ir/visitor.h"
+#include "schedules/intrinsics.h"
 
 #include <algorithm>
 #include <set>
@@ -532,6 +533,62 @@ Expected<std::string> rfactor(Schedule &s, const std::string &name, int loop) {
   return rf_name;
 }
 
+Status tensorize(Schedule &s, const std::string &name, int loop, const std::string &intrinsic) {
+  const TensorIntrinsic *intrin = find_tensor_intrinsic(intrinsic);
+  if (!intrin) {
+    std::string names;
+    for (auto &t : tensor_intrinsics()) names += (names.empty() ? "" : ", ") + t.name;
+    return Status::error("tensorize: unknown intrinsic '" + intrinsic + "' (known: " + names + ")");
+  }
+  auto st = get_stage(s, name, "tensorize");
+  if (!st) return Status::error(st.error());
+  Stage &S = **st;
+  if (Status c = check_leaf(S, loop, "tensorize"); !c) return c;
+  auto *red = S.tensor->body.as<ir::Reduce>();
+  auto *mul = red ? red->source.as<ir::Binary>() : nullptr;
+  if (!red || red->op != ir::ReduceOp::Sum || !mul || mul->op != ir::BinaryOp::Mul ||
+      !mul->a.as<ir::TensorRead>() || !mul->b.as<ir::TensorRead>())
+    return Status::error("tensorize: " + name + " is not a sum of products of two tensor reads, which " + intrinsic +
+                         " computes");
+  if (S.tensor->dtype != intrin->c || mul->a.type() != intrin->a || mul->b.type() != intrin->b)
+    return Status::error("tensorize: " + intrinsic + " computes " + intrin->c.str() + " += " + intrin->a.str() +
+                         " * " + intrin->b.str() + "; " + name + " is " + S.tensor->dtype.str() + " += " +
+                         mul->a.type().str() + " * " + mul->b.type().str());
+  int pos = S.leaf_position(loop);
+  if (int(S.leaves.size()) - pos != 3)
+    return Status::error("tensorize: the tile must be loop " + S.loops[loop].name +
+                         " and exactly two loops inside it; there are " + std::to_string(S.leaves.size() - pos - 1) +
+                         " inside");
+  int spatial = 0, reduce = 0;
+  for (int p = pos; p < int(S.leaves.size()); ++p) {
+    const Loop &L = S.loops[S.leaves[p]];
+    (L.is_reduce ? reduce : spatial)++;
+    if (L.kind != ir::ForKind::Serial || !L.tensorize.empty())
+      return Status::error("tensorize: loop " + L.name + " of the tile is " + ir::for_kind_name(L.kind) +
+                           "; the intrinsic runs the whole tile");
+  }
+  if (spatial != 2 || reduce != 1)
+    return Status::error("tensorize: the tile needs two spatial loops and one reduction loop, it has " +
+                         std::to_string(spatial) + " and " + std::to_string(reduce));
+  // The intrinsic accumulates: the zeroing of C must happen before the tile, which needs a
+  // reduction loop at or above the tile's first loop (e.g. order the tile k, i, j).
+  int first_reduce = 0;
+  while (first_reduce < int(S.leaves.size()) && !S.loops[S.leaves[first_reduce]].is_reduce) ++first_reduce;
+  if (first_reduce > pos)
+    return Status::error("tensorize: the initialization of " + name + " would fall inside the tile; put a " +
+                         "reduction loop first in the tile (e.g. reorder to k, i, j)");
+  for (int p = pos; p < int(S.leaves.size()); ++p)
+    if (Status c = check_not_attach_point(s, name, S.leaves[p], "tensorize"); !c) return c;
+  for (auto &r : S.relations) // partial tiles would need guards inside the intrinsic's tile
+    if (r.kind == Relation::kSplit && S.loops[r.split.parent].extent % r.split.factor != 0)
+      return Status::error("tensorize: loop " + S.loops[r.split.parent].name + " is split with a tail (" +
+                           std::to_string(S.loops[r.split.parent].extent) + " by " +
+                           std::to_string(r.split.factor) + "); use split_exact");
+  S.loops[loop].tensorize = intrinsic;
+  record(s, "tensorize", name, {loop}, intrinsic);
+  return Status::ok();
+}
+
 Status compute_inline(Schedule &s, const std::string &name) {
   auto st = get_stage(s, name, "compute_inline");
   if (!st) return Status::error(st.error());
@@ -780,6 +837,10 @@ Status apply_step(Schedule &s, const Step &st) {
     return bind(s, st.stage, l, st.str);
   }
   if (op == "compute_inline") return compute_inline(s, st.stage);
+  if (op == "tensorize") {
+    if (Status c = need(1); !c) return c;
+    return tensorize(s, st.stage, int(st.ints[0]), st.str);
+  }
   if (op == "auto_unroll") {
     if (Status c = need(2); !c) return c;
     return auto_unroll(s, st.stage, int(st.ints[0]), st.ints[1]);

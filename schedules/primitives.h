@@ -88,6 +88,12 @@ Expected<std::string> cache_read(Schedule &s, const std::string &tensor, const s
 Expected<std::string> transform_layout(Schedule &s, const std::string &input, int dim, int64_t block,
                                        const std::vector<int64_t> &perm);
 
+// Maps leaf `loop` and the two leaves inside it — two spatial loops and one
+// reduction loop of a sum of products C[i, j] += A[.., k] * B[k, j] — onto a
+// tensor intrinsic (schedules/intrinsics.h). The tile's loops must be serial
+// and guard-free (split_exact); lowering checks the access strides.
+Status tensorize(Schedule &s, const std::string &stage, int loop, const std::string &intrinsic);
+
 // Re-applies one recorded step (used by trace replay).
 Status apply_step(Schedule &s, const Step &step);
 

@@ -22,6 +22,7 @@ struct Loop {
   ir::ForKind kind = ir::ForKind::Serial;
   std::string thread_tag;
   int64_t auto_unroll_max_step = 0; // pragma: unroll loops inside whose trip count is at most this
+  std::string tensorize;            // this loop and the two inside it run as this tensor intrinsic
 };
 
 // parent = outer * factor + inner. With a factor that does not divide the

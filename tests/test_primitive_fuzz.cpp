@@ -18,10 +18,10 @@ namespace {
 sched::Step random_step(const sched::Schedule &s, sched::Rng &rng) {
   static const char *ops[] = {"split", "split_nparts", "fuse", "reorder", "parallel", "vectorize", "unroll",
                               "auto_unroll", "compute_inline", "compute_at", "reverse_compute_at", "cache_write",
-                              "cache_read", "rfactor", "transform_layout", "cache_write_layout", "split_exact"};
+                              "cache_read", "rfactor", "transform_layout", "cache_write_layout", "split_exact", "tensorize"};
   const sched::Stage &st = s.stages[size_t(rng.below(int64_t(s.stages.size())))];
   sched::Step step;
-  step.op = ops[rng.below(17)];
+  step.op = ops[rng.below(18)];
   step.stage = st.tensor->name;
   int64_t nl = int64_t(st.loops.size());
   auto loop = [&] { return st.leaves.empty() || rng.below(8) == 0 ? rng.below(nl + 2) - 1 : st.leaves[size_t(rng.below(int64_t(st.leaves.size())))]; };
@@ -56,6 +56,9 @@ sched::Step random_step(const sched::Schedule &s, sched::Rng &rng) {
     for (size_t i = perm.size(); i > 1; --i) std::swap(perm[i - 1], perm[size_t(rng.below(int64_t(i)))]);
     step.ints = {rng.below(rank), 1 + rng.below(6)};
     step.ints.insert(step.ints.end(), perm.begin(), perm.end());
+  } else if (step.op == "tensorize") {
+    step.ints = {loop()};
+    step.str = rng.below(4) ? "avx512_fma_f32" : "no_such_intrinsic";
   } else if (step.op == "cache_write_layout") {
     int64_t rank = int64_t(st.tensor->shape.size());
     std::vector<int64_t> perm;

@@ -234,16 +234,18 @@ TEST(Legality, ComputeAtNeedsTheOnlyConsumer) {
 
 // The committed hand-written trace (benchmarks/ times it against OpenBLAS)
 // replays on its workload and computes the right thing at full size.
-TEST(Traces, CommittedGemmTraceIsCorrect) {
+TEST(Traces, CommittedGemmTracesAreCorrect) {
   std::string root = TESSEL_SOURCE_DIR;
   auto w = te::load_workload(root + "/configs/workloads/matmul_1024_constb.te");
   OKV(w);
-  std::ifstream in(root + "/configs/traces/matmul_1024_constb_avx512.json");
-  std::stringstream text;
-  text << in.rdbuf();
-  auto s = sched::replay_json(*w, text.str());
-  OKV(s);
-  EXPECT_TRUE(kernel_matches_interpreter(*s, 2));
+  for (const char *trace : {"matmul_1024_constb_avx512.json", "matmul_1024_constb_avx512_tensorized.json"}) {
+    std::ifstream in(root + "/configs/traces/" + trace);
+    std::stringstream text;
+    text << in.rdbuf();
+    auto s = sched::replay_json(*w, text.str());
+    OKV(s);
+    EXPECT_TRUE(kernel_matches_interpreter(*s, 2)) << trace;
+  }
 }
 
 // The committed hand-written conv trace (benchmarks/bench_conv times it against

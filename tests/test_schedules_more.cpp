@@ -4,6 +4,7 @@
 #include "schedules/primitives.h"
 #include "schedules/trace.h"
 #include "te/ops.h"
+#include "te/text.h"
 
 #include <gtest/gtest.h>
 
@@ -141,4 +142,60 @@ TEST(SplitExact, NoTailOrRefused) {
   auto r = sched::replay_json(w, sched::trace_to_json(s));
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_NE(sched::trace_to_json(*r).find("split_exact"), std::string::npos);
+}
+
+TEST(Tensorize, AvxFmaMicroKernelMatchesInterpreter) {
+  if (!Target::host().has_feature("avx512f")) GTEST_SKIP() << "host lacks AVX-512";
+  // Tiles of 7 x 40 (partial vectors and row blocks inside the kernel), K = 9.
+  auto text = "input A: f32[14, 9]\ninput B: f32[9, 80] const\nC[i, j] = sum(k: A[i, k] * B[k, j])\n";
+  auto w = te::parse_workload(text);
+  ASSERT_TRUE(w.has_value()) << w.error();
+  sched::Schedule s = sched::default_schedule(*w);
+  auto local = sched::cache_write(s, "C", ir::MemoryScope::Local);
+  ASSERT_TRUE(local.has_value());
+  auto si = sched::split_exact(s, "C", 0, 7);
+  auto sj = sched::split_exact(s, "C", 1, 40);
+  ASSERT_TRUE(si.has_value() && sj.has_value());
+  ASSERT_TRUE(sched::reorder(s, "C", {si->outer, sj->outer, si->inner, sj->inner}));
+  ASSERT_TRUE(sched::compute_at(s, *local, "C", sj->outer));
+  ASSERT_TRUE(sched::reorder(s, *local, {2, 0, 1}));
+  Status t = sched::tensorize(s, *local, 2, "avx512_fma_f32");
+  ASSERT_TRUE(t) << t.message();
+  std::string ir_text = lowered(s);
+  EXPECT_NE(ir_text.find("call tessel_ukernel_f32_fma_avx512("), std::string::npos) << ir_text;
+  EXPECT_TRUE(kernel_matches_interpreter(s, 3));
+  auto r = sched::replay_json(*w, sched::trace_to_json(s));
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(lowered(*r), ir_text);
+  // A target without AVX-512 is refused at code generation.
+  Target avx2 = Target::host();
+  avx2.features = "+avx2,+fma";
+  auto p = lower::lower(s, "k");
+  ASSERT_TRUE(p.has_value());
+  auto k = codegen::jit_compile(*p, avx2);
+  ASSERT_FALSE(k.has_value());
+  EXPECT_NE(k.error().find("needs the CPU feature avx512f"), std::string::npos) << k.error();
+}
+
+TEST(Tensorize, Illegal) {
+  te::Workload w = op("matmul:M=12,N=16,K=8");
+  sched::Schedule s = sched::default_schedule(w);
+  EXPECT_NE(sched::tensorize(s, "C", 0, "amx_magic").message().find("unknown intrinsic"), std::string::npos);
+  EXPECT_NE(sched::tensorize(s, "C", 1, "avx512_fma_f32").message().find("exactly two loops inside"),
+            std::string::npos);
+  ASSERT_TRUE(sched::vectorize(s, "C", 1));
+  EXPECT_NE(sched::tensorize(s, "C", 0, "avx512_fma_f32").message().find("is vectorized"), std::string::npos);
+  te::Workload h = op("matmul:M=4,N=16,K=8,dtype=f64");
+  sched::Schedule t = sched::default_schedule(h);
+  std::string acc = t.stages[0].tensor->name;
+  EXPECT_NE(sched::tensorize(t, acc, 0, "avx512_fma_f32").message().find("computes f32 += f32 * f32"),
+            std::string::npos);
+  te::Workload sm = op("softmax:M=4,N=16");
+  sched::Schedule u = sched::default_schedule(sm);
+  EXPECT_NE(sched::tensorize(u, u.stages[0].tensor->name, 0, "avx512_fma_f32").message().find("sum of products"),
+            std::string::npos);
+  sched::Schedule v = sched::default_schedule(op("matmul:M=12,N=10,K=8"));
+  ASSERT_TRUE(sched::split(v, "C", 1, 4).has_value());
+  EXPECT_NE(sched::tensorize(v, "C", 0, "avx512_fma_f32").message().find("exactly two loops inside"),
+            std::string::npos);
 }

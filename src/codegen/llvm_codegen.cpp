@@ -8,6 +8,7 @@
 
 #include "ir/printer.h"
 #include "ir/visitor.h"
+#include "schedules/intrinsics.h"
 #include "support/error.h"
 
 #include <llvm/IR/IRBuilder.h>
@@ -313,6 +314,26 @@ private:
   }
   void visit(const TensorRead *op) override {
     throw Error("internal: tensor read of " + op->tensor->name + " reached code generation (not flattened)");
+  }
+  void visit(const AddressOf *op) override {
+    value_ = b_.CreateInBoundsGEP(storage_type(op->element), gen(op->buffer), gen(op->index));
+  }
+  void visit(const ExternCall *op) override {
+    std::vector<llvm::Value *> args;
+    std::vector<llvm::Type *> types;
+    for (auto &a : op->args) {
+      args.push_back(gen(a));
+      types.push_back(args.back()->getType());
+    }
+    for (auto &t : sched::tensor_intrinsics())
+      if (t.runtime_symbol == op->name && !has_feature(t.required_feature))
+        throw Error("tensor intrinsic " + t.name + " needs the CPU feature " + t.required_feature + ", which target " +
+                    target_.name + " lacks");
+    auto callee = mod_.getOrInsertFunction(op->name, llvm::FunctionType::get(b_.getVoidTy(), types, false));
+    b_.CreateCall(callee, args);
+  }
+  bool has_feature(const std::string &f) const {
+    return ("," + target_.features + ",").find(",+" + f + ",") != std::string::npos;
   }
   void visit(const Reduce *) override { throw Error("internal: reduction reached code generation"); }
 

@@ -37,7 +37,7 @@ std::optional<DataType> DataType::parse(std::string_view n) {
 ACCEPT(IntImm) ACCEPT(FloatImm) ACCEPT(Var) ACCEPT(Cast) ACCEPT(Binary) ACCEPT(Not) ACCEPT(Select)
 ACCEPT(Call) ACCEPT(Load) ACCEPT(Ramp) ACCEPT(Broadcast) ACCEPT(Let) ACCEPT(TensorRead) ACCEPT(Reduce)
 ACCEPT(For) ACCEPT(Store) ACCEPT(TensorWrite) ACCEPT(Allocate) ACCEPT(Realize) ACCEPT(IfThenElse)
-ACCEPT(LetStmt) ACCEPT(Block) ACCEPT(Evaluate)
+ACCEPT(LetStmt) ACCEPT(Block) ACCEPT(Evaluate) ACCEPT(AddressOf) ACCEPT(ExternCall)
 #undef ACCEPT
 
 Expr::Expr(int v) : Expr(IntImm::make(DataType::i32(), v)) {}
@@ -151,6 +151,18 @@ Expr Load::make(DataType t, Expr buffer, Expr index) {
   check(index.type().element_of() == DataType::index(), "load index must be i64, got " + index.type().str());
   return std::make_shared<Load>(t.with_lanes(index.type().lanes), std::move(buffer), std::move(index));
 }
+Expr AddressOf::make(Expr buffer, Expr index, DataType element) {
+  check(buffer.type().is_handle(), "address of a non-buffer");
+  check(index.type() == DataType::index(), "address index must be a scalar i64");
+  return std::make_shared<AddressOf>(std::move(buffer), std::move(index), element);
+}
+
+Stmt ExternCall::make(std::string name, std::vector<Expr> args) {
+  for (auto &a : args)
+    check(a.type().is_handle() || a.type() == DataType::index(), "extern call " + name + ": arguments are addresses or i64");
+  return std::make_shared<ExternCall>(std::move(name), std::move(args));
+}
+
 Expr Ramp::make(Expr base, Expr stride, int lanes) {
   check(base.type().is_scalar() && base.type() == stride.type(), "ramp base/stride must be matching scalars");
   check(lanes > 1, "ramp needs at least two lanes");
@@ -338,6 +350,10 @@ bool equal(const Expr &a, const Expr &b) {
   }
   case ExprKind::Broadcast: return a.as<Broadcast>()->lanes == b.as<Broadcast>()->lanes &&
                                    equal(a.as<Broadcast>()->value, b.as<Broadcast>()->value);
+  case ExprKind::AddressOf: {
+    auto *x = a.as<AddressOf>(), *y = b.as<AddressOf>();
+    return equal(x->buffer, y->buffer) && equal(x->index, y->index);
+  }
   case ExprKind::TensorRead: {
     auto *x = a.as<TensorRead>(), *y = b.as<TensorRead>();
     if (x->tensor != y->tensor) return false;

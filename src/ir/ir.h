@@ -19,10 +19,10 @@ class IRVisitor;
 
 enum class ExprKind : uint8_t {
   IntImm, FloatImm, Var, Cast, Binary, Not, Select, Call, Load, Ramp, Broadcast, Let,
-  TensorRead, Reduce
+  TensorRead, Reduce, AddressOf
 };
 enum class StmtKind : uint8_t {
-  For, Store, TensorWrite, Allocate, Realize, IfThenElse, LetStmt, Block, Evaluate
+  For, Store, TensorWrite, Allocate, Realize, IfThenElse, LetStmt, Block, Evaluate, ExternCall
 };
 
 struct ExprNode {
@@ -168,6 +168,16 @@ struct Load : ExprNode {
   Expr buffer;
   Expr index;
   static Expr make(DataType element_type, Expr buffer, Expr index);
+};
+
+// The address of element `index` of a flat buffer (a handle), for extern calls.
+struct AddressOf : ExprNode {
+  TESSEL_IR_NODE(ExprNode, ExprKind, AddressOf)
+  AddressOf(Expr buf, Expr idx, DataType elem)
+      : ExprNode(kKind, DataType::handle()), buffer(std::move(buf)), index(std::move(idx)), element(elem) {}
+  Expr buffer, index;
+  DataType element;
+  static Expr make(Expr buffer, Expr index, DataType element);
 };
 
 // base, base + stride, ..., base + (lanes-1)*stride.
@@ -339,6 +349,16 @@ struct Evaluate : StmtNode {
   explicit Evaluate(Expr v) : StmtNode(kKind), value(std::move(v)) {}
   Expr value;
   static Stmt make(Expr value);
+};
+
+// A call of a runtime function (a tensorized micro-kernel) with addresses and
+// i64 arguments.
+struct ExternCall : StmtNode {
+  TESSEL_IR_NODE(StmtNode, StmtKind, ExternCall)
+  ExternCall(std::string n, std::vector<Expr> a) : StmtNode(kKind), name(std::move(n)), args(std::move(a)) {}
+  std::string name;
+  std::vector<Expr> args;
+  static Stmt make(std::string name, std::vector<Expr> args);
 };
 
 #undef TESSEL_IR_NODE

@@ -119,6 +119,23 @@ public:
     os << ")";
   }
 
+  void visit(const AddressOf *op) override {
+    os << "&";
+    op->buffer.accept(this);
+    os << "[";
+    op->index.accept(this);
+    os << "]";
+  }
+  void visit(const ExternCall *op) override {
+    indent();
+    os << "call " << op->name << "(";
+    for (size_t i = 0; i < op->args.size(); ++i) {
+      if (i) os << ", ";
+      op->args[i].accept(this);
+    }
+    os << ")\n";
+  }
+
   void indent() { os << std::string(depth * 2, ' '); }
   void visit(const For *op) override {
     indent();

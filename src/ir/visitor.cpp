@@ -17,6 +17,8 @@ void IRVisitor::visit(const Broadcast *op) { op->value.accept(this); }
 void IRVisitor::visit(const Let *op) { op->value.accept(this); op->body.accept(this); }
 void IRVisitor::visit(const TensorRead *op) { for (auto &i : op->indices) i.accept(this); }
 void IRVisitor::visit(const Reduce *op) { op->source.accept(this); }
+void IRVisitor::visit(const AddressOf *op) { op->buffer.accept(this); op->index.accept(this); }
+void IRVisitor::visit(const ExternCall *op) { for (auto &a : op->args) a.accept(this); }
 void IRVisitor::visit(const For *op) { op->min.accept(this); op->extent.accept(this); op->body.accept(this); }
 void IRVisitor::visit(const Store *op) {
   op->buffer.accept(this); op->value.accept(this); op->index.accept(this);
@@ -44,7 +46,7 @@ Expr IRMutator::mutate(const Expr &e) {
   switch (e.kind()) {
 #define CASE(T) case ExprKind::T: return visit(static_cast<const T *>(e.get()), e);
     CASE(IntImm) CASE(FloatImm) CASE(Var) CASE(Cast) CASE(Binary) CASE(Not) CASE(Select) CASE(Call)
-    CASE(Load) CASE(Ramp) CASE(Broadcast) CASE(Let) CASE(TensorRead) CASE(Reduce)
+    CASE(Load) CASE(Ramp) CASE(Broadcast) CASE(Let) CASE(TensorRead) CASE(Reduce) CASE(AddressOf)
 #undef CASE
   }
   return e;
@@ -54,7 +56,7 @@ Stmt IRMutator::mutate(const Stmt &s) {
   switch (s.kind()) {
 #define CASE(T) case StmtKind::T: return visit(static_cast<const T *>(s.get()), s);
     CASE(For) CASE(Store) CASE(TensorWrite) CASE(Allocate) CASE(Realize) CASE(IfThenElse) CASE(LetStmt)
-    CASE(Block) CASE(Evaluate)
+    CASE(Block) CASE(Evaluate) CASE(ExternCall)
 #undef CASE
   }
   return s;
@@ -114,6 +116,20 @@ Expr IRMutator::visit(const TensorRead *op, const Expr &e) {
 Expr IRMutator::visit(const Reduce *op, const Expr &e) {
   Expr s = mutate(op->source);
   return s.same_as(op->source) ? e : Reduce::make(op->op, s, op->axes);
+}
+
+Expr IRMutator::visit(const AddressOf *op, const Expr &e) {
+  Expr b = mutate(op->buffer), i = mutate(op->index);
+  return b.same_as(op->buffer) && i.same_as(op->index) ? e : AddressOf::make(b, i, op->element);
+}
+Stmt IRMutator::visit(const ExternCall *op, const Stmt &s) {
+  std::vector<Expr> args;
+  bool changed = false;
+  for (auto &a : op->args) {
+    args.push_back(mutate(a));
+    changed |= !args.back().same_as(a);
+  }
+  return changed ? ExternCall::make(op->name, args) : s;
 }
 
 Stmt IRMutator::visit(const For *op, const Stmt &s) {

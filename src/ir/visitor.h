@@ -23,6 +23,7 @@ public:
   virtual void visit(const Let *);
   virtual void visit(const TensorRead *);
   virtual void visit(const Reduce *);
+  virtual void visit(const AddressOf *);
 
   virtual void visit(const For *);
   virtual void visit(const Store *);
@@ -33,6 +34,7 @@ public:
   virtual void visit(const LetStmt *);
   virtual void visit(const Block *);
   virtual void visit(const Evaluate *);
+  virtual void visit(const ExternCall *);
 };
 
 class IRMutator {
@@ -56,6 +58,7 @@ protected:
   virtual Expr visit(const Let *, const Expr &e);
   virtual Expr visit(const TensorRead *, const Expr &e);
   virtual Expr visit(const Reduce *, const Expr &e);
+  virtual Expr visit(const AddressOf *, const Expr &e);
 
   virtual Stmt visit(const For *, const Stmt &s);
   virtual Stmt visit(const Store *, const Stmt &s);
@@ -66,6 +69,7 @@ protected:
   virtual Stmt visit(const LetStmt *, const Stmt &s);
   virtual Stmt visit(const Block *, const Stmt &s);
   virtual Stmt visit(const Evaluate *, const Stmt &s);
+  virtual Stmt visit(const ExternCall *, const Stmt &s);
 };
 
 

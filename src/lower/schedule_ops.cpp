@@ -154,7 +154,9 @@ private:
       const auto &L = st_.loops[loop];
       if (spatial_only && L.is_reduce) continue;
       if (!spatial_only) s = place_attached(loop, s);
-      s = For::make(vars_[loop], Expr(int64_t(0)), Expr(extents_[loop]), kind_of(p), s, L.thread_tag);
+      // The tensorize mark travels as the loop's tag to the tensorize pass (not on the init nest).
+      std::string tag = !L.tensorize.empty() && !spatial_only ? "tensorize:" + L.tensorize : L.thread_tag;
+      s = For::make(vars_[loop], Expr(int64_t(0)), Expr(extents_[loop]), kind_of(p), s, tag);
     }
     return s;
   }

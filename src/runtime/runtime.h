@@ -20,6 +20,11 @@ void tessel_parallel_for(int64_t n, tessel_task_fn task, void *closure);
 void tessel_set_num_threads(int n); // n <= 0: one per hardware thread
 int tessel_get_num_threads(void);
 
+// Tensor-intrinsic micro-kernels (schedules/intrinsics.h).
+// avx512_fma_f32: C[i*ldc + j] += sum_k A[i*lda_m + k*lda_k] * B[k*ldb_k + j], i < m, j < n.
+void tessel_ukernel_f32_fma_avx512(float *C, int64_t ldc, const float *A, int64_t lda_m, int64_t lda_k,
+                                   const float *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k);
+
 // 64-byte aligned; never returns null (aborts with a message when out of memory).
 void *tessel_alloc(int64_t bytes);
 void tessel_free(void *p);

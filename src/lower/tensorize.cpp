@@ -1,0 +1,135 @@
+// Pass: loops tagged "tensorize:NAME" by the tensorize primitive become a call
+// of the intrinsic's micro-kernel. The tile must be three perfectly nested,
+// guard-free loops around C[c] = C[c] + A[a] * B[b] with indices affine in the
+// loop variables; the strides the kernel needs are read off the indices.
+#include "lower/lower.h"
+
+#include "ir/op.h"
+#include "ir/printer.h"
+#include "ir/simplify.h"
+#include "ir/visitor.h"
+#include "schedules/intrinsics.h"
+
+#include <map>
+#include <optional>
+
+namespace tessel::lower {
+
+using namespace ir;
+
+namespace {
+
+// An index as sum(coef[v] * v) + rest, with `rest` free of the tile's
+// variables; nullopt when it is not affine in them.
+struct Affine {
+  std::map<const ExprNode *, int64_t> coef;
+  Expr rest = Expr(int64_t(0));
+};
+
+std::optional<Affine> affine(const Expr &e, const std::vector<Expr> &vars) {
+  auto uses_any = [&](const Expr &x) {
+    for (auto &v : vars)
+      if (uses_var(x, v)) return true;
+    return false;
+  };
+  if (!uses_any(e)) return Affine{{}, e};
+  if (auto *v = e.as<Var>()) return Affine{{{v, 1}}, Expr(int64_t(0))};
+  auto *b = e.as<Binary>();
+  if (!b) return std::nullopt;
+  if (b->op == BinaryOp::Add || b->op == BinaryOp::Sub) {
+    auto x = affine(b->a, vars), y = affine(b->b, vars);
+    if (!x || !y) return std::nullopt;
+    int64_t sign = b->op == BinaryOp::Add ? 1 : -1;
+    for (auto &[v, c] : y->coef) x->coef[v] += sign * c;
+    x->rest = b->op == BinaryOp::Add ? x->rest + y->rest : x->rest - y->rest;
+    return x;
+  }
+  if (b->op == BinaryOp::Mul) {
+    int64_t c;
+    const Expr *var_side = nullptr;
+    if (is_const_int(simplify(b->b), &c)) var_side = &b->a;
+    else if (is_const_int(simplify(b->a), &c)) var_side = &b->b;
+    if (!var_side) return std::nullopt;
+    auto x = affine(*var_side, vars);
+    if (!x) return std::nullopt;
+    for (auto &[v, k] : x->coef) k *= c;
+    x->rest = x->rest * Expr(c);
+    return x;
+  }
+  return std::nullopt;
+}
+
+class Tensorizer : public IRMutator {
+public:
+  using IRMutator::mutate;
+
+protected:
+  Stmt visit(const For *op, const Stmt &s) override {
+    const std::string prefix = "tensorize:";
+    if (op->thread_tag.rfind(prefix, 0) != 0) return IRMutator::visit(op, s);
+    std::string name = op->thread_tag.substr(prefix.size());
+    auto fail = [&](const std::string &why) -> Stmt {
+      throw Error("tensorize " + name + " at loop " + op->var.as<Var>()->name + ": " + why);
+    };
+    const sched::TensorIntrinsic *intrin = sched::find_tensor_intrinsic(name);
+    if (!intrin) fail("unknown intrinsic");
+    // Three perfectly nested loops around one store.
+    std::vector<const For *> loops{op};
+    Stmt body = op->body;
+    while (loops.size() < 3) {
+      auto *f = body.as<For>();
+      if (!f) fail("expected three perfectly nested loops, found:\n" + to_string(body));
+      loops.push_back(f);
+      body = f->body;
+    }
+    auto *store = body.as<Store>();
+    if (!store) fail("the tile has guards or more than one statement (use split_exact):\n" + to_string(body));
+    auto *add = store->value.as<Binary>();
+    auto *acc = add && add->op == BinaryOp::Add ? add->a.as<Load>() : nullptr;
+    auto *mul = add ? add->b.as<Binary>() : nullptr;
+    if (!acc || !mul || mul->op != BinaryOp::Mul || !mul->a.as<Load>() || !mul->b.as<Load>() ||
+        !acc->buffer.same_as(store->buffer) || !equal(acc->index, store->index))
+      fail("the statement is not C = C + A * B:\n" + to_string(body));
+    const Load *a = mul->a.as<Load>(), *b = mul->b.as<Load>();
+    std::vector<Expr> vars{loops[0]->var, loops[1]->var, loops[2]->var};
+    auto fc = affine(store->index, vars), fa = affine(a->index, vars), fb = affine(b->index, vars);
+    if (!fc || !fa || !fb) fail("the indices are not affine in the tile's loops:\n" + to_string(body));
+    auto coef = [](const Affine &f, const Expr &v) {
+      auto it = f.coef.find(v.get());
+      return it == f.coef.end() ? int64_t(0) : it->second;
+    };
+    // k: the loop C does not depend on; j: C's unit-stride loop; i: the other.
+    Expr i, j, k;
+    for (auto &v : vars) {
+      int64_t c = coef(*fc, v);
+      if (c == 0) k = v;
+      else if (c == 1 && !j.defined()) j = v;
+      else i = v;
+    }
+    if (!k.defined() || !i.defined() || !j.defined()) fail("cannot tell the tile's i, j and k loops apart");
+    if (coef(*fb, j) != 1) {
+      std::swap(a, b);
+      std::swap(fa, fb);
+    }
+    if (coef(*fa, j) != 0 || coef(*fb, j) != 1 || coef(*fb, i) != 0)
+      fail("the accesses do not fit C[i, j] += A[i, k] * B[k, j] with B and C contiguous along j");
+    for (auto *l : loops)
+      if (!is_zero(l->min)) fail("loops must start at 0");
+    auto extent = [&](const Expr &v) {
+      for (auto *l : loops)
+        if (l->var.same_as(v)) return l->extent;
+      return Expr();
+    };
+    std::vector<Expr> args{AddressOf::make(store->buffer, simplify(fc->rest), intrin->c), Expr(coef(*fc, i)),
+                           AddressOf::make(a->buffer, simplify(fa->rest), intrin->a), Expr(coef(*fa, i)),
+                           Expr(coef(*fa, k)), AddressOf::make(b->buffer, simplify(fb->rest), intrin->b),
+                           Expr(coef(*fb, k)), extent(i), extent(j), extent(k)};
+    return ExternCall::make(intrin->runtime_symbol, args);
+  }
+};
+
+} // namespace
+
+Stmt tensorize_loops(const Stmt &s) { return Tensorizer().mutate(s); }
+
+} // namespace tessel::lower

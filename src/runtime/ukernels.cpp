@@ -1,0 +1,62 @@
+// Micro-kernels that tensorized schedules call (schedules/intrinsics.h).
+// Compiled for their ISA with target attributes; the code generator only
+// emits calls to them for targets that have that ISA.
+#include "runtime/runtime.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+
+namespace {
+
+// C[r, j] += sum_k A[r*lda_m + k*lda_k] * B[k*ldb_k + j] for R rows x up to 64
+// columns: R x 4 accumulators in zmm registers (R <= 6 keeps 24 + 5 in the 32).
+template <int R>
+__attribute__((target("avx512f,fma"))) void tile(float *C, int64_t ldc, const float *A, int64_t lda_m, int64_t lda_k,
+                                                 const float *B, int64_t ldb_k, int cols, int64_t k) {
+  __mmask16 m[4];
+  for (int v = 0; v < 4; ++v) {
+    int c = std::clamp(cols - 16 * v, 0, 16);
+    m[v] = c == 16 ? __mmask16(0xffff) : __mmask16((1u << c) - 1);
+  }
+  __m512 acc[R][4];
+  // Fully unrolled so the accumulators live in registers.
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_maskz_loadu_ps(m[v], C + r * ldc + 16 * v);
+  for (int64_t kk = 0; kk < k; ++kk) {
+    __m512 b[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) b[v] = _mm512_maskz_loadu_ps(m[v], B + kk * ldb_k + 16 * v);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      __m512 a = _mm512_set1_ps(A[r * lda_m + kk * lda_k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v)
+      if (m[v]) _mm512_mask_storeu_ps(C + r * ldc + 16 * v, m[v], acc[r][v]);
+}
+
+using TileFn = void (*)(float *, int64_t, const float *, int64_t, int64_t, const float *, int64_t, int, int64_t);
+constexpr TileFn kTiles[] = {tile<1>, tile<2>, tile<3>, tile<4>, tile<5>, tile<6>};
+
+} // namespace
+
+extern "C" void tessel_ukernel_f32_fma_avx512(float *C, int64_t ldc, const float *A, int64_t lda_m, int64_t lda_k,
+                                              const float *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k) {
+  // Rows in blocks of at most 6, as even as possible (8 -> 4 + 4, not 6 + 2).
+  int64_t blocks = (m + 5) / 6;
+  for (int64_t bi = 0, i = 0; bi < blocks; ++bi) {
+    int64_t rows = (m - i) / (blocks - bi);
+    for (int64_t j = 0; j < n; j += 64)
+      kTiles[rows - 1](C + i * ldc + j, ldc, A + i * lda_m, lda_m, lda_k, B + j, ldb_k,
+                       int(std::min<int64_t>(64, n - j)), k);
+    i += rows;
+  }
+}
