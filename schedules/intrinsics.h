@@ -2,7 +2,8 @@
 // a contraction onto (tensorize). Each names the runtime function that
 // implements it, the ISA it needs, and the computation it performs:
 //   C[i, j] += A[i, k] * B[k, j]   over an m x n x k tile,
-// with C and B contiguous along j (any strides otherwise).
+// with C and B contiguous along j (any strides otherwise). Operands of a
+// narrower type than C may be read through a cast to C's type (bf16 -> f32).
 #pragma once
 
 #include "ir/type.h"

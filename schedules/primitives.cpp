@@ -546,14 +546,19 @@ Status tensorize(Schedule &s, const std::string &name, int loop, const std::stri
   if (Status c = check_leaf(S, loop, "tensorize"); !c) return c;
   auto *red = S.tensor->body.as<ir::Reduce>();
   auto *mul = red ? red->source.as<ir::Binary>() : nullptr;
-  if (!red || red->op != ir::ReduceOp::Sum || !mul || mul->op != ir::BinaryOp::Mul ||
-      !mul->a.as<ir::TensorRead>() || !mul->b.as<ir::TensorRead>())
+  // An operand is a tensor read, possibly widened by a cast to the accumulator's type.
+  auto operand = [&](const ir::Expr &e) -> const ir::TensorRead * {
+    if (auto *c = e.as<ir::Cast>()) return c->type == S.tensor->dtype ? c->value.as<ir::TensorRead>() : nullptr;
+    return e.as<ir::TensorRead>();
+  };
+  const ir::TensorRead *ra = mul ? operand(mul->a) : nullptr, *rb = mul ? operand(mul->b) : nullptr;
+  if (!red || red->op != ir::ReduceOp::Sum || !mul || mul->op != ir::BinaryOp::Mul || !ra || !rb)
     return Status::error("tensorize: " + name + " is not a sum of products of two tensor reads, which " + intrinsic +
                          " computes");
-  if (S.tensor->dtype != intrin->c || mul->a.type() != intrin->a || mul->b.type() != intrin->b)
+  if (S.tensor->dtype != intrin->c || ra->type != intrin->a || rb->type != intrin->b)
     return Status::error("tensorize: " + intrinsic + " computes " + intrin->c.str() + " += " + intrin->a.str() +
                          " * " + intrin->b.str() + "; " + name + " is " + S.tensor->dtype.str() + " += " +
-                         mul->a.type().str() + " * " + mul->b.type().str());
+                         ra->type.str() + " * " + rb->type.str());
   int pos = S.leaf_position(loop);
   if (int(S.leaves.size()) - pos != 3)
     return Status::error("tensorize: the tile must be loop " + S.loops[loop].name +

@@ -199,3 +199,21 @@ TEST(Tensorize, Illegal) {
   EXPECT_NE(sched::tensorize(v, "C", 0, "avx512_fma_f32").message().find("exactly two loops inside"),
             std::string::npos);
 }
+
+TEST(Tensorize, Bf16DotProductsMatchInterpreter) {
+  if (!Target::host().has_feature("avx512bf16")) GTEST_SKIP() << "host lacks AVX-512 BF16";
+  for (const char *spec : {"matmul:M=13,N=70,K=33,dtype=bf16", "matmul:M=6,N=16,K=2,dtype=bf16"}) {
+    te::Workload w = op(spec);
+    sched::Schedule s = sched::default_schedule(w);
+    ASSERT_TRUE(sched::reorder(s, "Cacc", {2, 0, 1}));
+    Status t = sched::tensorize(s, "Cacc", 2, "avx512_bf16_dot");
+    ASSERT_TRUE(t) << t.message();
+    EXPECT_NE(lowered(s).find("call tessel_ukernel_bf16_dot_avx512("), std::string::npos);
+    EXPECT_TRUE(kernel_matches_interpreter(s, 4)) << spec; // odd K: the last pair has a zero partner
+  }
+  // The f32 kernel is not for bf16 operands, and vice versa.
+  sched::Schedule s = sched::default_schedule(op("matmul:M=4,N=16,K=8,dtype=bf16"));
+  ASSERT_TRUE(sched::reorder(s, "Cacc", {2, 0, 1}));
+  EXPECT_NE(sched::tensorize(s, "Cacc", 2, "avx512_fma_f32").message().find("computes f32 += f32 * f32"),
+            std::string::npos);
+}

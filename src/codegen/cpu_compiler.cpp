@@ -165,6 +165,7 @@ Expected<CpuKernel> jit_compile(const lower::LoweredFunc &f, const Target &targe
   define("tessel_alloc", reinterpret_cast<void *>(&tessel_alloc));
   define("tessel_free", reinterpret_cast<void *>(&tessel_free));
   define("tessel_ukernel_f32_fma_avx512", reinterpret_cast<void *>(&tessel_ukernel_f32_fma_avx512));
+  define("tessel_ukernel_bf16_dot_avx512", reinterpret_cast<void *>(&tessel_ukernel_bf16_dot_avx512));
   if (auto err = jd.define(llvm::orc::absoluteSymbols(runtime))) return make_error("LLVM JIT: " + to_string(std::move(err)));
   auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess((*jit)->getDataLayout().getGlobalPrefix());
   if (!gen) return make_error("LLVM JIT: " + to_string(gen.takeError()));

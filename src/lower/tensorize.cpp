@@ -87,10 +87,14 @@ protected:
     auto *add = store->value.as<Binary>();
     auto *acc = add && add->op == BinaryOp::Add ? add->a.as<Load>() : nullptr;
     auto *mul = add ? add->b.as<Binary>() : nullptr;
-    if (!acc || !mul || mul->op != BinaryOp::Mul || !mul->a.as<Load>() || !mul->b.as<Load>() ||
+    auto load = [](const Expr &e) { // a load, possibly widened by a cast
+      auto *c = e.as<Cast>();
+      return (c ? c->value : e).as<Load>();
+    };
+    if (!acc || !mul || mul->op != BinaryOp::Mul || !load(mul->a) || !load(mul->b) ||
         !acc->buffer.same_as(store->buffer) || !equal(acc->index, store->index))
       fail("the statement is not C = C + A * B:\n" + to_string(body));
-    const Load *a = mul->a.as<Load>(), *b = mul->b.as<Load>();
+    const Load *a = load(mul->a), *b = load(mul->b);
     std::vector<Expr> vars{loops[0]->var, loops[1]->var, loops[2]->var};
     auto fc = affine(store->index, vars), fa = affine(a->index, vars), fb = affine(b->index, vars);
     if (!fc || !fa || !fb) fail("the indices are not affine in the tile's loops:\n" + to_string(body));

@@ -60,3 +60,70 @@ extern "C" void tessel_ukernel_f32_fma_avx512(float *C, int64_t ldc, const float
     i += rows;
   }
 }
+
+namespace {
+
+// bf16 x bf16 -> f32 with AVX-512 BF16 (vdpbf16ps: two products per 32-bit
+// lane). B rows k and k+1 are interleaved into pairs on the fly, so B keeps a
+// plain [k][j] layout; A's pair (k, k+1) is broadcast. An odd k ends with a
+// zero partner.
+template <int R>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma"))) void tile_bf16(float *C, int64_t ldc, const uint16_t *A,
+                                                                          int64_t lda_m, int64_t lda_k,
+                                                                          const uint16_t *B, int64_t ldb_k, int cols,
+                                                                          int64_t k) {
+  __mmask16 m[4];
+  for (int v = 0; v < 4; ++v) {
+    int c = std::clamp(cols - 16 * v, 0, 16);
+    m[v] = c == 16 ? __mmask16(0xffff) : __mmask16((1u << c) - 1);
+  }
+  __m512 acc[R][4];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_maskz_loadu_ps(m[v], C + r * ldc + 16 * v);
+  for (int64_t kk = 0; kk < k; kk += 2) {
+    bool pair = kk + 1 < k;
+    __m512i b[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) {
+      __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m[v], B + kk * ldb_k + 16 * v));
+      __m512i hi = pair ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m[v], B + (kk + 1) * ldb_k + 16 * v))
+                        : _mm512_setzero_si512();
+      b[v] = _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      uint32_t a0 = A[r * lda_m + kk * lda_k], a1 = pair ? A[r * lda_m + (kk + 1) * lda_k] : 0;
+      __m512i a = _mm512_set1_epi32(int32_t(a0 | (a1 << 16)));
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], (__m512bh)a, (__m512bh)b[v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v)
+      if (m[v]) _mm512_mask_storeu_ps(C + r * ldc + 16 * v, m[v], acc[r][v]);
+}
+
+using Bf16TileFn = void (*)(float *, int64_t, const uint16_t *, int64_t, int64_t, const uint16_t *, int64_t, int,
+                            int64_t);
+constexpr Bf16TileFn kBf16Tiles[] = {tile_bf16<1>, tile_bf16<2>, tile_bf16<3>,
+                                     tile_bf16<4>, tile_bf16<5>, tile_bf16<6>};
+
+} // namespace
+
+extern "C" void tessel_ukernel_bf16_dot_avx512(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m,
+                                               int64_t lda_k, const uint16_t *B, int64_t ldb_k, int64_t m, int64_t n,
+                                               int64_t k) {
+  int64_t blocks = (m + 5) / 6;
+  for (int64_t bi = 0, i = 0; bi < blocks; ++bi) {
+    int64_t rows = (m - i) / (blocks - bi);
+    for (int64_t j = 0; j < n; j += 64)
+      kBf16Tiles[rows - 1](C + i * ldc + j, ldc, A + i * lda_m, lda_m, lda_k, B + j, ldb_k,
+                           int(std::min<int64_t>(64, n - j)), k);
+    i += rows;
+  }
+}
+
