@@ -1,6 +1,7 @@
 #include "schedules/space.h"
 
 #include "ir/visitor.h"
+#include "schedules/intrinsics.h"
 #include "schedules/primitives.h"
 
 #include <algorithm>
@@ -53,6 +54,33 @@ PackChoice pack_candidate(const te::Workload &w, const ir::Tensor &t) {
   }
   (void)w;
   return {};
+}
+
+// The tensor intrinsic the target has for this stage: a sum of products of two
+// reads (maybe widened by casts) over two spatial axes and one reduction axis,
+// with the operand read at j contiguous in j (or a constant that `packed` re-lays out).
+const TensorIntrinsic *intrinsic_for(const ir::Tensor &t, const Target &target, bool packed) {
+  auto *r = t->body.as<ir::Reduce>();
+  if (!r || r->op != ir::ReduceOp::Sum || t->axes.size() != 2 || r->axes.size() != 1) return nullptr;
+  auto *mul = r->source.as<ir::Binary>();
+  if (!mul || mul->op != ir::BinaryOp::Mul) return nullptr;
+  auto operand = [&](const ir::Expr &e) -> const ir::TensorRead * {
+    if (auto *c = e.as<ir::Cast>()) return c->type == t->dtype ? c->value.as<ir::TensorRead>() : nullptr;
+    return e.as<ir::TensorRead>();
+  };
+  auto *a = operand(mul->a), *b = operand(mul->b);
+  if (!a || !b) return nullptr;
+  // The kernels stream B along j: the operand read at j must be contiguous in it.
+  const ir::Expr &j = t->axes.back().var;
+  for (auto *r : {a, b})
+    for (size_t d = 0; d < r->indices.size(); ++d)
+      if (ir::uses_var(r->indices[d], j) && !(d + 1 == r->indices.size() && r->indices[d].same_as(j)) &&
+          !(packed && r->tensor->is_constant))
+        return nullptr;
+  for (auto &in : tensor_intrinsics())
+    if (in.c == t->dtype && in.a == a->type && in.b == b->type && target.has_feature(in.required_feature))
+      return &in;
+  return nullptr;
 }
 
 // CUDA: few outputs (at most a few blocks' worth) over a long axis: reduce across threads.
@@ -221,7 +249,10 @@ private:
         std::vector<int64_t> perm{p.dim};
         for (int d = 0; d <= rank; ++d)
           if (d != p.dim) perm.push_back(d);
-        check(transform_layout(s, p.input, p.dim, sf[ns - 1][3], perm).status());
+        // Blocks as wide as the vector tile; a tensorized tile reads whole blocks of its own width.
+        int64_t block =
+            sketch.tensorize && intrinsic_for(t, target, true) ? sf[ns - 1][2] * sf[ns - 1][3] : sf[ns - 1][3];
+        check(transform_layout(s, p.input, p.dim, block, perm).status());
       }
     }
 
@@ -266,6 +297,12 @@ private:
     if (ns > 0) maybe_vectorize(outer_stage, ol[ns - 1][2]);
     if (ns > 0) check(compute_at(s, local, outer_stage, ol[ns - 1][1]));
 
+    if (const TensorIntrinsic *in = sketch.tensorize ? intrinsic_for(t, target, sketch.pack) : nullptr) {
+      // The whole local tile (reduction first, so C is zeroed before it) runs on the intrinsic.
+      check(reorder(s, local, {2, 0, 1}));
+      check(tensorize(s, local, 2, in->name));
+      return;
+    }
     std::vector<std::vector<int>> sl(ns), rl(nr);
     for (int a = 0; a < ns; ++a) sl[a] = split_levels(local, a, {sf[a][2], sf[a][3]});
     for (int r = 0; r < nr; ++r) rl[r] = split_levels(local, ns + r, rf[r]);
@@ -540,6 +577,25 @@ std::vector<Sketch> SpaceGenerator::sketches(const te::Workload &w) const {
                    }())) {
           k.rules.push_back("tile " + t->name + " in 2 levels; parallel outer; vectorize inner");
         }
+      }
+      out.push_back(std::move(k));
+    }
+  }
+  for (int pk = 0; pk <= (can_pack ? 1 : 0); ++pk) {
+    bool can_tensorize = false;
+    for (auto &t : w.stages) can_tensorize |= intrinsic_for(t, target_, pk) != nullptr;
+    if (can_tensorize) {
+      Sketch k;
+      k.cache_write = true;
+      k.tensorize = true;
+      k.pack = pk;
+      k.name = std::string("tile+cache_write+tensorize") + (pk ? "+pack" : "");
+      k.rules = base;
+      for (auto &t : w.stages) {
+        if (auto *in = intrinsic_for(t, target_, pk))
+          k.rules.push_back("tile " + t->name + "; its local tile runs on the tensor intrinsic " + in->name);
+        else if (is_reduction(t))
+          k.rules.push_back("tile " + t->name + " S-S-R-S-R-S; parallel outer; vectorize inner");
       }
       out.push_back(std::move(k));
     }

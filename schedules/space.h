@@ -11,6 +11,8 @@
 //                  has exactly one (a fused epilogue such as bias + ReLU);
 //  * pack        — (variant) a constant input indexed by the innermost spatial axis is
 //                  re-laid-out ahead of time so that the vector loop reads it contiguously;
+//  * tensorize   — (variant) a 2-D sum of products whose dtypes match a tensor intrinsic
+//                  the target has (schedules/intrinsics.h) runs its local tile on it;
 //  * rfactor     — (variant) a reduction with little spatial work (at most 16 outputs)
 //                  over a long axis is split into vectorized partial results (rfactor);
 //  * elementwise — other stages are tiled in two levels.
@@ -42,6 +44,7 @@ struct Sketch {
   bool cache_write = false;
   bool pack = false;
   bool rfactor = false;
+  bool tensorize = false; // CPU: local tiles run on a tensor intrinsic
   bool shared = false;       // CUDA: stage inputs in shared memory
   bool cross_thread = false; // CUDA: small-output reductions reduce across threads
   std::vector<std::string> rules; // one line per rule application, for people

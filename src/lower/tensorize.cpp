@@ -10,6 +10,7 @@
 #include "ir/visitor.h"
 #include "schedules/intrinsics.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 
@@ -73,17 +74,19 @@ protected:
     };
     const sched::TensorIntrinsic *intrin = sched::find_tensor_intrinsic(name);
     if (!intrin) fail("unknown intrinsic");
-    // Three perfectly nested loops around one store.
+    // Up to three perfectly nested loops around one store (loops of extent 1
+    // have been simplified away: their role gets extent 1).
     std::vector<const For *> loops{op};
     Stmt body = op->body;
-    while (loops.size() < 3) {
-      auto *f = body.as<For>();
-      if (!f) fail("expected three perfectly nested loops, found:\n" + to_string(body));
+    while (auto *f = body.as<For>()) {
+      if (loops.size() == 3) break;
       loops.push_back(f);
       body = f->body;
     }
     auto *store = body.as<Store>();
     if (!store) fail("the tile has guards or more than one statement (use split_exact):\n" + to_string(body));
+    for (auto *l : loops)
+      if (!is_zero(l->min)) fail("loops must start at 0");
     auto *add = store->value.as<Binary>();
     auto *acc = add && add->op == BinaryOp::Add ? add->a.as<Load>() : nullptr;
     auto *mul = add ? add->b.as<Binary>() : nullptr;
@@ -94,41 +97,44 @@ protected:
     if (!acc || !mul || mul->op != BinaryOp::Mul || !load(mul->a) || !load(mul->b) ||
         !acc->buffer.same_as(store->buffer) || !equal(acc->index, store->index))
       fail("the statement is not C = C + A * B:\n" + to_string(body));
-    const Load *a = load(mul->a), *b = load(mul->b);
-    std::vector<Expr> vars{loops[0]->var, loops[1]->var, loops[2]->var};
-    auto fc = affine(store->index, vars), fa = affine(a->index, vars), fb = affine(b->index, vars);
-    if (!fc || !fa || !fb) fail("the indices are not affine in the tile's loops:\n" + to_string(body));
+    std::vector<Expr> vars;
+    for (auto *l : loops) vars.push_back(l->var);
+    auto fc = affine(store->index, vars), f0 = affine(load(mul->a)->index, vars), f1 = affine(load(mul->b)->index, vars);
+    if (!fc || !f0 || !f1) fail("the indices are not affine in the tile's loops:\n" + to_string(body));
     auto coef = [](const Affine &f, const Expr &v) {
+      if (!v.defined()) return int64_t(0);
       auto it = f.coef.find(v.get());
       return it == f.coef.end() ? int64_t(0) : it->second;
     };
-    // k: the loop C does not depend on; j: C's unit-stride loop; i: the other.
-    Expr i, j, k;
-    for (auto &v : vars) {
-      int64_t c = coef(*fc, v);
-      if (c == 0) k = v;
-      else if (c == 1 && !j.defined()) j = v;
-      else i = v;
+    // Find roles i, j, k (a missing one has extent 1) and which operand is B so that
+    // C[i, j] += A[i, k] * B[k, j] with C and B contiguous along j.
+    std::vector<Expr> cand = vars;
+    while (cand.size() < 3) cand.push_back(Expr());
+    std::sort(cand.begin(), cand.end(), [](const Expr &x, const Expr &y) { return x.get() < y.get(); });
+    for (;;) {
+      const Expr &i = cand[0], &j = cand[1], &k = cand[2];
+      for (int swap = 0; swap < 2; ++swap) {
+        const Load *a = load(swap ? mul->b : mul->a), *b = load(swap ? mul->a : mul->b);
+        const Affine &fa = swap ? *f1 : *f0, &fb = swap ? *f0 : *f1;
+        bool ok = coef(*fc, k) == 0 && (!j.defined() || coef(*fc, j) == 1) && coef(fa, j) == 0 &&
+                  (!j.defined() || coef(fb, j) == 1) && coef(fb, i) == 0;
+        if (!ok) continue;
+        auto extent = [&](const Expr &v) {
+          for (auto *l : loops)
+            if (v.defined() && l->var.same_as(v)) return l->extent;
+          return Expr(int64_t(1));
+        };
+        std::vector<Expr> args{AddressOf::make(store->buffer, simplify(fc->rest), intrin->c), Expr(coef(*fc, i)),
+                               AddressOf::make(a->buffer, simplify(fa.rest), intrin->a), Expr(coef(fa, i)),
+                               Expr(coef(fa, k)), AddressOf::make(b->buffer, simplify(fb.rest), intrin->b),
+                               Expr(coef(fb, k)), extent(i), extent(j), extent(k)};
+        return ExternCall::make(intrin->runtime_symbol, args);
+      }
+      if (!std::next_permutation(cand.begin(), cand.end(), [](const Expr &x, const Expr &y) { return x.get() < y.get(); }))
+        break;
     }
-    if (!k.defined() || !i.defined() || !j.defined()) fail("cannot tell the tile's i, j and k loops apart");
-    if (coef(*fb, j) != 1) {
-      std::swap(a, b);
-      std::swap(fa, fb);
-    }
-    if (coef(*fa, j) != 0 || coef(*fb, j) != 1 || coef(*fb, i) != 0)
-      fail("the accesses do not fit C[i, j] += A[i, k] * B[k, j] with B and C contiguous along j");
-    for (auto *l : loops)
-      if (!is_zero(l->min)) fail("loops must start at 0");
-    auto extent = [&](const Expr &v) {
-      for (auto *l : loops)
-        if (l->var.same_as(v)) return l->extent;
-      return Expr();
-    };
-    std::vector<Expr> args{AddressOf::make(store->buffer, simplify(fc->rest), intrin->c), Expr(coef(*fc, i)),
-                           AddressOf::make(a->buffer, simplify(fa->rest), intrin->a), Expr(coef(*fa, i)),
-                           Expr(coef(*fa, k)), AddressOf::make(b->buffer, simplify(fb->rest), intrin->b),
-                           Expr(coef(*fb, k)), extent(i), extent(j), extent(k)};
-    return ExternCall::make(intrin->runtime_symbol, args);
+    fail("the accesses do not fit C[i, j] += A[i, k] * B[k, j] with B and C contiguous along j:\n" + to_string(body));
+    return s;
   }
 };
 
