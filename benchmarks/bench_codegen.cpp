@@ -10,6 +10,8 @@
 #include "schedules/trace.h"
 #include "te/ops.h"
 
+#include "bench_util.h"
+
 #include <benchmark/benchmark.h>
 
 #ifdef TESSEL_HAVE_OPENBLAS
@@ -25,6 +27,7 @@ extern "C" void openblas_set_num_threads(int);
 #include <vector>
 
 using namespace tessel;
+using tessel::bench::read_file;
 
 namespace {
 
@@ -73,16 +76,6 @@ void BM_Gemm_TesselDefault(benchmark::State &state) {
 }
 BENCHMARK(BM_Gemm_TesselDefault)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-std::string read_file(const std::string &path) {
-  std::ifstream in(path);
-  if (!in) {
-    std::fprintf(stderr, "bench: cannot read %s\n", path.c_str());
-    std::exit(1);
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // The hand-written trace of configs/traces: proof that the schedule space
 // holds programs as fast as a tuned BLAS. B is a constant packed ahead of time
@@ -125,32 +118,12 @@ void BM_Gemm_OpenBLAS(benchmark::State &state) {
 BENCHMARK(BM_Gemm_OpenBLAS)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
 #endif
 
-// Collects median GFLOP/s per benchmark for the summary table.
-class SummaryReporter : public benchmark::ConsoleReporter {
-public:
-  SummaryReporter() : ConsoleReporter(OO_Tabular) {} // no colour codes: the output goes to logs
-  std::map<std::string, double> gflops; // "BM_Gemm_OpenBLAS/1024" -> median
-  std::map<std::string, double> ms;
-  void ReportRuns(const std::vector<Run> &runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (auto &r : runs) {
-      bool median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
-      bool single = r.run_type == Run::RT_Iteration && r.repetitions <= 1;
-      if (!median && !single) continue;
-      std::string name = r.run_name.str();
-      if (auto pos = name.find("/real_time"); pos != std::string::npos) name.erase(pos); // UseRealTime suffix
-      auto it = r.counters.find("GFLOP/s");
-      if (it != r.counters.end()) gflops[name] = it->second.value;
-      ms[name] = r.GetAdjustedRealTime();
-    }
-  }
-};
 
 } // namespace
 
 int main(int argc, char **argv) {
   benchmark::Initialize(&argc, argv);
-  SummaryReporter reporter;
+  bench::SummaryReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   std::printf("\n== Summary (medians; single-threaded; %s) ==\n", Target::host().str().c_str());
   std::printf("%-10s %-34s %12s %18s %10s\n", "GEMM n^3", "Tessel schedule", "GFLOP/s", "OpenBLAS GFLOP/s", "ratio");

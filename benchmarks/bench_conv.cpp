@@ -17,6 +17,8 @@
 #include "schedules/trace.h"
 #include "te/ops.h"
 
+#include "bench_util.h"
+
 #include <benchmark/benchmark.h>
 
 #ifdef TESSEL_HAVE_DNNL
@@ -36,6 +38,7 @@
 #include <vector>
 
 using namespace tessel;
+using tessel::bench::read_file;
 
 namespace {
 
@@ -50,13 +53,6 @@ void set_gflops(benchmark::State &state) {
   state.counters["GFLOP/s"] = benchmark::Counter(kFlop * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-std::string read_file(const std::string &path) {
-  std::ifstream in(path);
-  if (!in) return "";
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // One compiled Tessel variant with its inputs (packed once) and output.
 struct TesselConv {
@@ -242,25 +238,6 @@ void cross_check() {
 }
 #endif
 
-// Collects median GFLOP/s per benchmark for the summary table.
-class SummaryReporter : public benchmark::ConsoleReporter {
-public:
-  SummaryReporter() : ConsoleReporter(OO_Tabular) {} // plain text: the table is meant to be pasted
-  std::map<std::string, double> gflops, ms; // "BM_Conv_OneDNN_Plain" -> median
-  void ReportRuns(const std::vector<Run> &runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (auto &r : runs) {
-      bool median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
-      bool single = r.run_type == Run::RT_Iteration && r.repetitions <= 1;
-      if (!median && !single) continue;
-      std::string name = r.run_name.str();
-      if (auto pos = name.find("/real_time"); pos != std::string::npos) name.erase(pos); // UseRealTime suffix
-      auto it = r.counters.find("GFLOP/s");
-      if (it != r.counters.end()) gflops[name] = it->second.value;
-      ms[name] = r.GetAdjustedRealTime();
-    }
-  }
-};
 
 } // namespace
 
@@ -287,7 +264,7 @@ int main(int argc, char **argv) {
     std::printf("cross-check failed: oneDNN: %s\n", e.what());
   }
 #endif
-  SummaryReporter reporter;
+  bench::SummaryReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
 
   std::printf("\n== Summary: %s, f32 (medians; single-threaded; %s) ==\n", kSpec, Target::host().str().c_str());

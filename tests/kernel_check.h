@@ -6,10 +6,18 @@
 #include "interp/interpreter.h"
 #include "runtime/runtime.h"
 #include "schedules/schedule.h"
+#include "te/ops.h"
 
 #include <gtest/gtest.h>
 
 namespace tessel::testing {
+
+// The workload of an operator spec; a bad spec fails the calling test.
+inline te::Workload op_workload(const std::string &spec) {
+  auto w = te::make_op_workload(spec);
+  EXPECT_TRUE(w.has_value()) << (w ? "" : w.error());
+  return w ? *w : te::Workload{};
+}
 
 // With emulate_gpu, GPU-bound loops run serially on the CPU (lower::emulate_gpu_on_cpu).
 inline ::testing::AssertionResult kernel_matches_interpreter(const sched::Schedule &s, uint64_t seed = 7,

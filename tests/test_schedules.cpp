@@ -16,11 +16,7 @@ using tessel::testing::kernel_matches_interpreter;
 
 namespace {
 
-te::Workload spec(const std::string &s) {
-  auto w = te::make_op_workload(s);
-  EXPECT_TRUE(w.has_value()) << (w ? "" : w.error());
-  return *w;
-}
+te::Workload spec(const std::string &s) { return tessel::testing::op_workload(s); }
 
 te::Workload matmul_const_b(int64_t M, int64_t N, int64_t K) {
   std::string text = "input A: f32[" + std::to_string(M) + ", " + std::to_string(K) + "]\ninput B: f32[" +

@@ -12,11 +12,7 @@ using namespace tessel;
 using tessel::testing::kernel_matches_interpreter;
 
 namespace {
-te::Workload op(const std::string &s) {
-  auto w = te::make_op_workload(s);
-  EXPECT_TRUE(w.has_value()) << (w ? "" : w.error());
-  return *w;
-}
+te::Workload op(const std::string &s) { return tessel::testing::op_workload(s); }
 std::string lowered(const sched::Schedule &s) { return ir::to_string(lower::lower(s, "k")->kernel.body); }
 } // namespace
 

@@ -16,11 +16,7 @@ using tessel::testing::kernel_matches_interpreter;
 
 namespace {
 
-te::Workload spec(const std::string &s) {
-  auto w = te::make_op_workload(s);
-  EXPECT_TRUE(w.has_value()) << (w ? "" : w.error());
-  return *w;
-}
+te::Workload spec(const std::string &s) { return tessel::testing::op_workload(s); }
 
 // TESSEL_SPACE_SAMPLES overrides the per-workload count (scripts/space_sweep runs thousands).
 int samples() {

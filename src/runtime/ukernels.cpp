@@ -9,16 +9,32 @@
 
 namespace {
 
+// Masks of the 4 x 16 columns of a tile that exist (cols of them).
+inline void column_masks(int cols, __mmask16 m[4]) {
+  for (int v = 0; v < 4; ++v) {
+    int c = std::clamp(cols - 16 * v, 0, 16);
+    m[v] = c == 16 ? __mmask16(0xffff) : __mmask16((1u << c) - 1);
+  }
+}
+
+// Calls tile(i, rows, j, cols) over C in row blocks of at most 6, as even as
+// possible (8 -> 4 + 4, not 6 + 2), and column blocks of 64.
+template <typename F> void for_each_tile(int64_t m, int64_t n, F &&tile) {
+  int64_t blocks = (m + 5) / 6;
+  for (int64_t bi = 0, i = 0; bi < blocks; ++bi) {
+    int64_t rows = (m - i) / (blocks - bi);
+    for (int64_t j = 0; j < n; j += 64) tile(i, rows, j, int(std::min<int64_t>(64, n - j)));
+    i += rows;
+  }
+}
+
 // C[r, j] += sum_k A[r*lda_m + k*lda_k] * B[k*ldb_k + j] for R rows x up to 64
 // columns: R x 4 accumulators in zmm registers (R <= 6 keeps 24 + 5 in the 32).
 template <int R>
 __attribute__((target("avx512f,fma"))) void tile(float *C, int64_t ldc, const float *A, int64_t lda_m, int64_t lda_k,
                                                  const float *B, int64_t ldb_k, int cols, int64_t k) {
   __mmask16 m[4];
-  for (int v = 0; v < 4; ++v) {
-    int c = std::clamp(cols - 16 * v, 0, 16);
-    m[v] = c == 16 ? __mmask16(0xffff) : __mmask16((1u << c) - 1);
-  }
+  column_masks(cols, m);
   __m512 acc[R][4];
   // Fully unrolled so the accumulators live in registers.
 #pragma GCC unroll 8
@@ -50,15 +66,9 @@ constexpr TileFn kTiles[] = {tile<1>, tile<2>, tile<3>, tile<4>, tile<5>, tile<6
 
 extern "C" void tessel_ukernel_f32_fma_avx512(float *C, int64_t ldc, const float *A, int64_t lda_m, int64_t lda_k,
                                               const float *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k) {
-  // Rows in blocks of at most 6, as even as possible (8 -> 4 + 4, not 6 + 2).
-  int64_t blocks = (m + 5) / 6;
-  for (int64_t bi = 0, i = 0; bi < blocks; ++bi) {
-    int64_t rows = (m - i) / (blocks - bi);
-    for (int64_t j = 0; j < n; j += 64)
-      kTiles[rows - 1](C + i * ldc + j, ldc, A + i * lda_m, lda_m, lda_k, B + j, ldb_k,
-                       int(std::min<int64_t>(64, n - j)), k);
-    i += rows;
-  }
+  for_each_tile(m, n, [&](int64_t i, int64_t rows, int64_t j, int cols) {
+    kTiles[rows - 1](C + i * ldc + j, ldc, A + i * lda_m, lda_m, lda_k, B + j, ldb_k, cols, k);
+  });
 }
 
 namespace {
@@ -73,10 +83,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma"))) void tile_bf
                                                                           const uint16_t *B, int64_t ldb_k, int cols,
                                                                           int64_t k) {
   __mmask16 m[4];
-  for (int v = 0; v < 4; ++v) {
-    int c = std::clamp(cols - 16 * v, 0, 16);
-    m[v] = c == 16 ? __mmask16(0xffff) : __mmask16((1u << c) - 1);
-  }
+  column_masks(cols, m);
   __m512 acc[R][4];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
@@ -117,13 +124,8 @@ constexpr Bf16TileFn kBf16Tiles[] = {tile_bf16<1>, tile_bf16<2>, tile_bf16<3>,
 extern "C" void tessel_ukernel_bf16_dot_avx512(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m,
                                                int64_t lda_k, const uint16_t *B, int64_t ldb_k, int64_t m, int64_t n,
                                                int64_t k) {
-  int64_t blocks = (m + 5) / 6;
-  for (int64_t bi = 0, i = 0; bi < blocks; ++bi) {
-    int64_t rows = (m - i) / (blocks - bi);
-    for (int64_t j = 0; j < n; j += 64)
-      kBf16Tiles[rows - 1](C + i * ldc + j, ldc, A + i * lda_m, lda_m, lda_k, B + j, ldb_k,
-                           int(std::min<int64_t>(64, n - j)), k);
-    i += rows;
-  }
+  for_each_tile(m, n, [&](int64_t i, int64_t rows, int64_t j, int cols) {
+    kBf16Tiles[rows - 1](C + i * ldc + j, ldc, A + i * lda_m, lda_m, lda_k, B + j, ldb_k, cols, k);
+  });
 }
 

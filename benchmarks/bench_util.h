@@ -1,0 +1,44 @@
+// Shared by the benchmark programs: a reporter that keeps the median of each
+// benchmark for the summary tables, and reading the committed traces.
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace tessel::bench {
+
+// Collects the median (or the single run) per benchmark: GFLOP/s and milliseconds.
+class SummaryReporter : public benchmark::ConsoleReporter {
+public:
+  SummaryReporter() : ConsoleReporter(OO_Tabular) {} // plain text: the output goes to logs and notes
+  std::map<std::string, double> gflops, ms;          // "BM_Gemm_OpenBLAS/1024" -> median
+  void ReportRuns(const std::vector<Run> &runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (auto &r : runs) {
+      bool median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
+      bool single = r.run_type == Run::RT_Iteration && r.repetitions <= 1;
+      if (!median && !single) continue;
+      std::string name = r.run_name.str();
+      if (auto pos = name.find("/real_time"); pos != std::string::npos) name.erase(pos); // UseRealTime suffix
+      auto it = r.counters.find("GFLOP/s");
+      if (it != r.counters.end()) gflops[name] = it->second.value;
+      ms[name] = r.GetAdjustedRealTime();
+    }
+  }
+};
+
+// The file's contents, or "" when it cannot be read.
+inline std::string read_file(const std::string &path) {
+  std::ifstream in(path);
+  if (!in) return "";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+} // namespace tessel::bench
