@@ -620,30 +620,25 @@ private:
 
   template <typename N> const N *compile_let(const Expr &e) {
     auto *l = e.as<ir::Let>();
-    const ir::ExprNode *key = l->var.get();
     // The value is compiled before the variable comes into scope.
-    if (l->value.type().is_float()) {
-      const FNode *value = cf(l->value);
-      int slot = num_fslots_++;
-      auto saved = fslot_.find(key) != fslot_.end() ? std::optional<int>(fslot_[key]) : std::nullopt;
-      fslot_[key] = slot;
-      const N *body = compile_as<N>(l->body);
-      if (saved)
-        fslot_[key] = *saved;
-      else
-        fslot_.erase(key);
-      return make_let<N, FNode>(value, body, slot);
-    }
-    const INode *value = ci(l->value);
-    int slot = num_islots_++;
-    auto saved = islot_.find(key) != islot_.end() ? std::optional<int>(islot_[key]) : std::nullopt;
-    islot_[key] = slot;
+    if (l->value.type().is_float()) return compile_let_body<N>(l, cf(l->value), fslot_, num_fslots_);
+    return compile_let_body<N>(l, ci(l->value), islot_, num_islots_);
+  }
+  // Binds the Let's variable to a fresh slot of `slots` while compiling its body.
+  template <typename N, typename V>
+  const N *compile_let_body(const ir::Let *l, const V *value, std::unordered_map<const ir::ExprNode *, int> &slots,
+                            int &num_slots) {
+    const ir::ExprNode *key = l->var.get();
+    int slot = num_slots++;
+    auto it = slots.find(key);
+    std::optional<int> saved = it != slots.end() ? std::optional<int>(it->second) : std::nullopt;
+    slots[key] = slot;
     const N *body = compile_as<N>(l->body);
     if (saved)
-      islot_[key] = *saved;
+      slots[key] = *saved;
     else
-      islot_.erase(key);
-    return make_let<N, INode>(value, body, slot);
+      slots.erase(key);
+    return make_let<N, V>(value, body, slot);
   }
   template <typename N> const N *compile_as(const Expr &e) {
     if constexpr (std::is_same_v<N, FNode>)

@@ -255,6 +255,11 @@ Stmt For::make(Expr var, Expr min, Expr extent, ForKind kind, Stmt body, std::st
   check(body.defined(), "loop without a body");
   return std::make_shared<For>(std::move(var), std::move(min), std::move(extent), kind, std::move(body), std::move(tag));
 }
+Stmt For::with(const Stmt &self, Stmt b, ForKind k, std::string tag) const {
+  if (b.same_as(body) && k == kind && tag == thread_tag) return self;
+  return make(var, min, extent, k, std::move(b), std::move(tag));
+}
+
 Stmt Store::make(Expr buffer, Expr value, Expr index) {
   check(buffer.type().is_handle(), "store to a non-buffer");
   check(index.type().lanes == value.type().lanes, "store index and value lanes differ");

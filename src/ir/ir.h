@@ -266,6 +266,8 @@ struct For : StmtNode {
   Stmt body;
   std::string thread_tag; // "blockIdx.x", "threadIdx.y" for GPU-bound loops
   static Stmt make(Expr var, Expr min, Expr extent, ForKind kind, Stmt body, std::string tag = "");
+  // This loop with a new body, kind and tag; `self` itself when nothing changed.
+  Stmt with(const Stmt &self, Stmt body, ForKind kind, std::string tag) const;
 };
 
 struct Store : StmtNode {

@@ -21,8 +21,7 @@ protected:
   Stmt visit(const For *op, const Stmt &s) override {
     Stmt body = mutate(op->body);
     bool gpu = op->kind == ForKind::GpuBlock || op->kind == ForKind::GpuThread || op->kind == ForKind::Vthread;
-    if (!gpu && body.same_as(op->body)) return s;
-    return For::make(op->var, op->min, op->extent, gpu ? ForKind::Serial : op->kind, body, gpu ? "" : op->thread_tag);
+    return op->with(s, body, gpu ? ForKind::Serial : op->kind, gpu ? "" : op->thread_tag);
   }
 };
 

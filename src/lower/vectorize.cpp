@@ -191,9 +191,7 @@ protected:
       } catch (const Error &) {
       }
     }
-    ForKind kind = op->kind == ForKind::Vectorized ? ForKind::Serial : op->kind;
-    if (kind == op->kind && body.same_as(op->body)) return s;
-    return For::make(op->var, op->min, op->extent, kind, body, op->thread_tag);
+    return op->with(s, body, op->kind == ForKind::Vectorized ? ForKind::Serial : op->kind, op->thread_tag);
   }
 };
 
@@ -210,9 +208,7 @@ protected:
       for (int64_t i = 0; i < n; ++i) copies.push_back(substitute(body, {{op->var, op->min + Expr(i)}}));
       return Block::make(copies);
     }
-    ForKind kind = op->kind == ForKind::Unrolled ? ForKind::Serial : op->kind;
-    if (kind == op->kind && body.same_as(op->body)) return s;
-    return For::make(op->var, op->min, op->extent, kind, body, op->thread_tag);
+    return op->with(s, body, op->kind == ForKind::Unrolled ? ForKind::Serial : op->kind, op->thread_tag);
   }
 };
 
