@@ -42,10 +42,10 @@ Expected<LoweredProgram> lower(const sched::Schedule &schedule, const std::strin
       if (!st.prepack) continue;
       const ir::Tensor &packed = st.tensor;
       kernel_args.push_back(packed);
-      ir::Tensor src;
+      ir::Tensor src; // the input it re-lays-out
       for (auto &t : w.inputs)
-        if (ir::reads_tensor(stage_to_loops(schedule, st), t.get())) src = t;
-      TESSEL_CHECK(src != nullptr, "internal: packing stage " + packed->name + " reads no input");
+        if (t->name == st.relayout_of) src = t;
+      TESSEL_CHECK(src != nullptr, "internal: packing stage " + packed->name + " re-lays-out no input");
       p.prepack.push_back(make_func(name + "_pack_" + packed->name, {src, packed}, stage_to_loops(schedule, st)));
     }
     for (auto &t : w.outputs) kernel_args.push_back(t);
