@@ -2,14 +2,74 @@
 
 namespace tessel::sched {
 
+namespace {
+
+TensorIntrinsic cpu(std::string name, std::string symbol, std::string emulation, std::string feature, ir::DataType a,
+                    ir::DataType c, std::string description) {
+  TensorIntrinsic t;
+  t.name = std::move(name);
+  t.target_kind = "cpu";
+  t.runtime_symbol = std::move(symbol);
+  t.emulation_symbol = std::move(emulation);
+  t.required_feature = std::move(feature);
+  t.a = t.b = a;
+  t.c = c;
+  t.description = std::move(description);
+  return t;
+}
+
+TensorIntrinsic wmma(std::string name, std::string symbol, std::string emulation, ir::DataType a, ir::DataType c) {
+  TensorIntrinsic t;
+  t.name = std::move(name);
+  t.target_kind = "cuda";
+  t.runtime_symbol = std::move(symbol);
+  t.emulation_symbol = std::move(emulation);
+  t.a = t.b = a;
+  t.c = c;
+  t.m = t.n = t.k = 16;
+  t.warp_level = true;
+  t.description = "CUDA WMMA m16n16k16 (tensor cores): a warp loads A and B fragments, mma_sync adds " + a.str() +
+                  " products into a " + c.str() + " accumulator fragment";
+  return t;
+}
+
+} // namespace
+
+bool TensorIntrinsic::available_on(const Target &target) const {
+  if (target.kind != target_kind) return false;
+  if (target_kind == "cpu") return target.has_feature(required_feature);
+  if (!target.gpu) return false;
+  for (auto &tc : target.gpu->tensor_cores)
+    if (tc.m == m && tc.n == n && tc.k == k && tc.a_dtype == a.str() && tc.c_dtype == c.str()) return true;
+  return false;
+}
+
+std::string TensorIntrinsic::shape_str() const {
+  if (!fixed_shape()) return "any shape";
+  return "m" + std::to_string(m) + "n" + std::to_string(n) + "k" + std::to_string(k);
+}
+
 const std::vector<TensorIntrinsic> &tensor_intrinsics() {
+  using ir::DataType;
   static const std::vector<TensorIntrinsic> all = {
-      {"avx512_fma_f32", "tessel_ukernel_f32_fma_avx512", "avx512f", ir::DataType::f32(), ir::DataType::f32(),
-       ir::DataType::f32(),
-       "AVX-512 FMA micro-kernel: up to 6 rows x 64 columns of C in zmm accumulators, A broadcast, B streamed"},
-      {"avx512_bf16_dot", "tessel_ukernel_bf16_dot_avx512", "avx512bf16", ir::DataType::bf16(), ir::DataType::bf16(),
-       ir::DataType::f32(),
-       "AVX-512 BF16 dot products (vdpbf16ps): f32 C += bf16 A * bf16 B, two products per lane, pairs along k"},
+      cpu("amx_bf16", "tessel_ukernel_bf16_amx", "tessel_ukernel_bf16_amx_emulated", "amx-bf16", DataType::bf16(),
+          DataType::f32(),
+          "AMX tiles (tdpbf16ps): f32 C += bf16 A * bf16 B in 16 x 16 accumulator tiles, 32 k per instruction"),
+      cpu("amx_int8", "tessel_ukernel_i8_amx", "tessel_ukernel_i8_amx_emulated", "amx-int8", DataType::i8(),
+          DataType::i32(),
+          "AMX tiles (tdpbssd): i32 C += i8 A * i8 B in 16 x 16 accumulator tiles, 64 k per instruction"),
+      cpu("avx512_fma_f32", "tessel_ukernel_f32_fma_avx512", "tessel_ukernel_f32_reference", "avx512f",
+          DataType::f32(), DataType::f32(),
+          "AVX-512 FMA micro-kernel: up to 6 rows x 64 columns of C in zmm accumulators, A broadcast, B streamed"),
+      cpu("avx512_bf16_dot", "tessel_ukernel_bf16_dot_avx512", "tessel_ukernel_bf16_reference", "avx512bf16",
+          DataType::bf16(), DataType::f32(),
+          "AVX-512 BF16 dot products (vdpbf16ps): f32 C += bf16 A * bf16 B, two products per lane, pairs along k"),
+      wmma("wmma_f16_m16n16k16", "tessel_wmma_f16_m16n16k16", "tessel_ukernel_f16_reference", DataType::f16(),
+           DataType::f32()),
+      wmma("wmma_bf16_m16n16k16", "tessel_wmma_bf16_m16n16k16", "tessel_ukernel_bf16_reference", DataType::bf16(),
+           DataType::f32()),
+      wmma("wmma_i8_m16n16k16", "tessel_wmma_i8_m16n16k16", "tessel_ukernel_i8_reference", DataType::i8(),
+           DataType::i32()),
   };
   return all;
 }
@@ -17,6 +77,12 @@ const std::vector<TensorIntrinsic> &tensor_intrinsics() {
 const TensorIntrinsic *find_tensor_intrinsic(const std::string &name) {
   for (auto &t : tensor_intrinsics())
     if (t.name == name) return &t;
+  return nullptr;
+}
+
+const TensorIntrinsic *intrinsic_of_symbol(const std::string &symbol) {
+  for (auto &t : tensor_intrinsics())
+    if (t.runtime_symbol == symbol || t.emulation_symbol == symbol) return &t;
   return nullptr;
 }
 

@@ -1,12 +1,23 @@
-// Tensor intrinsics: hand-written micro-kernels a schedule can map a tile of
-// a contraction onto (tensorize). Each names the runtime function that
-// implements it, the ISA it needs, and the computation it performs:
+// Tensor intrinsics: hand-written instructions or micro-kernels a schedule can
+// map a tile of a contraction onto (tensorize). Every intrinsic computes
 //   C[i, j] += A[i, k] * B[k, j]   over an m x n x k tile,
 // with C and B contiguous along j (any strides otherwise). Operands of a
-// narrower type than C may be read through a cast to C's type (bf16 -> f32).
+// narrower type than C are read through a cast to C's type (bf16 -> f32,
+// i8 -> i32). All share one C ABI (see src/runtime/runtime.h):
+//   fn(C, ldc, A, lda_m, lda_k, B, ldb_k, m, n, k)
+//
+// CPU intrinsics name a runtime function and the ISA feature it needs. CUDA
+// intrinsics are warp-level tensor-core operations (WMMA): a whole warp
+// computes one fixed-shape tile whose accumulator lives in a `fragment`-scope
+// stage; the CUDA back end emits them, and the target must list the shape in
+// its `tensor_cores`. Every intrinsic also names an emulation function: a
+// portable C function with the same ABI and semantics, which the lowering swaps
+// in to check a schedule on a CPU without that hardware (`tessel run
+// --emulate-intrinsics`, and GPU emulation).
 #pragma once
 
 #include "ir/type.h"
+#include "target/target.h"
 
 #include <string>
 #include <vector>
@@ -14,14 +25,26 @@
 namespace tessel::sched {
 
 struct TensorIntrinsic {
-  std::string name;           // what schedules and traces say: "avx512_fma_f32"
-  std::string runtime_symbol; // the C function in src/runtime that implements it
-  std::string required_feature; // LLVM CPU feature the target must have
+  std::string name;             // what schedules and traces say: "avx512_fma_f32"
+  std::string target_kind;      // "cpu" or "cuda"
+  std::string runtime_symbol;   // cpu: the C function in src/runtime; cuda: the device function
+  std::string emulation_symbol; // a portable C function with the same ABI and semantics
+  std::string required_feature; // cpu: the LLVM feature the target must have
   ir::DataType a, b, c;
+  int m = 0, n = 0, k = 0; // the tile's fixed shape; 0: any extent
+  bool warp_level = false; // executed by a whole warp on a fragment-scope accumulator
   std::string description;
+
+  bool fixed_shape() const { return m > 0; }
+  // Whether kernels for `target` may use it (CPU feature, or CUDA tensor-core shape).
+  bool available_on(const Target &target) const;
+  std::string shape_str() const; // "m16n16k16", or "any shape"
 };
 
+// In order of preference: the space uses the first one a stage and target allow.
 const std::vector<TensorIntrinsic> &tensor_intrinsics();
 const TensorIntrinsic *find_tensor_intrinsic(const std::string &name);
+// The intrinsic whose runtime or emulation function is `symbol`, if any.
+const TensorIntrinsic *intrinsic_of_symbol(const std::string &symbol);
 
 } // namespace tessel::sched

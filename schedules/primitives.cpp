@@ -181,10 +181,19 @@ Status check_nothing_attached(const Schedule &s, const std::string &name, const 
   return Status::ok();
 }
 
+// The stages that read t, looking through inlined stages (which exist only
+// inside their consumers' expressions).
 std::vector<const Stage *> consumers_of(const Schedule &s, const ir::Tensor &t) {
   std::vector<const Stage *> out;
-  for (auto &st : s.stages)
-    if (st.tensor->body.defined() && reads(st.tensor->body, t)) out.push_back(&st);
+  for (auto &st : s.stages) {
+    if (!st.tensor->body.defined() || !reads(st.tensor->body, t)) continue;
+    if (st.attach != Attach::Inline) {
+      if (std::find(out.begin(), out.end(), &st) == out.end()) out.push_back(&st);
+      continue;
+    }
+    for (const Stage *c : consumers_of(s, st.tensor))
+      if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
+  }
   return out;
 }
 
@@ -362,6 +371,11 @@ Status bind(Schedule &s, const std::string &n, int loop, const std::string &tag)
   for (int l : (*st)->leaves)
     if (l != loop && (*st)->loops[l].thread_tag == tag && tag != "vthread")
       return Status::error("bind: " + tag + " is already bound to loop " + (*st)->loops[l].name + " of " + n);
+  if (tag == "threadIdx.x")
+    for (auto &L : (*st)->loops)
+      if (const TensorIntrinsic *in = find_tensor_intrinsic(L.tensorize); in && in->warp_level)
+        return Status::error("bind: " + n + " runs " + in->name + " on whole warps, whose lanes are threadIdx.x; "
+                             "bind its loops to threadIdx.y or threadIdx.z");
   ir::ForKind kind = tag == "vthread"              ? ir::ForKind::Vthread
                      : tag.rfind("blockIdx", 0) == 0 ? ir::ForKind::GpuBlock
                                                      : ir::ForKind::GpuThread;
@@ -559,6 +573,13 @@ Status tensorize(Schedule &s, const std::string &name, int loop, const std::stri
     return Status::error("tensorize: " + intrinsic + " computes " + intrin->c.str() + " += " + intrin->a.str() +
                          " * " + intrin->b.str() + "; " + name + " is " + S.tensor->dtype.str() + " += " +
                          ra->type.str() + " * " + rb->type.str());
+  if (intrin->warp_level && S.scope != ir::MemoryScope::Fragment)
+    return Status::error("tensorize: " + intrinsic + " is a warp-level tensor-core operation whose accumulator is a "
+                         "fragment; cache_write the contraction with scope fragment and tensorize the cache (" + name +
+                         " is " + ir::memory_scope_name(S.scope) + ")");
+  if (!intrin->warp_level && S.scope == ir::MemoryScope::Fragment)
+    return Status::error("tensorize: " + name + " is a fragment, which only warp-level tensor intrinsics (wmma_*) "
+                         "compute; " + intrinsic + " is a " + intrin->target_kind + " intrinsic");
   int pos = S.leaf_position(loop);
   if (int(S.leaves.size()) - pos != 3)
     return Status::error("tensorize: the tile must be loop " + S.loops[loop].name +
@@ -575,6 +596,28 @@ Status tensorize(Schedule &s, const std::string &name, int loop, const std::stri
   if (spatial != 2 || reduce != 1)
     return Status::error("tensorize: the tile needs two spatial loops and one reduction loop, it has " +
                          std::to_string(spatial) + " and " + std::to_string(reduce));
+  if (intrin->fixed_shape()) { // the tile's extents must be the instruction's m, n (either order) and k
+    std::vector<int64_t> sp;
+    int64_t rk = 0;
+    for (int p = pos; p < int(S.leaves.size()); ++p) {
+      const Loop &L = S.loops[S.leaves[p]];
+      if (L.is_reduce) rk = L.extent;
+      else sp.push_back(L.extent);
+    }
+    std::sort(sp.begin(), sp.end());
+    std::vector<int64_t> want{intrin->m, intrin->n};
+    std::sort(want.begin(), want.end());
+    if (sp != want || rk != intrin->k)
+      return Status::error("tensorize: " + intrinsic + " computes " + intrin->shape_str() + " tiles; the tile of " +
+                           name + " is " + std::to_string(sp[0]) + " x " + std::to_string(sp[1]) + " x " +
+                           std::to_string(rk) + " (split_exact its loops to those extents)");
+  }
+  if (intrin->warp_level)
+    for (int p = 0; p < int(S.leaves.size()); ++p)
+      if (S.loops[S.leaves[p]].thread_tag == "threadIdx.x")
+        return Status::error("tensorize: " + intrinsic + " runs on a whole warp, whose lanes are threadIdx.x; loop " +
+                             S.loops[S.leaves[p]].name + " of " + name +
+                             " is bound to threadIdx.x (bind warps to threadIdx.y or threadIdx.z)");
   // The intrinsic accumulates: the zeroing of C must happen before the tile, which needs a
   // reduction loop at or above the tile's first loop (e.g. order the tile k, i, j).
   int first_reduce = 0;
@@ -653,6 +696,9 @@ Expected<std::string> cache_write(Schedule &s, const std::string &name, ir::Memo
       std::any_of(S.loops.begin(), S.loops.end(), [](const Loop &l) { return l.kind != ir::ForKind::Serial; }))
     return make_error("cache_write: apply it to " + name + " before transforming its loops or attaching it");
   if (Status c = check_nothing_attached(s, name, "cache_write"); !c) return make_error(c.message());
+  if (scope == ir::MemoryScope::Fragment && (layout || !S.tensor->body.as<ir::Reduce>()))
+    return make_error("cache_write: a fragment accumulates a tensor-core contraction; " + name +
+                      (layout ? " with a blocked layout" : " is not a reduction") + " cannot live in one");
   const ir::TensorNode &T = *S.tensor;
   std::string cname = unique_name(s, name + "_" + ir::memory_scope_name(scope));
   auto cache = std::make_shared<ir::TensorNode>();
@@ -731,6 +777,9 @@ Expected<std::string> cache_read(Schedule &s, const std::string &tensor, const s
     return make_error("cache_read: " + tensor + " is computed at a loop of " + ss->attach_stage +
                       "; apply cache_read before compute_at");
   if (!reads((*ct)->tensor->body, src)) return make_error("cache_read: " + consumer + " does not read " + tensor);
+  if (scope == ir::MemoryScope::Fragment)
+    return make_error("cache_read: the fragment scope holds only the accumulators of warp-level tensor intrinsics "
+                      "(cache_write " + consumer + " fragment); their operands are read from shared or global memory");
   if ((*ct)->attach == Attach::At && (*ct)->attach_after)
     return make_error("cache_read: " + consumer + " runs inside a tile of " + (*ct)->attach_stage +
                       " (reverse_compute_at); apply cache_read before reverse_compute_at");
@@ -822,6 +871,7 @@ Status apply_step(Schedule &s, const Step &st) {
     if (n == "global") return ir::MemoryScope::Global;
     if (n == "local") return ir::MemoryScope::Local;
     if (n == "shared") return ir::MemoryScope::Shared;
+    if (n == "fragment") return ir::MemoryScope::Fragment;
     return std::nullopt;
   };
   const std::string &op = st.op;

@@ -77,9 +77,12 @@ const TensorIntrinsic *intrinsic_for(const ir::Tensor &t, const Target &target, 
       if (ir::uses_var(r->indices[d], j) && !(d + 1 == r->indices.size() && r->indices[d].same_as(j)) &&
           !(packed && r->tensor->is_constant))
         return nullptr;
-  for (auto &in : tensor_intrinsics())
-    if (in.c == t->dtype && in.a == a->type && in.b == b->type && target.has_feature(in.required_feature))
-      return &in;
+  for (auto &in : tensor_intrinsics()) {
+    if (in.c != t->dtype || in.a != a->type || in.b != b->type || !in.available_on(target)) continue;
+    if (in.fixed_shape() && (t->shape[0] % in.m != 0 || t->shape[1] % in.n != 0 || r->axes[0].extent % in.k != 0))
+      continue;
+    return &in;
+  }
   return nullptr;
 }
 
@@ -340,6 +343,10 @@ private:
     std::vector<std::string> handled;
     for (auto &t : w.stages) {
       if (!is_reduction(t)) continue;
+      if (const TensorIntrinsic *in = sketch.tensor_core ? intrinsic_for(t, target, false) : nullptr) {
+        if (std::string out = gpu_tensor_core(t, in); !out.empty()) handled.push_back(out);
+        continue;
+      }
       if (sketch.cross_thread && wants_cross_thread(t)) {
         gpu_cross_thread(t);
         continue;
@@ -437,6 +444,69 @@ private:
     }
   }
 
+  // Tensor cores: a block computes a (wm x fm x 16) x (wn x fn x 16) tile of C
+  // with wm x wn warps (threadIdx.y), each accumulating fm x fn 16 x 16
+  // fragments; A and B are staged in shared memory per kf x 16 slice of k and
+  // fetched cooperatively by all threads; every 16 x 16 x 16 step is one WMMA.
+  // Returns the stage that writes the result (the fused epilogue, if any).
+  std::string gpu_tensor_core(const ir::Tensor &t, const TensorIntrinsic *in) {
+    std::string name = t->name;
+    int64_t mt = t->shape[0] / in->m, nt = t->shape[1] / in->n;
+    int64_t kt = t->body.as<ir::Reduce>()->axes[0].extent / in->k;
+    auto pick = [&](int64_t n, int64_t max) {
+      auto d = divisors(n, max);
+      return d[size_t(rng.below(int64_t(d.size())))];
+    };
+    int64_t fm = pick(mt, 4), fn = pick(nt, 4), wm = pick(mt / fm, 4), wn = pick(nt / fn, 4), kf = pick(kt, 4);
+    std::string frag = check(cache_write(s, name, ir::MemoryScope::Fragment), std::string());
+    if (frag.empty()) return "";
+    std::string out = name;
+    ir::Tensor epilogue = s.source.is_output(t) ? nullptr : fusable_consumer(s.source, t);
+    if (epilogue) { // e.g. the cast of an f32 accumulator to f16: write it straight from the fragments
+      check(compute_inline(s, name));
+      out = epilogue->name;
+    }
+    std::vector<int> il = split_levels(out, 0, {mt / fm / wm, wm, fm * in->m});
+    std::vector<int> jl = split_levels(out, 1, {nt / fn / wn, wn, fn * in->n});
+    check(reorder(s, out, {il[0], jl[0], il[1], jl[1], il[2], jl[2]}));
+    fuse_bind(out, {il[0], jl[0]}, "blockIdx.x");
+    int warp_loop = fuse_bind(out, {il[1], jl[1]}, "threadIdx.y");
+    check(compute_at(s, frag, out, warp_loop));
+
+    // The fragment stage: k0 (shared slice) k1 | i0 j0 (fragments) | k2 i1 j1 (one WMMA).
+    SplitResult i = check(split_exact(s, frag, 0, in->m), SplitResult{-1, -1});
+    SplitResult j = check(split_exact(s, frag, 1, in->n), SplitResult{-1, -1});
+    SplitResult k = check(split_exact(s, frag, 2, in->k), SplitResult{-1, -1});
+    SplitResult ko = check(split_exact(s, frag, k.outer, kf), SplitResult{-1, -1});
+    if (i.inner < 0 || j.inner < 0 || k.inner < 0 || ko.inner < 0) return out;
+    check(reorder(s, frag, {ko.outer, ko.inner, i.outer, j.outer, k.inner, i.inner, j.inner}));
+    check(tensorize(s, frag, k.inner, in->name));
+    pragma_unroll(frag);
+
+    std::vector<std::string> sources;
+    for (auto *r : reads_in(stage(frag).tensor->body))
+      if (std::find(sources.begin(), sources.end(), r->tensor->name) == sources.end())
+        sources.push_back(r->tensor->name);
+    for (auto &src : sources) {
+      std::string cache = check(cache_read(s, src, frag, ir::MemoryScope::Shared), std::string());
+      if (cache.empty()) return out;
+      check(compute_at(s, cache, frag, ko.outer));
+      // Cooperative fetch over all warps: lanes on threadIdx.x, warps on threadIdx.y.
+      Stage &C = stage(cache);
+      std::vector<int> all(C.leaves);
+      int fused = all[0];
+      for (size_t a = 1; a < all.size(); ++a) fused = check(fuse(s, cache, fused, all[a]), fused);
+      SplitResult lanes = check(split(s, cache, fused, 32), SplitResult{-1, -1});
+      if (lanes.inner < 0) return out;
+      check(sched::bind(s, cache, lanes.inner, "threadIdx.x"));
+      if (wm * wn > 1) {
+        SplitResult warps = check(split(s, cache, lanes.outer, wm * wn), SplitResult{-1, -1});
+        if (warps.inner >= 0) check(sched::bind(s, cache, warps.inner, "threadIdx.y"));
+      }
+    }
+    return out;
+  }
+
   // One block per output; the last reduction axis is split over the block's
   // threads, whose partial results the cross-thread reduction combines.
   void gpu_cross_thread(const ir::Tensor &t) {
@@ -497,6 +567,29 @@ std::vector<Sketch> SpaceGenerator::sketches(const te::Workload &w) const {
     for (auto &t : w.stages)
       if (!is_reduction(t) && !w.is_output(t)) base.push_back("inline " + t->name);
     std::vector<Sketch> out;
+    bool tensor_core = false;
+    for (auto &t : w.stages) tensor_core |= intrinsic_for(t, target_, false) != nullptr;
+    if (tensor_core) {
+      Sketch k;
+      k.tensor_core = true;
+      k.name = "gpu-tensorcore";
+      k.rules = base;
+      for (auto &t : w.stages) {
+        if (auto *in = intrinsic_for(t, target_, false)) {
+          ir::Tensor e = w.is_output(t) ? nullptr : fusable_consumer(w, t);
+          k.rules.push_back("accumulate " + t->name + " in " + in->shape_str() + " fragments with " + in->name +
+                            ": blocks of warps (threadIdx.y), A and B staged in shared memory per k slice" +
+                            (e ? "; " + e->name + " is written from the fragments (fused epilogue)" : ""));
+        } else if (is_reduction(t)) {
+          k.rules.push_back("tile " + t->name + " S-S-S-R-R-S-R-S: blockIdx / vthread / threadIdx");
+        } else if (w.is_output(t) && !std::any_of(w.stages.begin(), w.stages.end(), [&](const ir::Tensor &r) {
+                     return intrinsic_for(r, target_, false) && !w.is_output(r) && fusable_consumer(w, r) == t;
+                   })) {
+          k.rules.push_back("fuse " + t->name + " and bind it to blockIdx.x / threadIdx.x");
+        }
+      }
+      out.push_back(std::move(k));
+    }
     bool cross = false;
     for (auto &t : w.stages) cross |= wants_cross_thread(t);
     if (cross) {

@@ -22,6 +22,9 @@
 // per block at the outer reduction level, fetched cooperatively by the block's
 // threads; (variant) a reduction with few outputs over a long axis becomes a
 // cross-thread reduction (one block per output, the axis split over threadIdx);
+// (variant) a 2-D contraction whose dtypes and 16-multiple shape fit the target's tensor
+// cores runs on WMMA: blocks of warps (threadIdx.y), each accumulating 16 x 16 fragments
+// (scope fragment) from A and B staged in shared memory (tensor-core tiling);
 // elementwise stages are fused and bound to blocks and threads.
 // Annotation: outer tile loops are fused and parallel; the innermost spatial loop is
 // vectorized when 2..64 wide; small inner loops are unrolled; an auto-unroll pragma
@@ -47,6 +50,7 @@ struct Sketch {
   bool tensorize = false; // CPU: local tiles run on a tensor intrinsic
   bool shared = false;       // CUDA: stage inputs in shared memory
   bool cross_thread = false; // CUDA: small-output reductions reduce across threads
+  bool tensor_core = false;  // CUDA: contractions run on warp-level tensor-core intrinsics (WMMA)
   std::vector<std::string> rules; // one line per rule application, for people
 };
 

@@ -19,12 +19,15 @@ inline te::Workload op_workload(const std::string &spec) {
   return w ? *w : te::Workload{};
 }
 
-// With emulate_gpu, GPU-bound loops run serially on the CPU (lower::emulate_gpu_on_cpu).
+// With emulate_gpu, GPU-bound loops run serially on the CPU (lower::emulate_gpu_on_cpu);
+// with emulate_intrinsics, tensor intrinsics run as their portable emulations.
 inline ::testing::AssertionResult kernel_matches_interpreter(const sched::Schedule &s, uint64_t seed = 7,
-                                                             int threads = 1, bool emulate_gpu = false) {
+                                                             int threads = 1, bool emulate_gpu = false,
+                                                             bool emulate_intrinsics = false) {
   auto f = lower::lower(s, "kernel");
   if (!f) return ::testing::AssertionFailure() << "lowering failed: " << f.error();
   if (emulate_gpu) *f = lower::emulate_gpu_on_cpu(*f);
+  if (emulate_intrinsics) *f = lower::emulate_intrinsics(*f);
   auto k = codegen::jit_compile(*f, Target::host());
   if (!k) return ::testing::AssertionFailure() << "compilation failed: " << k.error();
   if (f->prepack.size() != 0 && !k->has_prepack()) return ::testing::AssertionFailure() << "packing lost";

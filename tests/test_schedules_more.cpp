@@ -164,8 +164,9 @@ TEST(Tensorize, AvxFmaMicroKernelMatchesInterpreter) {
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_EQ(lowered(*r), ir_text);
   // A target without AVX-512 is refused at code generation.
-  Target avx2 = Target::host();
-  avx2.features = "+avx2,+fma";
+  auto avx2_target = Target::load(std::string(TESSEL_SOURCE_DIR) + "/configs/targets/cpu-avx2.json");
+  ASSERT_TRUE(avx2_target.has_value());
+  Target avx2 = *avx2_target;
   auto p = lower::lower(s, "k");
   ASSERT_TRUE(p.has_value());
   auto k = codegen::jit_compile(*p, avx2);

@@ -180,9 +180,15 @@ int cmd_run(const RunOptions &o) {
   if (!w) return fail(w.error());
   auto loaded = load_target(o.target);
   if (!loaded) return fail(loaded.error());
-  if (Status here = loaded->runnable_here(); !here && !(o.emulate_gpu && loaded->is_cuda())) return fail(here.message());
-  Target target = o.emulate_gpu && loaded->is_cuda() ? Target::host() : *loaded;
+  // Emulation checks a schedule made for other hardware on this CPU: it compiles for the host.
+  bool emulated = (o.emulate_gpu && loaded->is_cuda()) || (o.emulate_intrinsics && loaded->is_cpu());
+  if (Status here = loaded->runnable_here(); !here && !emulated)
+    return fail(here.message() + (loaded->is_cuda() ? " (check a GPU schedule here with --emulate-gpu)"
+                                                    : " (check its schedules here with --emulate-intrinsics)"));
+  Target target = emulated ? Target::host() : *loaded;
   if (o.emulate_gpu) std::cout << "emulate   GPU-bound loops run serially on this CPU (a correctness check, not a timing)\n";
+  if (o.emulate_intrinsics)
+    std::cout << "emulate   tensor intrinsics run as portable emulations (a correctness check, not a timing)\n";
   std::cout << "workload  " << w->key << "  (hash " << w->hash_hex() << ")\n";
   std::cout << "target    " << target.str() << ", " << o.threads << " thread" << (o.threads > 1 ? "s" : "")
             << "\n";
@@ -196,6 +202,7 @@ int cmd_run(const RunOptions &o) {
   auto f = lower::lower(schedule, kernel_name(*w));
   if (!f) return fail(f.error());
   if (o.emulate_gpu) *f = lower::emulate_gpu_on_cpu(*f);
+  if (o.emulate_intrinsics) *f = lower::emulate_intrinsics(*f);
   auto program = codegen::jit_compile(*f, target);
   if (!program) return fail(program.error());
   double compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

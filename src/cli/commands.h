@@ -37,6 +37,7 @@ struct RunOptions {
   uint64_t seed = 1;
   bool verify = true;
   bool emulate_gpu = false; // run GPU-bound loops serially on this CPU (checks a GPU schedule)
+  bool emulate_intrinsics = false; // run tensor intrinsics (AMX, ...) as portable emulations
 };
 int cmd_run(const RunOptions &o);
 

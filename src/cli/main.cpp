@@ -51,7 +51,11 @@ int main(int argc, char **argv) {
                                             "Examples:\n  tessel run matmul:M=256,N=256,K=256\n"
                                             "  tessel run conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,pad=1 --threads 2\n"
                                             "  tessel run configs/workloads/matmul_1024_constb.te \\\n"
-                                            "      --trace configs/traces/matmul_1024_constb_avx512.json");
+                                            "      --trace configs/traces/matmul_1024_constb_avx512.json\n"
+                                            "  tessel run matmul:M=64,N=64,K=64,dtype=f16 --target h100 \\\n"
+                                            "      --trace tc.json --emulate-gpu   # a tensor-core schedule, on this CPU\n"
+                                            "  tessel run matmul:M=64,N=64,K=128,dtype=bf16 --target cpu-avx512-amx \\\n"
+                                            "      --trace amx.json --emulate-intrinsics");
   run_cmd->add_option("workload", run.workload, "operator spec or workload file")->required();
   run_cmd->add_option("--trace", run.trace, "run this schedule trace (JSON) instead of the default schedule");
   run_cmd->add_option("--target", run.target, "target (must be runnable on this machine)")->capture_default_str();
@@ -61,6 +65,9 @@ int main(int argc, char **argv) {
   bool no_verify = false;
   run_cmd->add_flag("--emulate-gpu", run.emulate_gpu,
                     "run a GPU schedule's blocks and threads serially on this CPU to check it");
+  run_cmd->add_flag("--emulate-intrinsics", run.emulate_intrinsics,
+                    "run tensor intrinsics (AMX tiles, AVX-512 micro-kernels, WMMA) as portable emulations, to\n"
+                    "check a schedule tensorized for hardware this machine lacks");
   run_cmd->add_flag("--no-verify", no_verify, "skip the comparison with the interpreter");
 
   CompileOptions compile;

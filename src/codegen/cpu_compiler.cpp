@@ -166,6 +166,14 @@ Expected<CpuKernel> jit_compile(const lower::LoweredFunc &f, const Target &targe
   define("tessel_free", reinterpret_cast<void *>(&tessel_free));
   define("tessel_ukernel_f32_fma_avx512", reinterpret_cast<void *>(&tessel_ukernel_f32_fma_avx512));
   define("tessel_ukernel_bf16_dot_avx512", reinterpret_cast<void *>(&tessel_ukernel_bf16_dot_avx512));
+  define("tessel_ukernel_bf16_amx", reinterpret_cast<void *>(&tessel_ukernel_bf16_amx));
+  define("tessel_ukernel_i8_amx", reinterpret_cast<void *>(&tessel_ukernel_i8_amx));
+  define("tessel_ukernel_bf16_amx_emulated", reinterpret_cast<void *>(&tessel_ukernel_bf16_amx_emulated));
+  define("tessel_ukernel_i8_amx_emulated", reinterpret_cast<void *>(&tessel_ukernel_i8_amx_emulated));
+  define("tessel_ukernel_f32_reference", reinterpret_cast<void *>(&tessel_ukernel_f32_reference));
+  define("tessel_ukernel_bf16_reference", reinterpret_cast<void *>(&tessel_ukernel_bf16_reference));
+  define("tessel_ukernel_f16_reference", reinterpret_cast<void *>(&tessel_ukernel_f16_reference));
+  define("tessel_ukernel_i8_reference", reinterpret_cast<void *>(&tessel_ukernel_i8_reference));
   if (auto err = jd.define(llvm::orc::absoluteSymbols(runtime))) return make_error("LLVM JIT: " + to_string(std::move(err)));
   auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess((*jit)->getDataLayout().getGlobalPrefix());
   if (!gen) return make_error("LLVM JIT: " + to_string(gen.takeError()));

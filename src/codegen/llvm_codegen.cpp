@@ -325,15 +325,16 @@ private:
       args.push_back(gen(a));
       types.push_back(args.back()->getType());
     }
-    for (auto &t : sched::tensor_intrinsics())
-      if (t.runtime_symbol == op->name && !has_feature(t.required_feature))
-        throw Error("tensor intrinsic " + t.name + " needs the CPU feature " + t.required_feature + ", which target " +
-                    target_.name + " lacks");
+    if (const sched::TensorIntrinsic *t = sched::intrinsic_of_symbol(op->name); t && t->runtime_symbol == op->name) {
+      if (t->target_kind != "cpu")
+        throw Error("tensor intrinsic " + t->name + " runs on " + t->target_kind +
+                    " devices; the CPU back end runs it only emulated (GPU emulation or --emulate-intrinsics)");
+      if (!target_.has_feature(t->required_feature))
+        throw Error("tensor intrinsic " + t->name + " needs the CPU feature " + t->required_feature +
+                    ", which target " + target_.name + " lacks (check it on this CPU with --emulate-intrinsics)");
+    }
     auto callee = mod_.getOrInsertFunction(op->name, llvm::FunctionType::get(b_.getVoidTy(), types, false));
     b_.CreateCall(callee, args);
-  }
-  bool has_feature(const std::string &f) const {
-    return ("," + target_.features + ",").find(",+" + f + ",") != std::string::npos;
   }
   void visit(const Reduce *) override { throw Error("internal: reduction reached code generation"); }
 

@@ -245,6 +245,7 @@ const char *memory_scope_name(MemoryScope s) {
   case MemoryScope::Global: return "global";
   case MemoryScope::Local: return "local";
   case MemoryScope::Shared: return "shared";
+  case MemoryScope::Fragment: return "fragment";
   }
   return "?";
 }

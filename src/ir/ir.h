@@ -288,7 +288,9 @@ struct TensorWrite : StmtNode {
   static Stmt make(Tensor t, Expr value, std::vector<Expr> indices);
 };
 
-enum class MemoryScope : uint8_t { Global, Local, Shared };
+// Fragment: a CUDA warp's tensor-core accumulator, spread over the warp's
+// registers; only warp-level tensor intrinsics compute it.
+enum class MemoryScope : uint8_t { Global, Local, Shared, Fragment };
 const char *memory_scope_name(MemoryScope s);
 
 // Storage for `extent` elements of `dtype`, visible in `body` through `buffer`.

@@ -3,6 +3,7 @@
 #include "lower/lower.h"
 
 #include "ir/visitor.h"
+#include "schedules/intrinsics.h"
 
 #include <algorithm>
 #include <map>
@@ -43,9 +44,18 @@ public:
     if (is_const_int(op->extent, &n)) {
       if (op->scope == MemoryScope::Shared) r.shared_bytes += n * op->dtype.bytes();
       if (op->scope == MemoryScope::Local) r.local_bytes += n * op->dtype.bytes();
+      if (op->scope == MemoryScope::Fragment) r.local_bytes += (n * op->dtype.bytes() + kWarp - 1) / kWarp;
     }
     IRVisitor::visit(op);
   }
+  void visit(const ExternCall *op) override {
+    const sched::TensorIntrinsic *in = sched::intrinsic_of_symbol(op->name);
+    if (in && in->warp_level && std::find(r.warp_intrinsics.begin(), r.warp_intrinsics.end(), in->name) ==
+                                    r.warp_intrinsics.end())
+      r.warp_intrinsics.push_back(in->name);
+    IRVisitor::visit(op);
+  }
+  static constexpr int64_t kWarp = 32; // a fragment is spread over a warp's 32 lanes
 };
 
 } // namespace
@@ -53,7 +63,7 @@ public:
 LoweredProgram emulate_gpu_on_cpu(LoweredProgram p) {
   for (auto &f : p.prepack) f.body = SerializeGpuLoops().mutate(f.body);
   p.kernel.body = SerializeGpuLoops().mutate(p.kernel.body);
-  return p;
+  return emulate_intrinsics(std::move(p), "cuda");
 }
 
 GpuResources gpu_resources(const LoweredFunc &f) {
@@ -64,6 +74,9 @@ GpuResources gpu_resources(const LoweredFunc &f) {
     else if (tag.rfind("blockIdx", 0) == 0) c.r.blocks *= e;
     else if (tag == "vthread") c.r.vthreads *= e;
   }
+  // Warp-level intrinsics run on whole warps: threadIdx.x is the lanes, even when no loop binds it.
+  if (c.extents.count("threadIdx.x")) c.r.thread_x_extent = c.extents["threadIdx.x"];
+  else if (!c.r.warp_intrinsics.empty()) c.r.threads_per_block *= ResourceCounter::kWarp;
   return c.r;
 }
 
@@ -71,6 +84,16 @@ Status check_gpu_limits(const LoweredFunc &f, const Target &target) {
   if (!target.gpu) return Status::error("target " + target.name + " is not a GPU");
   const GpuLimits &g = *target.gpu;
   GpuResources r = gpu_resources(f);
+  for (auto &name : r.warp_intrinsics) {
+    const sched::TensorIntrinsic *in = sched::find_tensor_intrinsic(name);
+    if (!in->available_on(target))
+      return Status::error(name + " needs " + in->shape_str() + " " + in->a.str() + "->" + in->c.str() +
+                           " tensor cores, which " + target.name + " does not list");
+    if (r.thread_x_extent != 0 && r.thread_x_extent != g.warp_size)
+      return Status::error("the kernel uses " + name + " on whole warps, so threadIdx.x is a warp's " +
+                           std::to_string(g.warp_size) + " lanes; a loop binds it to " +
+                           std::to_string(r.thread_x_extent) + " iterations");
+  }
   if (r.threads_per_block > g.max_threads_per_block)
     return Status::error(std::to_string(r.threads_per_block) + " threads per block exceed the " +
                          std::to_string(g.max_threads_per_block) + " of " + target.name);

@@ -2,6 +2,7 @@
 
 #include "ir/simplify.h"
 #include "ir/visitor.h"
+#include "schedules/intrinsics.h"
 
 #include <algorithm>
 
@@ -31,6 +32,14 @@ Expected<LoweredProgram> lower(const sched::Schedule &schedule, const std::strin
   return catch_errors([&]() -> LoweredProgram {
     LoweredProgram p;
     const te::Workload &w = schedule.workload;
+    for (auto &st : schedule.stages) { // only tensor-core instructions compute a fragment
+      if (st.scope != ir::MemoryScope::Fragment) continue;
+      bool warp = false;
+      for (auto &l : st.loops)
+        if (auto *in = sched::find_tensor_intrinsic(l.tensorize)) warp |= in->warp_level;
+      TESSEL_CHECK(warp, "stage " + st.tensor->name + " lives in a fragment but is not tensorized with a warp-level " +
+                             "intrinsic (wmma_*); tensorize its 16 x 16 x 16 tiles, or use scope local");
+    }
     p.inputs = w.inputs;
     p.outputs = w.outputs;
 

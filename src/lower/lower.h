@@ -35,7 +35,14 @@ Expected<LoweredProgram> lower(const sched::Schedule &schedule, const std::strin
 // GPU schedule's index arithmetic and memory regions can be checked on the CPU
 // against the interpreter. Sound because every loop bound to threads that
 // shares data is followed by the loops reading it only after it completes.
+// Also runs CUDA tensor intrinsics (WMMA) through their CPU emulations.
 LoweredProgram emulate_gpu_on_cpu(LoweredProgram p);
+
+// Tensor-intrinsic calls (of intrinsics of target kind `kind`, or all when
+// empty) become calls of their portable emulations (schedules/intrinsics.h), so
+// a schedule tensorized for hardware this machine lacks (AMX, tensor cores)
+// can be checked here against the interpreter. Not a timing.
+LoweredProgram emulate_intrinsics(LoweredProgram p, const std::string &kind = "");
 
 // What a GPU kernel of this program needs from the device, and whether it fits.
 struct GpuResources {
@@ -43,7 +50,9 @@ struct GpuResources {
   int64_t blocks = 1;            // product of the blockIdx extents
   int64_t vthreads = 1;
   int64_t shared_bytes = 0;      // shared-memory allocations
-  int64_t local_bytes = 0;       // per-thread local (register) arrays
+  int64_t local_bytes = 0;       // per-thread local (register) arrays, fragments' share included
+  int64_t thread_x_extent = 0;   // the largest threadIdx.x extent; 0 when no loop binds it
+  std::vector<std::string> warp_intrinsics; // warp-level tensor intrinsics the kernel calls
 };
 GpuResources gpu_resources(const LoweredFunc &f);
 // Checks the resources against a CUDA target's limits; errors say which limit.

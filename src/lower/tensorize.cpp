@@ -67,13 +67,22 @@ public:
 protected:
   Stmt visit(const For *op, const Stmt &s) override {
     const std::string prefix = "tensorize:";
-    if (op->thread_tag.rfind(prefix, 0) != 0) return IRMutator::visit(op, s);
+    if (op->thread_tag.rfind(prefix, 0) != 0) {
+      bool lanes = op->thread_tag == "threadIdx.x";
+      lane_loops_ += lanes;
+      Stmt r = IRMutator::visit(op, s);
+      lane_loops_ -= lanes;
+      return r;
+    }
     std::string name = op->thread_tag.substr(prefix.size());
     auto fail = [&](const std::string &why) -> Stmt {
       throw Error("tensorize " + name + " at loop " + op->var.as<Var>()->name + ": " + why);
     };
     const sched::TensorIntrinsic *intrin = sched::find_tensor_intrinsic(name);
     if (!intrin) fail("unknown intrinsic");
+    if (intrin->warp_level && lane_loops_ > 0)
+      fail("it runs on a whole warp, but the tile is inside a loop bound to threadIdx.x (a warp's lanes); compute "
+           "the stage at a loop bound to threadIdx.y/z or above");
     // Up to three perfectly nested loops around one store (loops of extent 1
     // have been simplified away: their role gets extent 1).
     std::vector<const For *> loops{op};
@@ -124,6 +133,24 @@ protected:
             if (v.defined() && l->var.same_as(v)) return l->extent;
           return Expr(int64_t(1));
         };
+        auto is = [](const Expr &e, int64_t want) {
+          int64_t v;
+          return is_const_int(e, &v) && v == want;
+        };
+        if (intrin->fixed_shape() &&
+            !(is(extent(i), intrin->m) && is(extent(j), intrin->n) && is(extent(k), intrin->k)))
+          continue;
+        if (intrin->warp_level) {
+          // load_matrix_sync / store_matrix_sync: a row- or column-major operand whose
+          // leading dimension is a multiple of 16 bytes.
+          int64_t lda = coef(fa, k) == 1 ? coef(fa, i) : coef(fa, i) == 1 ? coef(fa, k) : 0;
+          auto aligned = [](int64_t ld, DataType t) { return ld > 0 && ld * t.bytes() % 16 == 0; };
+          if (!aligned(lda, intrin->a) || !aligned(coef(fb, k), intrin->b) || !aligned(coef(*fc, i), intrin->c))
+            fail("WMMA loads need row- or column-major tiles with leading dimensions of a multiple of 16 bytes; here A "
+                 "strides (" + std::to_string(coef(fa, i)) + ", " + std::to_string(coef(fa, k)) + "), B " +
+                 std::to_string(coef(fb, k)) + ", C " + std::to_string(coef(*fc, i)) +
+                 " elements (pad or re-tile the shared caches)");
+        }
         std::vector<Expr> args{AddressOf::make(store->buffer, simplify(fc->rest), intrin->c), Expr(coef(*fc, i)),
                                AddressOf::make(a->buffer, simplify(fa.rest), intrin->a), Expr(coef(fa, i)),
                                Expr(coef(fa, k)), AddressOf::make(b->buffer, simplify(fb.rest), intrin->b),
@@ -133,13 +160,41 @@ protected:
       if (!std::next_permutation(cand.begin(), cand.end(), [](const Expr &x, const Expr &y) { return x.get() < y.get(); }))
         break;
     }
-    fail("the accesses do not fit C[i, j] += A[i, k] * B[k, j] with B and C contiguous along j:\n" + to_string(body));
+    fail("the accesses do not fit C[i, j] += A[i, k] * B[k, j] with B and C contiguous along j" +
+         (intrin->fixed_shape() ? " over a " + intrin->shape_str() + " tile" : std::string()) + ":\n" +
+         to_string(body));
     return s;
   }
+
+private:
+  int lane_loops_ = 0; // enclosing loops bound to threadIdx.x
+};
+
+// Calls of intrinsics' hardware functions become calls of their emulations.
+class EmulateIntrinsics : public IRMutator {
+public:
+  using IRMutator::mutate;
+  explicit EmulateIntrinsics(std::string kind) : kind_(std::move(kind)) {}
+
+protected:
+  Stmt visit(const ExternCall *op, const Stmt &s) override {
+    const sched::TensorIntrinsic *in = sched::intrinsic_of_symbol(op->name);
+    if (!in || in->runtime_symbol != op->name || (!kind_.empty() && in->target_kind != kind_)) return s;
+    return ExternCall::make(in->emulation_symbol, op->args);
+  }
+
+private:
+  std::string kind_;
 };
 
 } // namespace
 
 Stmt tensorize_loops(const Stmt &s) { return Tensorizer().mutate(s); }
+
+LoweredProgram emulate_intrinsics(LoweredProgram p, const std::string &kind) {
+  for (auto &f : p.prepack) f.body = EmulateIntrinsics(kind).mutate(f.body);
+  p.kernel.body = EmulateIntrinsics(kind).mutate(p.kernel.body);
+  return p;
+}
 
 } // namespace tessel::lower

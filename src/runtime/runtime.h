@@ -29,6 +29,29 @@ void tessel_ukernel_f32_fma_avx512(float *C, int64_t ldc, const float *A, int64_
 void tessel_ukernel_bf16_dot_avx512(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m, int64_t lda_k,
                                     const uint16_t *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k);
 
+// amx_bf16 / amx_int8: the same with AMX tiles (needs AMX and Linux >= 5.16;
+// aborts with a message otherwise, so only targets with amx features use them).
+void tessel_ukernel_bf16_amx(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m, int64_t lda_k,
+                             const uint16_t *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k);
+void tessel_ukernel_i8_amx(int32_t *C, int64_t ldc, const int8_t *A, int64_t lda_m, int64_t lda_k, const int8_t *B,
+                           int64_t ldb_k, int64_t m, int64_t n, int64_t k);
+int tessel_amx_usable(void); // 1 when this CPU and OS run AMX tiles
+
+// Emulations (any x86-64 CPU): the AMX kernels' packing and tiling on
+// software tile registers, and plain reference loops for the other intrinsics.
+void tessel_ukernel_bf16_amx_emulated(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m, int64_t lda_k,
+                                      const uint16_t *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k);
+void tessel_ukernel_i8_amx_emulated(int32_t *C, int64_t ldc, const int8_t *A, int64_t lda_m, int64_t lda_k,
+                                    const int8_t *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k);
+void tessel_ukernel_f32_reference(float *C, int64_t ldc, const float *A, int64_t lda_m, int64_t lda_k, const float *B,
+                                  int64_t ldb_k, int64_t m, int64_t n, int64_t k);
+void tessel_ukernel_bf16_reference(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m, int64_t lda_k,
+                                   const uint16_t *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k);
+void tessel_ukernel_f16_reference(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m, int64_t lda_k,
+                                  const uint16_t *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k);
+void tessel_ukernel_i8_reference(int32_t *C, int64_t ldc, const int8_t *A, int64_t lda_m, int64_t lda_k,
+                                 const int8_t *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k);
+
 // 64-byte aligned; never returns null (aborts with a message when out of memory).
 void *tessel_alloc(int64_t bytes);
 void tessel_free(void *p);
