@@ -18,10 +18,11 @@ namespace {
 sched::Step random_step(const sched::Schedule &s, sched::Rng &rng) {
   static const char *ops[] = {"split", "split_nparts", "fuse", "reorder", "parallel", "vectorize", "unroll",
                               "auto_unroll", "compute_inline", "compute_at", "reverse_compute_at", "cache_write",
-                              "cache_read", "rfactor", "transform_layout", "cache_write_layout", "split_exact", "tensorize"};
+                              "cache_read", "rfactor", "transform_layout", "cache_write_layout", "split_exact", "tensorize",
+                              "bind"};
   const sched::Stage &st = s.stages[size_t(rng.below(int64_t(s.stages.size())))];
   sched::Step step;
-  step.op = ops[rng.below(18)];
+  step.op = ops[rng.below(19)];
   step.stage = st.tensor->name;
   int64_t nl = int64_t(st.loops.size());
   auto loop = [&] { return st.leaves.empty() || rng.below(8) == 0 ? rng.below(nl + 2) - 1 : st.leaves[size_t(rng.below(int64_t(st.leaves.size())))]; };
@@ -43,8 +44,14 @@ sched::Step random_step(const sched::Schedule &s, sched::Rng &rng) {
     for (auto &x : s.stages)
       if (x.tensor->name == step.str) t = &x;
     step.ints = {t && !t->leaves.empty() ? t->leaves[size_t(rng.below(int64_t(t->leaves.size())))] : 0};
-  } else if (step.op == "cache_write") step.str = rng.below(2) ? "local" : "global";
-  else if (step.op == "cache_read") {
+  } else if (step.op == "cache_write") {
+    static const char *scopes[] = {"local", "global", "fragment"};
+    step.str = scopes[rng.below(3)];
+  } else if (step.op == "bind") {
+    static const char *tags[] = {"threadIdx.x", "threadIdx.y", "blockIdx.x", "vthread"};
+    step.ints = {loop()};
+    step.str = tags[rng.below(4)];
+  } else if (step.op == "cache_read") {
     step.stage = rng.below(2) && !s.workload.inputs.empty() ? s.workload.inputs[0]->name : other_stage();
     step.str = other_stage() + ":local";
   } else if (step.op == "transform_layout") {
@@ -58,7 +65,9 @@ sched::Step random_step(const sched::Schedule &s, sched::Rng &rng) {
     step.ints.insert(step.ints.end(), perm.begin(), perm.end());
   } else if (step.op == "tensorize") {
     step.ints = {loop()};
-    step.str = rng.below(4) ? "avx512_fma_f32" : "no_such_intrinsic";
+    static const char *names[] = {"avx512_fma_f32", "amx_bf16", "amx_int8", "wmma_f16_m16n16k16",
+                                  "wmma_i8_m16n16k16", "no_such_intrinsic"};
+    step.str = names[rng.below(6)];
   } else if (step.op == "cache_write_layout") {
     int64_t rank = int64_t(st.tensor->shape.size());
     std::vector<int64_t> perm;
@@ -76,14 +85,16 @@ sched::Step random_step(const sched::Schedule &s, sched::Rng &rng) {
 TEST(PrimitiveFuzz, EveryAcceptedScheduleIsCorrect) {
   const char *specs[] = {"matmul:M=6,N=10,K=7", "conv2d_bias_relu:N=1,C=3,H=5,W=5,K=4,R=3,S=3,stride=1,pad=1",
                          "softmax:M=3,N=12", "dense:M=4,N=8,K=6", "layernorm:M=3,N=8",
-                         "depthwise_conv2d:N=1,C=3,H=6,W=6,R=3,S=3,stride=2,pad=1"};
+                         "depthwise_conv2d:N=1,C=3,H=6,W=6,R=3,S=3,stride=2,pad=1", "matmul:M=32,N=16,K=16,dtype=f16",
+                         "matmul:M=16,N=32,K=48,dtype=i8"};
+  constexpr int kSpecs = sizeof(specs) / sizeof(specs[0]);
   sched::Rng rng(31337);
-  int accepted_steps = 0, refused_steps = 0, schedules = 0;
+  int accepted_steps = 0, refused_steps = 0, schedules = 0, refused_at_lowering = 0;
   // TESSEL_FUZZ_ROUNDS for a longer run; 400 keeps CTest quick.
   const char *env = std::getenv("TESSEL_FUZZ_ROUNDS");
   const int rounds = env ? std::max(1, std::atoi(env)) : 400;
   for (int round = 0; round < rounds; ++round) {
-    auto w = te::make_op_workload(specs[round % 6]);
+    auto w = te::make_op_workload(specs[round % kSpecs]);
     ASSERT_TRUE(w.has_value());
     sched::Schedule s = sched::default_schedule(*w);
     int len = 1 + int(rng.below(8));
@@ -102,12 +113,23 @@ TEST(PrimitiveFuzz, EveryAcceptedScheduleIsCorrect) {
     // The trace of what was accepted replays to the same schedule...
     auto replayed = sched::replay_json(*w, sched::trace_to_json(s));
     ASSERT_TRUE(replayed.has_value()) << replayed.error() << "\n" << sched::trace_to_json(s);
-    // ...and computes the right thing.
-    ASSERT_TRUE(tessel::testing::kernel_matches_interpreter(*replayed, uint64_t(round)))
-        << sched::trace_to_json(s);
+    // ...and computes the right thing, or lowering refuses it with a reason (a
+    // fragment that no warp-level intrinsic computes). GPU loops and intrinsics
+    // this CPU lacks are emulated.
+    std::string json = sched::trace_to_json(s);
+    auto lowered = lower::lower(*replayed, "k");
+    if (!lowered) {
+      EXPECT_NE(lowered.error().find("fragment"), std::string::npos) << lowered.error() << "\n" << json;
+      ++refused_at_lowering;
+    } else {
+      bool gpu = json.find("\"bind\"") != std::string::npos;
+      bool foreign = json.find("amx_") != std::string::npos || json.find("wmma_") != std::string::npos;
+      ASSERT_TRUE(tessel::testing::kernel_matches_interpreter(*replayed, uint64_t(round), 1, gpu, foreign)) << json;
+    }
     ++schedules;
   }
   EXPECT_GT(accepted_steps, rounds / 2);
   EXPECT_GT(refused_steps, rounds / 4);
   EXPECT_EQ(schedules, rounds);
+  EXPECT_LT(refused_at_lowering, rounds / 4);
 }
