@@ -50,6 +50,17 @@ check trace-wrong-workload nonzero "was made for workload" -- "$tessel" run dens
 check run-gemm-trace 0 "pack .*ahead of time" -- "$tessel" run configs/workloads/matmul_1024_constb.te --trace configs/traces/matmul_1024_constb_avx512.json --no-verify --repeat 1
 check compile-trace 0 "wrote" -- "$tessel" compile dense:M=16,N=32,K=24 --trace "$tmp/t.json" -o "$tmp/d.o"
 check run-unrunnable-target nonzero "lacks|CUDA" -- "$tessel" run matmul:M=4,N=4,K=4 --target h100
+# Tensor intrinsics for hardware this machine may lack, checked through their emulations.
+tc=matmul:M=64,N=32,K=32,dtype=f16
+check space-tensorcore 0 "wmma_f16_m16n16k16" -- "$tessel" space $tc --target h100 --sketch gpu-tensorcore --sample 1 -o "$tmp/tc.json"
+check run-tensorcore-emulated 0 "verify +ok" -- "$tessel" run $tc --target h100 --trace "$tmp/tc.json" --emulate-gpu --repeat 1
+check space-bad-sketch nonzero "no sketch 'gpu-tile-typo'.*gpu-tensorcore" -- "$tessel" space $tc --target h100 --sketch gpu-tile-typo
+amx=matmul:M=32,N=48,K=64,dtype=bf16
+check space-amx 0 "amx_bf16" -- "$tessel" space $amx --target cpu-avx512-amx --sketch tile+cache_write+tensorize --sample 1 -o "$tmp/amx.json"
+check run-amx-emulated 0 "verify +ok" -- "$tessel" run $amx --target cpu-avx512-amx --trace "$tmp/amx.json" --emulate-intrinsics --repeat 1
+if ! grep -q amx /proc/cpuinfo; then
+  check run-amx-unrunnable nonzero "emulate-intrinsics" -- "$tessel" run $amx --target cpu-avx512-amx --trace "$tmp/amx.json"
+fi
 
 if [[ $failures -gt 0 ]]; then echo "$failures CLI check(s) failed"; exit 1; fi
 echo "all CLI checks passed"

@@ -124,14 +124,31 @@ int cmd_space(const SpaceOptions &o) {
     std::cout << "sketch " << i << ": " << sketches[i].name << "\n";
     for (auto &r : sketches[i].rules) std::cout << "    " << r << "\n";
   }
+  std::vector<size_t> chosen; // the sketches samples are drawn from, in turn
+  for (size_t i = 0; i < sketches.size(); ++i)
+    if (o.sketch.empty() || sketches[i].name == o.sketch) chosen.push_back(i);
+  if (chosen.empty()) {
+    std::string names;
+    for (auto &k : sketches) names += (names.empty() ? "" : ", ") + k.name;
+    return fail("--sketch: " + w->key + " has no sketch '" + o.sketch + "' on " + target->name + " (it has: " + names +
+                ")");
+  }
+  if (!o.output.empty() && o.samples < 1) return fail("--output needs at least one sample (--sample 1)");
   sched::Rng rng(o.seed);
   for (int i = 0; i < o.samples; ++i) {
-    const sched::Sketch &k = sketches[size_t(i) % sketches.size()];
+    size_t index = chosen[size_t(i) % chosen.size()];
+    const sched::Sketch &k = sketches[index];
     auto s = gen.sample(*w, k, rng);
     if (!s) return fail(s.error());
-    std::cout << "\n# sample " << i << " (sketch " << (size_t(i) % sketches.size()) << ": " << k.name << ", seed "
-              << o.seed << ")\n"
-              << sched::trace_to_json(*s) << "\n";
+    std::string json = sched::trace_to_json(*s);
+    std::cout << "\n# sample " << i << " (sketch " << index << ": " << k.name << ", seed " << o.seed << ")\n"
+              << json << "\n";
+    if (i == 0 && !o.output.empty()) {
+      std::ofstream out(o.output);
+      out << json << "\n";
+      if (!out) return fail("cannot write " + o.output);
+      std::cerr << "wrote " << o.output << " (sample 0)\n";
+    }
   }
   return 0;
 }

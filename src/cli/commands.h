@@ -17,6 +17,8 @@ struct SpaceOptions {
   std::string target = "host";
   int samples = 3;
   uint64_t seed = 1;
+  std::string sketch; // sample only this sketch (by name)
+  std::string output; // also write the first sampled trace to this file
 };
 int cmd_space(const SpaceOptions &o);
 

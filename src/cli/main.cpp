@@ -25,11 +25,15 @@ int main(int argc, char **argv) {
   auto *space_cmd = app.add_subcommand("space", "Print a workload's schedule space: its sketches (the structure the\n"
                                                 "sketch rules give) and N sampled schedules as trace JSON.\n"
                                                 "Examples:\n  tessel space matmul:M=512,N=512,K=512 --sample 2\n"
-                                                "  tessel space dense:M=128,N=768,K=768 --target cpu-avx512 --seed 7 > t.json");
+                                                "  tessel space dense:M=128,N=768,K=768 --target cpu-avx512 --seed 7\n"
+                                                "  tessel space matmul:M=64,N=64,K=64,dtype=f16 --target h100 \\\n"
+                                                "      --sketch gpu-tensorcore --sample 1 -o tc.json");
   space_cmd->add_option("workload", space.workload, "operator spec or workload file")->required();
   space_cmd->add_option("--target", space.target, "target name (see `tessel targets`) or JSON path")->capture_default_str();
   space_cmd->add_option("--sample", space.samples, "how many schedules to sample")->capture_default_str();
   space_cmd->add_option("--seed", space.seed, "sampling seed (same seed, same samples)")->capture_default_str();
+  space_cmd->add_option("--sketch", space.sketch, "sample only the sketch of this name (e.g. gpu-tensorcore)");
+  space_cmd->add_option("-o,--output", space.output, "also write the first sampled trace to this file");
 
   ShowOptions show;
   auto *show_cmd = app.add_subcommand("show", "Print a workload: its tensor expressions, schedule and loop IR;\n"
