@@ -57,11 +57,13 @@ PackChoice pack_candidate(const te::Workload &w, const ir::Tensor &t) {
 }
 
 // The tensor intrinsic the target has for this stage: a sum of products of two
-// reads (maybe widened by casts) over two spatial axes and one reduction axis,
-// with the operand read at j contiguous in j (or a constant that `packed` re-lays out).
+// reads (maybe widened by casts) over spatial axes (batch..., i, j) and one
+// reduction axis k, with the operand read at j contiguous in j (or a constant
+// that `packed` re-lays out).
 const TensorIntrinsic *intrinsic_for(const ir::Tensor &t, const Target &target, bool packed) {
   auto *r = t->body.as<ir::Reduce>();
-  if (!r || r->op != ir::ReduceOp::Sum || t->axes.size() != 2 || r->axes.size() != 1) return nullptr;
+  if (!r || r->op != ir::ReduceOp::Sum || t->axes.size() < 2 || r->axes.size() != 1) return nullptr;
+  size_t n = t->shape.size();
   auto *mul = r->source.as<ir::Binary>();
   if (!mul || mul->op != ir::BinaryOp::Mul) return nullptr;
   auto operand = [&](const ir::Expr &e) -> const ir::TensorRead * {
@@ -79,7 +81,8 @@ const TensorIntrinsic *intrinsic_for(const ir::Tensor &t, const Target &target, 
         return nullptr;
   for (auto &in : tensor_intrinsics()) {
     if (in.c != t->dtype || in.a != a->type || in.b != b->type || !in.available_on(target)) continue;
-    if (in.fixed_shape() && (t->shape[0] % in.m != 0 || t->shape[1] % in.n != 0 || r->axes[0].extent % in.k != 0))
+    if (in.fixed_shape() &&
+        (t->shape[n - 2] % in.m != 0 || t->shape[n - 1] % in.n != 0 || r->axes[0].extent % in.k != 0))
       continue;
     return &in;
   }
@@ -301,9 +304,13 @@ private:
     if (ns > 0) check(compute_at(s, local, outer_stage, ol[ns - 1][1]));
 
     if (const TensorIntrinsic *in = sketch.tensorize ? intrinsic_for(t, target, sketch.pack) : nullptr) {
-      // The whole local tile (reduction first, so C is zeroed before it) runs on the intrinsic.
-      check(reorder(s, local, {2, 0, 1}));
-      check(tensorize(s, local, 2, in->name));
+      // The whole local tile (batch..., then k, i, j: the reduction first, so C is
+      // zeroed before it) runs on the intrinsic.
+      std::vector<int> order;
+      for (int a = 0; a + 2 < ns; ++a) order.push_back(a);
+      order.insert(order.end(), {ns, ns - 2, ns - 1});
+      check(reorder(s, local, order));
+      check(tensorize(s, local, ns, in->name));
       return;
     }
     std::vector<std::vector<int>> sl(ns), rl(nr);
@@ -451,7 +458,8 @@ private:
   // Returns the stage that writes the result (the fused epilogue, if any).
   std::string gpu_tensor_core(const ir::Tensor &t, const TensorIntrinsic *in) {
     std::string name = t->name;
-    int64_t mt = t->shape[0] / in->m, nt = t->shape[1] / in->n;
+    const int nb = int(t->shape.size()) - 2; // leading batch axes
+    int64_t mt = t->shape[size_t(nb)] / in->m, nt = t->shape[size_t(nb) + 1] / in->n;
     int64_t kt = t->body.as<ir::Reduce>()->axes[0].extent / in->k;
     auto pick = [&](int64_t n, int64_t max) {
       auto d = divisors(n, max);
@@ -466,20 +474,27 @@ private:
       check(compute_inline(s, name));
       out = epilogue->name;
     }
-    std::vector<int> il = split_levels(out, 0, {mt / fm / wm, wm, fm * in->m});
-    std::vector<int> jl = split_levels(out, 1, {nt / fn / wn, wn, fn * in->n});
-    check(reorder(s, out, {il[0], jl[0], il[1], jl[1], il[2], jl[2]}));
-    fuse_bind(out, {il[0], jl[0]}, "blockIdx.x");
+    std::vector<int> il = split_levels(out, nb, {mt / fm / wm, wm, fm * in->m});
+    std::vector<int> jl = split_levels(out, nb + 1, {nt / fn / wn, wn, fn * in->n});
+    std::vector<int> order, blocks;
+    for (int b = 0; b < nb; ++b) order.push_back(b);
+    order.insert(order.end(), {il[0], jl[0], il[1], jl[1], il[2], jl[2]});
+    check(reorder(s, out, order));
+    blocks.assign(order.begin(), order.begin() + nb + 2); // batch, then the block tile
+    fuse_bind(out, blocks, "blockIdx.x");
     int warp_loop = fuse_bind(out, {il[1], jl[1]}, "threadIdx.y");
     check(compute_at(s, frag, out, warp_loop));
 
-    // The fragment stage: k0 (shared slice) k1 | i0 j0 (fragments) | k2 i1 j1 (one WMMA).
-    SplitResult i = check(split_exact(s, frag, 0, in->m), SplitResult{-1, -1});
-    SplitResult j = check(split_exact(s, frag, 1, in->n), SplitResult{-1, -1});
-    SplitResult k = check(split_exact(s, frag, 2, in->k), SplitResult{-1, -1});
+    // The fragment stage: batch... k0 (shared slice) k1 | i0 j0 (fragments) | k2 i1 j1 (one WMMA).
+    SplitResult i = check(split_exact(s, frag, nb, in->m), SplitResult{-1, -1});
+    SplitResult j = check(split_exact(s, frag, nb + 1, in->n), SplitResult{-1, -1});
+    SplitResult k = check(split_exact(s, frag, nb + 2, in->k), SplitResult{-1, -1});
     SplitResult ko = check(split_exact(s, frag, k.outer, kf), SplitResult{-1, -1});
     if (i.inner < 0 || j.inner < 0 || k.inner < 0 || ko.inner < 0) return out;
-    check(reorder(s, frag, {ko.outer, ko.inner, i.outer, j.outer, k.inner, i.inner, j.inner}));
+    order.clear();
+    for (int b = 0; b < nb; ++b) order.push_back(b);
+    order.insert(order.end(), {ko.outer, ko.inner, i.outer, j.outer, k.inner, i.inner, j.inner});
+    check(reorder(s, frag, order));
     check(tensorize(s, frag, k.inner, in->name));
     pragma_unroll(frag);
 

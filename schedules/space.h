@@ -11,8 +11,9 @@
 //                  has exactly one (a fused epilogue such as bias + ReLU);
 //  * pack        — (variant) a constant input indexed by the innermost spatial axis is
 //                  re-laid-out ahead of time so that the vector loop reads it contiguously;
-//  * tensorize   — (variant) a 2-D sum of products whose dtypes match a tensor intrinsic
-//                  the target has (schedules/intrinsics.h) runs its local tile on it;
+//  * tensorize   — (variant) a sum of products over (batch..., i, j) x k whose dtypes match
+//                  a tensor intrinsic the target has (schedules/intrinsics.h: AVX-512, AMX)
+//                  runs its local tile on it;
 //  * rfactor     — (variant) a reduction with little spatial work (at most 16 outputs)
 //                  over a long axis is split into vectorized partial results (rfactor);
 //  * elementwise — other stages are tiled in two levels.
@@ -22,7 +23,7 @@
 // per block at the outer reduction level, fetched cooperatively by the block's
 // threads; (variant) a reduction with few outputs over a long axis becomes a
 // cross-thread reduction (one block per output, the axis split over threadIdx);
-// (variant) a 2-D contraction whose dtypes and 16-multiple shape fit the target's tensor
+// (variant) a (batched) contraction whose dtypes and 16-multiple shape fit the target's tensor
 // cores runs on WMMA: blocks of warps (threadIdx.y), each accumulating 16 x 16 fragments
 // (scope fragment) from A and B staged in shared memory (tensor-core tiling);
 // elementwise stages are fused and bound to blocks and threads.

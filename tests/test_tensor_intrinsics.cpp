@@ -131,6 +131,9 @@ TEST(AmxSpace, Bf16MatmulRunsOnAmxTiles) {
 TEST(AmxSpace, Int8MatmulRunsOnAmxTiles) {
   EXPECT_EQ(check_amx_samples("matmul:M=40,N=48,K=96,dtype=i8", "amx_int8", 24), 24);
 }
+TEST(AmxSpace, Bf16BatchMatmul) {
+  EXPECT_EQ(check_amx_samples("batch_matmul:B=2,M=20,N=32,K=40,dtype=bf16", "amx_bf16", 12), 12);
+}
 TEST(AmxSpace, Int8DenseWithPackedWeights) {
   EXPECT_GT(check_amx_samples("dense:M=16,N=32,K=64,dtype=i8", "amx_int8", 12), 0);
 }
@@ -191,6 +194,9 @@ void check_tensor_core_samples(const std::string &spec, const std::string &intri
 TEST(TensorCoreSpace, F16Matmul) { check_tensor_core_samples("matmul:M=64,N=96,K=48,dtype=f16", "wmma_f16_m16n16k16", 20); }
 TEST(TensorCoreSpace, Bf16Matmul) {
   check_tensor_core_samples("matmul:M=32,N=64,K=64,dtype=bf16", "wmma_bf16_m16n16k16", 12);
+}
+TEST(TensorCoreSpace, F16BatchMatmul) {
+  check_tensor_core_samples("batch_matmul:B=3,M=32,N=32,K=32,dtype=f16", "wmma_f16_m16n16k16", 12);
 }
 TEST(TensorCoreSpace, Int8Matmul) { check_tensor_core_samples("matmul:M=48,N=32,K=64,dtype=i8", "wmma_i8_m16n16k16", 12); }
 
