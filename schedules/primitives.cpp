@@ -1,5 +1,6 @@
 #include "schedules/primitives.h"
 
+#include "ir/affine.h"
 #include "ir/op.h"
 #include "ir/visitor.h"
 #include "schedules/intrinsics.h"
@@ -547,6 +548,95 @@ Expected<std::string> rfactor(Schedule &s, const std::string &name, int loop) {
   return rf_name;
 }
 
+namespace {
+
+// What the schedule knows of a tensorized tile's strides: each tile loop comes
+// from one axis through splits (its coefficient in the axis is the product of
+// the split factors inside it), and accesses are row-major over their tensors'
+// shapes. An error when no assignment of roles i, j, k fits the intrinsic's
+// C[i, j] += A[i, k] * B[k, j] with B and C contiguous along j; ok when one
+// does, or when the accesses are beyond this analysis (fused loops, blocked
+// layouts read through / and %), which lowering checks on the final indices.
+Status check_tile_strides(const Stage &S, int pos, const TensorIntrinsic &in, const ir::TensorRead *ra,
+                          const ir::TensorRead *rb) {
+  auto *red = S.tensor->body.as<ir::Reduce>();
+  int ns = S.num_spatial();
+  struct TileLoop {
+    const Loop *loop;
+    ir::Expr axis; // the original axis variable it comes from
+    int64_t coef;  // its coefficient in that axis
+  };
+  std::vector<TileLoop> tile;
+  for (int p = pos; p < pos + 3; ++p) {
+    int cur = S.leaves[size_t(p)];
+    TileLoop t{&S.loops[size_t(cur)], ir::Expr(), 1};
+    if (t.loop->extent < 2) return Status::ok(); // such loops vanish; lowering decides
+    for (bool more = true; more;) {
+      more = false;
+      for (auto &r : S.relations) {
+        if (r.kind == Relation::kFuse && r.fuse.fused == cur) return Status::ok();
+        if (r.kind == Relation::kSplit && (r.split.outer == cur || r.split.inner == cur)) {
+          if (r.split.outer == cur) t.coef *= r.split.factor;
+          cur = r.split.parent;
+          more = true;
+          break;
+        }
+      }
+    }
+    t.axis = cur < ns ? S.tensor->axes[size_t(cur)].var : red->axes[size_t(cur - ns)].var;
+    tile.push_back(t);
+  }
+  std::vector<ir::Expr> axes;
+  for (auto &t : tile) axes.push_back(t.axis);
+  // Per access: the coefficient of each tile loop in its flattened index.
+  auto strides = [&](const std::vector<int64_t> &shape,
+                     const std::vector<ir::Expr> &index) -> std::optional<std::vector<int64_t>> {
+    std::vector<int64_t> c(3, 0);
+    int64_t stride = 1;
+    for (size_t d = index.size(); d-- > 0;) {
+      auto f = ir::affine(index[d], axes);
+      if (!f) return std::nullopt;
+      for (size_t l = 0; l < 3; ++l) c[l] += stride * f->coefficient(tile[l].axis) * tile[l].coef;
+      stride *= shape[d];
+    }
+    return c;
+  };
+  std::vector<ir::Expr> own;
+  for (auto &ax : S.tensor->axes) own.push_back(ax.var);
+  auto cc = strides(S.tensor->shape, own), c0 = strides(ra->tensor->shape, ra->indices),
+       c1 = strides(rb->tensor->shape, rb->indices);
+  if (!cc || !c0 || !c1) return Status::ok();
+  for (int k = 0; k < 3; ++k) {
+    if (!tile[size_t(k)].loop->is_reduce) continue;
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) {
+        if (i == j || i == k || j == k) continue;
+        if (in.fixed_shape() && (tile[size_t(i)].loop->extent != in.m || tile[size_t(j)].loop->extent != in.n))
+          continue;
+        for (int swap = 0; swap < 2; ++swap) {
+          const std::vector<int64_t> &a = swap ? *c1 : *c0, &b = swap ? *c0 : *c1;
+          if ((*cc)[size_t(k)] == 0 && (*cc)[size_t(j)] == 1 && a[size_t(j)] == 0 && b[size_t(j)] == 1 &&
+              b[size_t(i)] == 0)
+            return Status::ok();
+        }
+      }
+  }
+  auto show = [&](const std::string &what, const std::vector<int64_t> &c) {
+    std::string out = what + " (";
+    for (size_t l = 0; l < 3; ++l) out += (l ? ", " : "") + std::to_string(c[l]);
+    return out + ")";
+  };
+  std::string loops;
+  for (auto &t : tile) loops += (loops.empty() ? "" : ", ") + t.loop->name;
+  return Status::error("tensorize: the tile of " + S.tensor->name + " does not fit " + in.name +
+                       ": no choice of i, j, k among its loops (" + loops +
+                       ") makes it C[i, j] += A[i, k] * B[k, j] with B and C contiguous along j; strides per loop: " +
+                       show(S.tensor->name, *cc) + ", " + show(ra->tensor->name, *c0) + ", " +
+                       show(rb->tensor->name, *c1));
+}
+
+} // namespace
+
 Status tensorize(Schedule &s, const std::string &name, int loop, const std::string &intrinsic) {
   const TensorIntrinsic *intrin = find_tensor_intrinsic(intrinsic);
   if (!intrin) {
@@ -632,6 +722,7 @@ Status tensorize(Schedule &s, const std::string &name, int loop, const std::stri
       return Status::error("tensorize: loop " + S.loops[r.split.parent].name + " is split with a tail (" +
                            std::to_string(S.loops[r.split.parent].extent) + " by " +
                            std::to_string(r.split.factor) + "); use split_exact");
+  if (Status c = check_tile_strides(S, pos, *intrin, ra, rb); !c) return c;
   S.loops[loop].tensorize = intrinsic;
   record(s, "tensorize", name, {loop}, intrinsic);
   return Status::ok();

@@ -91,7 +91,11 @@ Expected<std::string> transform_layout(Schedule &s, const std::string &input, in
 // Maps leaf `loop` and the two leaves inside it — two spatial loops and one
 // reduction loop of a sum of products C[i, j] += A[.., k] * B[k, j] — onto a
 // tensor intrinsic (schedules/intrinsics.h). The tile's loops must be serial
-// and guard-free (split_exact); lowering checks the access strides.
+// and guard-free (split_exact), of the intrinsic's dtypes and fixed shape if it
+// has one, with some choice of i, j, k making B and C contiguous along j. A
+// warp-level (WMMA) intrinsic needs a fragment-scope stage and no threadIdx.x
+// loop (a warp's lanes). Strides through fused loops or blocked layouts are
+// checked when lowering, on the final indices.
 Status tensorize(Schedule &s, const std::string &stage, int loop, const std::string &intrinsic);
 
 // Re-applies one recorded step (used by trace replay).

@@ -310,6 +310,12 @@ TEST(TensorIntrinsicLegality, ClearErrors) {
          sched::Schedule s = sched::default_schedule(op_workload("relu:M=16,N=16"));
          return err(sched::cache_write(s, s.stages.back().tensor->name, ir::MemoryScope::Fragment));
        }},
+      {"tile whose B operand is not contiguous along j", "does not fit avx512_fma_f32",
+       [] { // dense reads W[j, k]: only a packed W (transform_layout) makes it fit
+         sched::Schedule s = sched::default_schedule(op_workload("dense:M=16,N=16,K=16"));
+         (void)sched::reorder(s, "matmul", {2, 0, 1});
+         return err(sched::tensorize(s, "matmul", 2, "avx512_fma_f32"));
+       }},
       {"fragment never tensorized", "not tensorized with a warp-level intrinsic",
        [] { return err(lower::lower(fragment_schedule(), "k")); }},
   };

@@ -4,6 +4,7 @@
 // loop variables; the strides the kernel needs are read off the indices.
 #include "lower/lower.h"
 
+#include "ir/affine.h"
 #include "ir/op.h"
 #include "ir/printer.h"
 #include "ir/simplify.h"
@@ -19,46 +20,6 @@ namespace tessel::lower {
 using namespace ir;
 
 namespace {
-
-// An index as sum(coef[v] * v) + rest, with `rest` free of the tile's
-// variables; nullopt when it is not affine in them.
-struct Affine {
-  std::map<const ExprNode *, int64_t> coef;
-  Expr rest = Expr(int64_t(0));
-};
-
-std::optional<Affine> affine(const Expr &e, const std::vector<Expr> &vars) {
-  auto uses_any = [&](const Expr &x) {
-    for (auto &v : vars)
-      if (uses_var(x, v)) return true;
-    return false;
-  };
-  if (!uses_any(e)) return Affine{{}, e};
-  if (auto *v = e.as<Var>()) return Affine{{{v, 1}}, Expr(int64_t(0))};
-  auto *b = e.as<Binary>();
-  if (!b) return std::nullopt;
-  if (b->op == BinaryOp::Add || b->op == BinaryOp::Sub) {
-    auto x = affine(b->a, vars), y = affine(b->b, vars);
-    if (!x || !y) return std::nullopt;
-    int64_t sign = b->op == BinaryOp::Add ? 1 : -1;
-    for (auto &[v, c] : y->coef) x->coef[v] += sign * c;
-    x->rest = b->op == BinaryOp::Add ? x->rest + y->rest : x->rest - y->rest;
-    return x;
-  }
-  if (b->op == BinaryOp::Mul) {
-    int64_t c;
-    const Expr *var_side = nullptr;
-    if (is_const_int(simplify(b->b), &c)) var_side = &b->a;
-    else if (is_const_int(simplify(b->a), &c)) var_side = &b->b;
-    if (!var_side) return std::nullopt;
-    auto x = affine(*var_side, vars);
-    if (!x) return std::nullopt;
-    for (auto &[v, k] : x->coef) k *= c;
-    x->rest = x->rest * Expr(c);
-    return x;
-  }
-  return std::nullopt;
-}
 
 class Tensorizer : public IRMutator {
 public:
@@ -110,11 +71,7 @@ protected:
     for (auto *l : loops) vars.push_back(l->var);
     auto fc = affine(store->index, vars), f0 = affine(load(mul->a)->index, vars), f1 = affine(load(mul->b)->index, vars);
     if (!fc || !f0 || !f1) fail("the indices are not affine in the tile's loops:\n" + to_string(body));
-    auto coef = [](const Affine &f, const Expr &v) {
-      if (!v.defined()) return int64_t(0);
-      auto it = f.coef.find(v.get());
-      return it == f.coef.end() ? int64_t(0) : it->second;
-    };
+    auto coef = [](const Affine &f, const Expr &v) { return f.coefficient(v); };
     // Find roles i, j, k (a missing one has extent 1) and which operand is B so that
     // C[i, j] += A[i, k] * B[k, j] with C and B contiguous along j.
     std::vector<Expr> cand = vars;
