@@ -134,6 +134,54 @@ struct SoftwareTiles {
   }
 };
 
+// ------------------------------------------------------------------- packing
+// B into VNNI tile images: tile (tk, tj) holds rows k0 = tk*K .. k0+K of
+// columns tj*16 .. +16, row q of the image interleaving B rows k0 + q*G + g.
+// One image row is G source rows x 16 columns: with AVX-512 (every AMX CPU
+// has it) each is built with widening loads, shifts and ors; a portable loop
+// does the same elsewhere (the emulation runs on any CPU).
+template <typename E>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void pack_vnni_row_avx512(typename E::In *dst, const typename E::In *B,
+                                                                      int64_t ldb_k, int rows, int cols) {
+  constexpr int G = E::kGroup;
+  __mmask16 mask = cols >= 16 ? __mmask16(0xffff) : __mmask16((1u << cols) - 1);
+  __m512i out = _mm512_setzero_si512();
+  for (int g = 0; g < rows; ++g) {
+    __m512i wide;
+    if constexpr (G == 2) wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, B + g * ldb_k));
+    else wide = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, B + g * ldb_k));
+    out = _mm512_or_si512(out, _mm512_sllv_epi32(wide, _mm512_set1_epi32(int(g * 8 * sizeof(typename E::In)))));
+  }
+  _mm512_storeu_si512(dst, out);
+}
+
+template <typename E>
+void pack_vnni_row_portable(typename E::In *dst, const typename E::In *B, int64_t ldb_k, int rows, int cols) {
+  constexpr int G = E::kGroup;
+  std::memset(dst, 0, kRowBytes);
+  for (int g = 0; g < rows; ++g)
+    for (int j = 0; j < cols; ++j) dst[j * G + g] = B[g * ldb_k + j];
+}
+
+template <typename E>
+void pack_vnni(std::vector<typename E::In> &pb, const typename E::In *B, int64_t ldb_k, int64_t n, int64_t k,
+               int64_t nt, int64_t kt) {
+  using In = typename E::In;
+  constexpr int K = kRowBytes / int(sizeof(In)), G = E::kGroup, tile_elems = kRows * K;
+  static const bool avx512 = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  pb.assign(size_t(kt * nt * tile_elems), In(0));
+  for (int64_t kk = 0; kk < k; kk += G) {
+    int rows = int(std::min<int64_t>(G, k - kk));
+    In *image_row = pb.data() + (kk / K) * nt * tile_elems + ((kk % K) / G) * K;
+    for (int64_t j = 0; j < n; j += kRows) {
+      int cols = int(std::min<int64_t>(kRows, n - j));
+      In *dst = image_row + (j / kRows) * tile_elems;
+      if (avx512) pack_vnni_row_avx512<E>(dst, B + kk * ldb_k + j, ldb_k, rows, cols);
+      else pack_vnni_row_portable<E>(dst, B + kk * ldb_k + j, ldb_k, rows, cols);
+    }
+  }
+}
+
 // -------------------------------------------------------------------- driver
 // C[i*ldc + j] += sum_k A[i*lda_m + k*lda_k] * B[k*ldb_k + j], i < m, j < n.
 template <typename E, typename Tiles>
@@ -141,22 +189,25 @@ void amx_gemm(typename E::Acc *C, int64_t ldc, const typename E::In *A, int64_t 
               const typename E::In *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k) {
   using In = typename E::In;
   using Acc = typename E::Acc;
-  constexpr int K = kRowBytes / int(sizeof(In)), G = E::kGroup, tile_elems = kRows * K;
+  constexpr int K = kRowBytes / int(sizeof(In)), tile_elems = kRows * K;
   if (m <= 0 || n <= 0 || k <= 0) return;
   Tiles::begin();
   // Tile counts, rounded up to whole 2 x 2 blocks.
   const int64_t mt = (m + 31) / 32 * 2, nt = (n + 31) / 32 * 2, kt = (k + K - 1) / K;
-  thread_local std::vector<In> pa, pb;
-  pa.assign(size_t(mt * kt * tile_elems), In(0));
-  pb.assign(size_t(kt * nt * tile_elems), In(0));
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t kk = 0; kk < k; ++kk)
-      pa[size_t(((i / kRows) * kt + kk / K) * tile_elems + (i % kRows) * K + kk % K)] = A[i * lda_m + kk * lda_k];
-  for (int64_t kk = 0; kk < k; ++kk) {
-    In *row = pb.data() + (kk / K) * nt * tile_elems + ((kk % K) / G) * K + kk % G;
-    for (int64_t j = 0; j < n; ++j) row[(j / kRows) * tile_elems + (j % kRows) * G] = B[kk * ldb_k + j];
+  thread_local std::vector<In> pa, pb; // packed operands, reused across calls
+  // A: row-major with whole tiles is read in place; anything else is packed.
+  const bool a_in_place = lda_k == 1 && m % 32 == 0 && k % K == 0;
+  if (!a_in_place) {
+    pa.assign(size_t(mt * kt * tile_elems), In(0));
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t kk = 0; kk < k; ++kk)
+        pa[size_t(((i / kRows) * kt + kk / K) * tile_elems + (i % kRows) * K + kk % K)] = A[i * lda_m + kk * lda_k];
   }
-  auto a_tile = [&](int64_t ti, int64_t tk) { return pa.data() + (ti * kt + tk) * tile_elems; };
+  pack_vnni<E>(pb, B, ldb_k, n, k, nt, kt);
+  const int64_t a_stride = a_in_place ? lda_m * int64_t(sizeof(In)) : kRowBytes;
+  auto a_tile = [&](int64_t ti, int64_t tk) -> const In * {
+    return a_in_place ? A + ti * kRows * lda_m + tk * K : pa.data() + (ti * kt + tk) * tile_elems;
+  };
   auto b_tile = [&](int64_t tk, int64_t tj) { return pb.data() + (tk * nt + tj) * tile_elems; };
 
   // C tiles that overhang C go through a zero-padded copy.
@@ -191,8 +242,8 @@ void amx_gemm(typename E::Acc *C, int64_t ldc, const typename E::In *A, int64_t 
       Tiles::template load<2>(c[2], s[2]);
       Tiles::template load<3>(c[3], s[3]);
       for (int64_t tk = 0; tk < kt; ++tk) {
-        Tiles::template load<4>(a_tile(ti, tk), kRowBytes);
-        Tiles::template load<5>(a_tile(ti + 1, tk), kRowBytes);
+        Tiles::template load<4>(a_tile(ti, tk), a_stride);
+        Tiles::template load<5>(a_tile(ti + 1, tk), a_stride);
         Tiles::template load<6>(b_tile(tk, tj), kRowBytes);
         Tiles::template load<7>(b_tile(tk, tj + 1), kRowBytes);
         Tiles::template dot<E, 0, 4, 6>();
