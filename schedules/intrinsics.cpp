@@ -18,17 +18,19 @@ TensorIntrinsic cpu(std::string name, std::string symbol, std::string emulation,
   return t;
 }
 
-TensorIntrinsic wmma(std::string name, std::string symbol, std::string emulation, ir::DataType a, ir::DataType c) {
+// wmma_<a>_m<M>n<N>k<K>: one warp-level mma_sync on A and B fragments loaded from memory.
+TensorIntrinsic wmma(ir::DataType a, ir::DataType c, int m, int n, int k, std::string emulation) {
   TensorIntrinsic t;
-  t.name = std::move(name);
+  std::string shape = "m" + std::to_string(m) + "n" + std::to_string(n) + "k" + std::to_string(k);
+  t.name = "wmma_" + a.str() + "_" + shape;
   t.target_kind = "cuda";
-  t.runtime_symbol = std::move(symbol);
+  t.runtime_symbol = "tessel_" + t.name;
   t.emulation_symbol = std::move(emulation);
   t.a = t.b = a;
   t.c = c;
-  t.m = t.n = t.k = 16;
+  t.m = m, t.n = n, t.k = k;
   t.warp_level = true;
-  t.description = "CUDA WMMA m16n16k16 (tensor cores): a warp loads A and B fragments, mma_sync adds " + a.str() +
+  t.description = "CUDA WMMA " + shape + " (tensor cores): a warp loads A and B fragments, mma_sync adds " + a.str() +
                   " products into a " + c.str() + " accumulator fragment";
   return t;
 }
@@ -64,12 +66,16 @@ const std::vector<TensorIntrinsic> &tensor_intrinsics() {
       cpu("avx512_bf16_dot", "tessel_ukernel_bf16_dot_avx512", "tessel_ukernel_bf16_reference", "avx512bf16",
           DataType::bf16(), DataType::f32(),
           "AVX-512 BF16 dot products (vdpbf16ps): f32 C += bf16 A * bf16 B, two products per lane, pairs along k"),
-      wmma("wmma_f16_m16n16k16", "tessel_wmma_f16_m16n16k16", "tessel_ukernel_f16_reference", DataType::f16(),
-           DataType::f32()),
-      wmma("wmma_bf16_m16n16k16", "tessel_wmma_bf16_m16n16k16", "tessel_ukernel_bf16_reference", DataType::bf16(),
-           DataType::f32()),
-      wmma("wmma_i8_m16n16k16", "tessel_wmma_i8_m16n16k16", "tessel_ukernel_i8_reference", DataType::i8(),
-           DataType::i32()),
+      // The WMMA shapes CUDA offers for 16-bit and 8-bit inputs (sm_70+ f16, sm_80+ bf16, sm_72+ i8).
+      wmma(DataType::f16(), DataType::f32(), 16, 16, 16, "tessel_ukernel_f16_reference"),
+      wmma(DataType::f16(), DataType::f32(), 32, 8, 16, "tessel_ukernel_f16_reference"),
+      wmma(DataType::f16(), DataType::f32(), 8, 32, 16, "tessel_ukernel_f16_reference"),
+      wmma(DataType::bf16(), DataType::f32(), 16, 16, 16, "tessel_ukernel_bf16_reference"),
+      wmma(DataType::bf16(), DataType::f32(), 32, 8, 16, "tessel_ukernel_bf16_reference"),
+      wmma(DataType::bf16(), DataType::f32(), 8, 32, 16, "tessel_ukernel_bf16_reference"),
+      wmma(DataType::i8(), DataType::i32(), 16, 16, 16, "tessel_ukernel_i8_reference"),
+      wmma(DataType::i8(), DataType::i32(), 32, 8, 16, "tessel_ukernel_i8_reference"),
+      wmma(DataType::i8(), DataType::i32(), 8, 32, 16, "tessel_ukernel_i8_reference"),
   };
   return all;
 }
@@ -82,7 +88,7 @@ const TensorIntrinsic *find_tensor_intrinsic(const std::string &name) {
 
 const TensorIntrinsic *intrinsic_of_symbol(const std::string &symbol) {
   for (auto &t : tensor_intrinsics())
-    if (t.runtime_symbol == symbol || t.emulation_symbol == symbol) return &t;
+    if (t.runtime_symbol == symbol) return &t;
   return nullptr;
 }
 

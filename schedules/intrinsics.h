@@ -44,7 +44,7 @@ struct TensorIntrinsic {
 // In order of preference: the space uses the first one a stage and target allow.
 const std::vector<TensorIntrinsic> &tensor_intrinsics();
 const TensorIntrinsic *find_tensor_intrinsic(const std::string &name);
-// The intrinsic whose runtime or emulation function is `symbol`, if any.
+// The intrinsic whose runtime function is `symbol`, if any (emulations are shared).
 const TensorIntrinsic *intrinsic_of_symbol(const std::string &symbol);
 
 } // namespace tessel::sched

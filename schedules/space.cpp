@@ -60,33 +60,40 @@ PackChoice pack_candidate(const te::Workload &w, const ir::Tensor &t) {
 // reads (maybe widened by casts) over spatial axes (batch..., i, j) and one
 // reduction axis k, with the operand read at j contiguous in j (or a constant
 // that `packed` re-lays out).
-const TensorIntrinsic *intrinsic_for(const ir::Tensor &t, const Target &target, bool packed) {
+std::vector<const TensorIntrinsic *> intrinsics_for(const ir::Tensor &t, const Target &target, bool packed) {
+  std::vector<const TensorIntrinsic *> out;
   auto *r = t->body.as<ir::Reduce>();
-  if (!r || r->op != ir::ReduceOp::Sum || t->axes.size() < 2 || r->axes.size() != 1) return nullptr;
+  if (!r || r->op != ir::ReduceOp::Sum || t->axes.size() < 2 || r->axes.size() != 1) return out;
   size_t n = t->shape.size();
   auto *mul = r->source.as<ir::Binary>();
-  if (!mul || mul->op != ir::BinaryOp::Mul) return nullptr;
+  if (!mul || mul->op != ir::BinaryOp::Mul) return out;
   auto operand = [&](const ir::Expr &e) -> const ir::TensorRead * {
     if (auto *c = e.as<ir::Cast>()) return c->type == t->dtype ? c->value.as<ir::TensorRead>() : nullptr;
     return e.as<ir::TensorRead>();
   };
   auto *a = operand(mul->a), *b = operand(mul->b);
-  if (!a || !b) return nullptr;
+  if (!a || !b) return out;
   // The kernels stream B along j: the operand read at j must be contiguous in it.
   const ir::Expr &j = t->axes.back().var;
   for (auto *r : {a, b})
     for (size_t d = 0; d < r->indices.size(); ++d)
       if (ir::uses_var(r->indices[d], j) && !(d + 1 == r->indices.size() && r->indices[d].same_as(j)) &&
           !(packed && r->tensor->is_constant))
-        return nullptr;
+        return out;
   for (auto &in : tensor_intrinsics()) {
     if (in.c != t->dtype || in.a != a->type || in.b != b->type || !in.available_on(target)) continue;
     if (in.fixed_shape() &&
         (t->shape[n - 2] % in.m != 0 || t->shape[n - 1] % in.n != 0 || r->axes[0].extent % in.k != 0))
       continue;
-    return &in;
+    out.push_back(&in);
   }
-  return nullptr;
+  return out;
+}
+
+// The preferred one (the registry's order), or null.
+const TensorIntrinsic *intrinsic_for(const ir::Tensor &t, const Target &target, bool packed) {
+  auto all = intrinsics_for(t, target, packed);
+  return all.empty() ? nullptr : all.front();
 }
 
 // CUDA: few outputs (at most a few blocks' worth) over a long axis: reduce across threads.
@@ -350,8 +357,10 @@ private:
     std::vector<std::string> handled;
     for (auto &t : w.stages) {
       if (!is_reduction(t)) continue;
-      if (const TensorIntrinsic *in = sketch.tensor_core ? intrinsic_for(t, target, false) : nullptr) {
-        if (std::string out = gpu_tensor_core(t, in); !out.empty()) handled.push_back(out);
+      if (auto shapes = sketch.tensor_core ? intrinsics_for(t, target, false) : std::vector<const TensorIntrinsic *>{};
+          !shapes.empty()) { // the WMMA shape is a decision too
+        if (std::string out = gpu_tensor_core(t, shapes[size_t(rng.below(int64_t(shapes.size())))]); !out.empty())
+          handled.push_back(out);
         continue;
       }
       if (sketch.cross_thread && wants_cross_thread(t)) {
@@ -451,10 +460,11 @@ private:
     }
   }
 
-  // Tensor cores: a block computes a (wm x fm x 16) x (wn x fn x 16) tile of C
-  // with wm x wn warps (threadIdx.y), each accumulating fm x fn 16 x 16
-  // fragments; A and B are staged in shared memory per kf x 16 slice of k and
-  // fetched cooperatively by all threads; every 16 x 16 x 16 step is one WMMA.
+  // Tensor cores with a WMMA shape m x n x k (sampled among those that fit): a
+  // block computes a (wm x fm x m) x (wn x fn x n) tile of C with wm x wn warps
+  // (threadIdx.y), each accumulating fm x fn fragments; A and B are staged in
+  // shared memory per kf x k slice and fetched cooperatively by all threads;
+  // every m x n x k step is one WMMA.
   // Returns the stage that writes the result (the fused epilogue, if any).
   std::string gpu_tensor_core(const ir::Tensor &t, const TensorIntrinsic *in) {
     std::string name = t->name;

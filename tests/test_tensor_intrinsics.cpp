@@ -14,6 +14,7 @@
 
 #include <cmath>
 #include <random>
+#include <set>
 
 using namespace tessel;
 using tessel::testing::kernel_matches_interpreter;
@@ -156,7 +157,8 @@ TEST(AmxSpace, TheCpuBackEndRefusesAmxWithoutTheFeature) {
 
 // ------------------------------------------------------- tensor cores (WMMA)
 namespace {
-void check_tensor_core_samples(const std::string &spec, const std::string &intrinsic, int n) {
+// `prefix` names the intrinsics' family ("wmma_f16_"); the shape is a sampled decision.
+void check_tensor_core_samples(const std::string &spec, const std::string &prefix, int n, size_t min_shapes = 2) {
   te::Workload w = op_workload(spec);
   Target target = load_target("h100");
   sched::SpaceGenerator gen(target);
@@ -167,16 +169,19 @@ void check_tensor_core_samples(const std::string &spec, const std::string &intri
   auto sketches = gen.sketches(w);
   ASSERT_EQ(sketches[0].name, "gpu-tensorcore") << spec;
   sched::Rng rng(23);
+  std::set<std::string> shapes;
   for (int i = 0; i < n; ++i) {
     auto s = gen.sample(w, sketches[0], rng);
     ASSERT_TRUE(s.has_value()) << s.error();
     std::string json = sched::trace_to_json(*s);
-    EXPECT_NE(json.find("\"" + intrinsic + "\""), std::string::npos) << json;
+    EXPECT_NE(json.find("\"" + prefix), std::string::npos) << json;
     EXPECT_NE(json.find("\"scope\":\"fragment\""), std::string::npos) << json;
     auto p = lower::lower(*s, "k");
     ASSERT_TRUE(p.has_value()) << p.error();
     lower::GpuResources r = lower::gpu_resources(p->kernel);
-    EXPECT_EQ(r.warp_intrinsics, std::vector<std::string>{intrinsic});
+    ASSERT_EQ(r.warp_intrinsics.size(), 1u);
+    EXPECT_EQ(r.warp_intrinsics[0].rfind(prefix, 0), 0u) << r.warp_intrinsics[0];
+    shapes.insert(r.warp_intrinsics[0]);
     EXPECT_EQ(r.threads_per_block % 32, 0) << "warps are whole";
     EXPECT_GT(r.shared_bytes, 0);
     ASSERT_TRUE(kernel_matches_interpreter(*s, uint64_t(i), 1, /*emulate_gpu=*/true))
@@ -188,17 +193,21 @@ void check_tensor_core_samples(const std::string &spec, const std::string &intri
     ASSERT_TRUE(q.has_value());
     EXPECT_EQ(ir::to_string(p->kernel.body), ir::to_string(q->kernel.body));
   }
+  EXPECT_GE(shapes.size(), min_shapes) << "m16n16k16, m32n8k16 and m8n32k16 are all in the space";
 }
 } // namespace
 
-TEST(TensorCoreSpace, F16Matmul) { check_tensor_core_samples("matmul:M=64,N=96,K=48,dtype=f16", "wmma_f16_m16n16k16", 20); }
+TEST(TensorCoreSpace, F16Matmul) { check_tensor_core_samples("matmul:M=64,N=96,K=48,dtype=f16", "wmma_f16_", 20); }
 TEST(TensorCoreSpace, Bf16Matmul) {
-  check_tensor_core_samples("matmul:M=32,N=64,K=64,dtype=bf16", "wmma_bf16_m16n16k16", 12);
+  check_tensor_core_samples("matmul:M=32,N=64,K=64,dtype=bf16", "wmma_bf16_", 12);
 }
 TEST(TensorCoreSpace, F16BatchMatmul) {
-  check_tensor_core_samples("batch_matmul:B=3,M=32,N=32,K=32,dtype=f16", "wmma_f16_m16n16k16", 12);
+  check_tensor_core_samples("batch_matmul:B=3,M=32,N=32,K=32,dtype=f16", "wmma_f16_", 12);
 }
-TEST(TensorCoreSpace, Int8Matmul) { check_tensor_core_samples("matmul:M=48,N=32,K=64,dtype=i8", "wmma_i8_m16n16k16", 12); }
+TEST(TensorCoreSpace, OnlyM8N32FitsRowsOf24) {
+  check_tensor_core_samples("matmul:M=24,N=64,K=32,dtype=f16", "wmma_f16_m8n32k16", 8, 1);
+}
+TEST(TensorCoreSpace, Int8Matmul) { check_tensor_core_samples("matmul:M=48,N=32,K=64,dtype=i8", "wmma_i8_", 12); }
 
 TEST(TensorCoreSpace, OnlyWhenShapesAndTargetAllow) {
   Target h100 = load_target("h100");
@@ -212,7 +221,9 @@ TEST(TensorCoreSpace, OnlyWhenShapesAndTargetAllow) {
     return std::find(n.begin(), n.end(), "gpu-tensorcore") != n.end();
   };
   EXPECT_TRUE(has_tc(h100, "matmul:M=32,N=32,K=32,dtype=f16"));
-  EXPECT_FALSE(has_tc(h100, "matmul:M=24,N=32,K=32,dtype=f16")) << "24 is not a multiple of 16";
+  EXPECT_TRUE(has_tc(h100, "matmul:M=24,N=32,K=32,dtype=f16")) << "m8n32k16 tiles 24 x 32";
+  EXPECT_FALSE(has_tc(h100, "matmul:M=20,N=32,K=32,dtype=f16")) << "20 is not a multiple of 8";
+  EXPECT_FALSE(has_tc(h100, "matmul:M=32,N=32,K=24,dtype=f16")) << "k must be a multiple of 16";
   EXPECT_FALSE(has_tc(h100, "matmul:M=32,N=32,K=32,dtype=f32")) << "no f32 WMMA intrinsic";
   Target no_tc = h100;
   no_tc.gpu->tensor_cores.clear();
@@ -230,7 +241,7 @@ TEST(TensorCoreSpace, OnlyWhenShapesAndTargetAllow) {
   EXPECT_TRUE(lower::check_gpu_limits(p->kernel, h100));
   Status st = lower::check_gpu_limits(p->kernel, no_tc);
   EXPECT_FALSE(st);
-  EXPECT_NE(st.message().find("m16n16k16 f16->f32 tensor cores"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("f16->f32 tensor cores, which h100 does not list"), std::string::npos) << st.message();
   // Without emulation the CPU back end refuses the warp-level call.
   EXPECT_FALSE(codegen::jit_compile(*p, Target::host()).has_value());
 }
@@ -328,7 +339,8 @@ TEST(TensorIntrinsicLegality, ClearErrors) {
 TEST(TensorIntrinsics, RegistryIsConsistent) {
   for (auto &in : sched::tensor_intrinsics()) {
     EXPECT_EQ(sched::find_tensor_intrinsic(in.name), &in);
-    EXPECT_EQ(sched::intrinsic_of_symbol(in.emulation_symbol) != nullptr, true) << in.name;
+    EXPECT_EQ(sched::intrinsic_of_symbol(in.runtime_symbol), &in) << in.name;
+    EXPECT_EQ(sched::intrinsic_of_symbol(in.emulation_symbol), nullptr) << in.name;
     EXPECT_TRUE(in.target_kind == "cpu" || in.target_kind == "cuda") << in.name;
     EXPECT_EQ(in.warp_level, in.target_kind == "cuda") << in.name;
     EXPECT_EQ(in.available_on(load_target("h100")), in.target_kind == "cuda") << in.name;

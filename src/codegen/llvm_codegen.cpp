@@ -325,7 +325,7 @@ private:
       args.push_back(gen(a));
       types.push_back(args.back()->getType());
     }
-    if (const sched::TensorIntrinsic *t = sched::intrinsic_of_symbol(op->name); t && t->runtime_symbol == op->name) {
+    if (const sched::TensorIntrinsic *t = sched::intrinsic_of_symbol(op->name)) {
       if (t->target_kind != "cpu")
         throw Error("tensor intrinsic " + t->name + " runs on " + t->target_kind +
                     " devices; the CPU back end runs it only emulated (GPU emulation or --emulate-intrinsics)");

@@ -38,7 +38,7 @@ Expected<LoweredProgram> lower(const sched::Schedule &schedule, const std::strin
       for (auto &l : st.loops)
         if (auto *in = sched::find_tensor_intrinsic(l.tensorize)) warp |= in->warp_level;
       TESSEL_CHECK(warp, "stage " + st.tensor->name + " lives in a fragment but is not tensorized with a warp-level " +
-                             "intrinsic (wmma_*); tensorize its 16 x 16 x 16 tiles, or use scope local");
+                             "intrinsic (wmma_*); tensorize its m x n x k tiles, or use scope local");
     }
     p.inputs = w.inputs;
     p.outputs = w.outputs;

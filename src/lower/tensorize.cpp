@@ -136,7 +136,7 @@ public:
 protected:
   Stmt visit(const ExternCall *op, const Stmt &s) override {
     const sched::TensorIntrinsic *in = sched::intrinsic_of_symbol(op->name);
-    if (!in || in->runtime_symbol != op->name || (!kind_.empty() && in->target_kind != kind_)) return s;
+    if (!in || (!kind_.empty() && in->target_kind != kind_)) return s;
     return ExternCall::make(in->emulation_symbol, op->args);
   }
 
