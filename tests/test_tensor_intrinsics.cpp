@@ -348,3 +348,38 @@ TEST(TensorIntrinsics, RegistryIsConsistent) {
   EXPECT_TRUE(sched::find_tensor_intrinsic("amx_bf16")->available_on(load_target("cpu-avx512-amx")));
   EXPECT_FALSE(sched::find_tensor_intrinsic("amx_bf16")->available_on(load_target("cpu-avx512")));
 }
+
+// The smallest tensor-core schedule, by hand: one fragment at the root, one WMMA.
+TEST(TensorCoreSpace, HandWrittenScheduleAndLaneLimits) {
+  Target h100 = load_target("h100");
+  auto build = [](int64_t lanes) {
+    sched::Schedule s = sched::default_schedule(op_workload("matmul:M=16,N=16,K=16,dtype=f16"));
+    EXPECT_TRUE(sched::cache_write(s, "Cacc", ir::MemoryScope::Fragment).has_value());
+    EXPECT_TRUE(sched::compute_inline(s, "Cacc"));
+    EXPECT_TRUE(sched::reorder(s, "Cacc_fragment", {2, 0, 1}));
+    EXPECT_TRUE(sched::tensorize(s, "Cacc_fragment", 2, "wmma_f16_m16n16k16"));
+    auto sp = sched::split(s, "C", 1, lanes); // the write-back's columns over threadIdx.x
+    EXPECT_TRUE(sp.has_value());
+    EXPECT_TRUE(sched::bind(s, "C", sp->inner, "threadIdx.x"));
+    return s;
+  };
+  sched::Schedule half_warp = build(16); // 16 lanes: not a whole warp
+  auto p = lower::lower(half_warp, "k");
+  ASSERT_TRUE(p.has_value()) << p.error();
+  Status st = lower::check_gpu_limits(p->kernel, h100);
+  EXPECT_FALSE(st);
+  EXPECT_NE(st.message().find("threadIdx.x is a warp's 32 lanes"), std::string::npos) << st.message();
+  EXPECT_TRUE(kernel_matches_interpreter(half_warp, 5, 1, /*emulate_gpu=*/true)); // computes right, cannot launch
+
+  sched::Schedule none = sched::default_schedule(op_workload("matmul:M=16,N=16,K=16,dtype=f16"));
+  ASSERT_TRUE(sched::cache_write(none, "Cacc", ir::MemoryScope::Fragment).has_value());
+  ASSERT_TRUE(sched::reorder(none, "Cacc_fragment", {2, 0, 1}));
+  ASSERT_TRUE(sched::tensorize(none, "Cacc_fragment", 2, "wmma_f16_m16n16k16"));
+  auto q = lower::lower(none, "k");
+  ASSERT_TRUE(q.has_value()) << q.error();
+  lower::GpuResources r = lower::gpu_resources(q->kernel);
+  EXPECT_EQ(r.threads_per_block, 32) << "a warp-level kernel runs at least one whole warp";
+  EXPECT_EQ(r.local_bytes, 16 * 16 * 4 / 32) << "a 16 x 16 f32 fragment is 8 registers per lane";
+  EXPECT_TRUE(lower::check_gpu_limits(q->kernel, h100));
+  EXPECT_TRUE(kernel_matches_interpreter(none, 6, 1, /*emulate_gpu=*/true));
+}
