@@ -21,8 +21,8 @@ extern "C" void openblas_set_num_threads(int);
 
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -76,7 +76,6 @@ void BM_Gemm_TesselDefault(benchmark::State &state) {
 }
 BENCHMARK(BM_Gemm_TesselDefault)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-
 // The hand-written trace of configs/traces: proof that the schedule space
 // holds programs as fast as a tuned BLAS. B is a constant packed ahead of time
 // (the packing is not in the timed call).
@@ -118,7 +117,6 @@ void BM_Gemm_OpenBLAS(benchmark::State &state) {
 BENCHMARK(BM_Gemm_OpenBLAS)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
 #endif
 
-
 } // namespace
 
 int main(int argc, char **argv) {
@@ -134,8 +132,10 @@ int main(int argc, char **argv) {
                                 {"BM_Gemm_TesselTensorized/", "... tensorized (avx512_fma_f32)"}}) {
       auto t = reporter.gflops.find(bench + std::to_string(n));
       if (t == reporter.gflops.end()) continue;
-      if (o == reporter.gflops.end()) std::printf("%-10d %-34s %12.2f %18s %10s\n", n, label, t->second, "-", "-");
-      else std::printf("%-10d %-34s %12.2f %18.2f %9.3fx\n", n, label, t->second, o->second, t->second / o->second);
+      if (o == reporter.gflops.end())
+        std::printf("%-10d %-34s %12.2f %18s %10s\n", n, label, t->second, "-", "-");
+      else
+        std::printf("%-10d %-34s %12.2f %18.2f %9.3fx\n", n, label, t->second, o->second, t->second / o->second);
     }
   }
   std::printf("\n%-4s %-75s %10s\n", "#", "JIT compile (lower + LLVM -O3 + JIT)", "ms");

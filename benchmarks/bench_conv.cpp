@@ -53,7 +53,6 @@ void set_gflops(benchmark::State &state) {
   state.counters["GFLOP/s"] = benchmark::Counter(kFlop * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-
 // One compiled Tessel variant with its inputs (packed once) and output.
 struct TesselConv {
   te::Workload w;
@@ -110,7 +109,6 @@ BENCHMARK(BM_Conv_TesselDefault)->Unit(benchmark::kMillisecond)->UseRealTime();
 void BM_Conv_TesselTrace(benchmark::State &state) { run_tessel(state, Variant::Trace); }
 BENCHMARK(BM_Conv_TesselTrace)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-
 #ifdef TESSEL_HAVE_DNNL
 using dnnl::memory;
 using tag = memory::format_tag;
@@ -144,8 +142,8 @@ std::unique_ptr<DnnlConv> make_dnnl(bool any_layout, const float *data, const fl
   memory::desc src_md(src_dims, f32, any_layout ? tag::any : tag::nchw);
   memory::desc wei_md(wei_dims, f32, any_layout ? tag::any : tag::oihw);
   memory::desc dst_md(dst_dims, f32, any_layout ? tag::any : tag::nchw);
-  dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                       src_md, wei_md, dst_md, strides, padding, padding);
+  dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md,
+                                       wei_md, dst_md, strides, padding, padding);
   dnnl::convolution_forward::primitive_desc pd(desc, d->eng);
   d->impl = pd.impl_info_str();
   d->conv = dnnl::convolution_forward(pd);
@@ -238,7 +236,6 @@ void cross_check() {
 }
 #endif
 
-
 } // namespace
 
 int main(int argc, char **argv) {
@@ -281,8 +278,10 @@ int main(int argc, char **argv) {
   };
   for (auto &row : rows) {
     auto g = reporter.gflops.find(row.bench);
-    if (g == reporter.gflops.end()) std::printf("%-48s %10s %10s\n", row.label, "-", "-");
-    else std::printf("%-48s %10.3f %10.2f\n", row.label, reporter.ms[row.bench], g->second);
+    if (g == reporter.gflops.end())
+      std::printf("%-48s %10s %10s\n", row.label, "-", "-");
+    else
+      std::printf("%-48s %10.3f %10.2f\n", row.label, reporter.ms[row.bench], g->second);
   }
   auto ratio = [&](const char *a, const char *b, const char *label) {
     auto x = reporter.gflops.find(a), y = reporter.gflops.find(b);
@@ -294,7 +293,8 @@ int main(int argc, char **argv) {
   ratio("BM_Conv_TesselTrace", "BM_Conv_OneDNN_AnyLayoutWithReorders", "ratio Tessel trace / oneDNN any + reorders");
   ratio("BM_Conv_TesselTrace", "BM_Conv_TesselDefault", "ratio Tessel trace / Tessel default");
 #ifdef TESSEL_HAVE_DNNL
-  for (auto &[layout, impl] : g_dnnl_impl) std::printf("oneDNN %-4s implementation: %s\n", layout.c_str(), impl.c_str());
+  for (auto &[layout, impl] : g_dnnl_impl)
+    std::printf("oneDNN %-4s implementation: %s\n", layout.c_str(), impl.c_str());
   using GetThreads = int (*)();
   if (auto f = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "omp_get_max_threads")))
     std::printf("oneDNN (OpenMP) threads: %d\n", f());

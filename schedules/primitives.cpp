@@ -6,9 +6,9 @@
 #include "schedules/intrinsics.h"
 
 #include <algorithm>
-#include <set>
 #include <functional>
 #include <optional>
+#include <set>
 #include <unordered_map>
 
 namespace tessel::sched {
@@ -78,7 +78,9 @@ public:
     replace_in(s.workload.stages, old, replacement);
     replace_in(s.workload.outputs, old, replacement);
     st.tensor = replacement;
-    rewrites[old.get()] = [replacement](const ir::TensorRead *r) { return ir::TensorRead::make(replacement, r->indices); };
+    rewrites[old.get()] = [replacement](const ir::TensorRead *r) {
+      return ir::TensorRead::make(replacement, r->indices);
+    };
   }
 
 protected:
@@ -288,8 +290,8 @@ Expected<SplitResult> split_nparts(Schedule &s, const std::string &name, int loo
   if (nparts <= 0) return make_error("split_nparts: nparts must be positive, got " + std::to_string(nparts));
   int64_t extent = (*st)->loops[loop].extent;
   if (nparts > extent)
-    return make_error("split_nparts: " + std::to_string(nparts) + " parts exceed the extent " +
-                      std::to_string(extent) + " of loop " + (*st)->loops[loop].name);
+    return make_error("split_nparts: " + std::to_string(nparts) + " parts exceed the extent " + std::to_string(extent) +
+                      " of loop " + (*st)->loops[loop].name);
   auto r = split(s, name, loop, (extent + nparts - 1) / nparts);
   if (r) s.trace.back() = Step{"split_nparts", name, {loop, nparts}, ""};
   return r;
@@ -310,8 +312,8 @@ Expected<int> fuse(Schedule &s, const std::string &name, int outer, int inner) {
     return make_error("fuse: cannot fuse spatial loop with reduction loop (" + S.loops[outer].name + ", " +
                       S.loops[inner].name + ")");
   if (S.loops[outer].kind != ir::ForKind::Serial || S.loops[inner].kind != ir::ForKind::Serial)
-    return make_error("fuse: fuse loops before annotating them (" + S.loops[outer].name + ", " +
-                      S.loops[inner].name + ")");
+    return make_error("fuse: fuse loops before annotating them (" + S.loops[outer].name + ", " + S.loops[inner].name +
+                      ")");
   int fused = int(S.loops.size());
   S.loops.push_back(Loop{S.loops[outer].name + "." + S.loops[inner].name + ".f",
                          S.loops[outer].extent * S.loops[inner].extent, S.loops[outer].is_reduce});
@@ -375,9 +377,10 @@ Status bind(Schedule &s, const std::string &n, int loop, const std::string &tag)
   if (tag == "threadIdx.x")
     for (auto &L : (*st)->loops)
       if (const TensorIntrinsic *in = find_tensor_intrinsic(L.tensorize); in && in->warp_level)
-        return Status::error("bind: " + n + " runs " + in->name + " on whole warps, whose lanes are threadIdx.x; "
+        return Status::error("bind: " + n + " runs " + in->name +
+                             " on whole warps, whose lanes are threadIdx.x; "
                              "bind its loops to threadIdx.y or threadIdx.z");
-  ir::ForKind kind = tag == "vthread"              ? ir::ForKind::Vthread
+  ir::ForKind kind = tag == "vthread"                ? ir::ForKind::Vthread
                      : tag.rfind("blockIdx", 0) == 0 ? ir::ForKind::GpuBlock
                                                      : ir::ForKind::GpuThread;
   Status r = annotate(s, n, loop, kind, "bind", tag);
@@ -404,7 +407,8 @@ Status reverse_compute_at(Schedule &s, const std::string &name, const std::strin
   Stage &E = **st, &P = **pt;
   if (&E == &P) return Status::error("reverse_compute_at: a stage cannot be computed inside itself");
   if (E.tensor->body.as<ir::Reduce>())
-    return Status::error("reverse_compute_at: " + name + " is a reduction; only elementwise consumers can follow a tile");
+    return Status::error("reverse_compute_at: " + name +
+                         " is a reduction; only elementwise consumers can follow a tile");
   if (!s.workload.is_output(E.tensor) || !consumers_of(s, E.tensor).empty())
     return Status::error("reverse_compute_at: " + name + " must be an output that no other stage reads");
   if (E.attach != Attach::Root || !E.relations.empty())
@@ -433,8 +437,8 @@ Status reverse_compute_at(Schedule &s, const std::string &name, const std::strin
     return c.ok;
   };
   if (!identity_reads(E.tensor->body) || !reads_p)
-    return Status::error("reverse_compute_at: " + name + " must read " + producer +
-                         " element for element (" + producer + "[i, j, ...] at its own indices)");
+    return Status::error("reverse_compute_at: " + name + " must read " + producer + " element for element (" +
+                         producer + "[i, j, ...] at its own indices)");
   // Whatever else the epilogue reads must exist when the producer's tile is done:
   // inputs, or root stages computed before the producer (so not after it, nor from it).
   size_t p_index = stage_index(s, &P);
@@ -660,16 +664,19 @@ Status tensorize(Schedule &s, const std::string &name, int loop, const std::stri
     return Status::error("tensorize: " + name + " is not a sum of products of two tensor reads, which " + intrinsic +
                          " computes");
   if (S.tensor->dtype != intrin->c || ra->type != intrin->a || rb->type != intrin->b)
-    return Status::error("tensorize: " + intrinsic + " computes " + intrin->c.str() + " += " + intrin->a.str() +
-                         " * " + intrin->b.str() + "; " + name + " is " + S.tensor->dtype.str() + " += " +
-                         ra->type.str() + " * " + rb->type.str());
+    return Status::error("tensorize: " + intrinsic + " computes " + intrin->c.str() + " += " + intrin->a.str() + " * " +
+                         intrin->b.str() + "; " + name + " is " + S.tensor->dtype.str() + " += " + ra->type.str() +
+                         " * " + rb->type.str());
   if (intrin->warp_level && S.scope != ir::MemoryScope::Fragment)
-    return Status::error("tensorize: " + intrinsic + " is a warp-level tensor-core operation whose accumulator is a "
-                         "fragment; cache_write the contraction with scope fragment and tensorize the cache (" + name +
-                         " is " + ir::memory_scope_name(S.scope) + ")");
+    return Status::error("tensorize: " + intrinsic +
+                         " is a warp-level tensor-core operation whose accumulator is a "
+                         "fragment; cache_write the contraction with scope fragment and tensorize the cache (" +
+                         name + " is " + ir::memory_scope_name(S.scope) + ")");
   if (!intrin->warp_level && S.scope == ir::MemoryScope::Fragment)
-    return Status::error("tensorize: " + name + " is a fragment, which only warp-level tensor intrinsics (wmma_*) "
-                         "compute; " + intrinsic + " is a " + intrin->target_kind + " intrinsic");
+    return Status::error("tensorize: " + name +
+                         " is a fragment, which only warp-level tensor intrinsics (wmma_*) "
+                         "compute; " +
+                         intrinsic + " is a " + intrin->target_kind + " intrinsic");
   int pos = S.leaf_position(loop);
   if (int(S.leaves.size()) - pos != 3)
     return Status::error("tensorize: the tile must be loop " + S.loops[loop].name +
@@ -691,8 +698,10 @@ Status tensorize(Schedule &s, const std::string &name, int loop, const std::stri
     int64_t rk = 0;
     for (int p = pos; p < int(S.leaves.size()); ++p) {
       const Loop &L = S.loops[S.leaves[p]];
-      if (L.is_reduce) rk = L.extent;
-      else sp.push_back(L.extent);
+      if (L.is_reduce)
+        rk = L.extent;
+      else
+        sp.push_back(L.extent);
     }
     std::sort(sp.begin(), sp.end());
     std::vector<int64_t> want{intrin->m, intrin->n};
@@ -720,8 +729,8 @@ Status tensorize(Schedule &s, const std::string &name, int loop, const std::stri
   for (auto &r : S.relations) // partial tiles would need guards inside the intrinsic's tile
     if (r.kind == Relation::kSplit && S.loops[r.split.parent].extent % r.split.factor != 0)
       return Status::error("tensorize: loop " + S.loops[r.split.parent].name + " is split with a tail (" +
-                           std::to_string(S.loops[r.split.parent].extent) + " by " +
-                           std::to_string(r.split.factor) + "); use split_exact");
+                           std::to_string(S.loops[r.split.parent].extent) + " by " + std::to_string(r.split.factor) +
+                           "); use split_exact");
   if (Status c = check_tile_strides(S, pos, *intrin, ra, rb); !c) return c;
   S.loops[loop].tensorize = intrinsic;
   record(s, "tensorize", name, {loop}, intrinsic);
@@ -736,7 +745,8 @@ Status compute_inline(Schedule &s, const std::string &name) {
     return Status::error("compute_inline: " + name + " is a reduction; only elementwise stages can be inlined");
   if (s.workload.is_output(S.tensor))
     return Status::error("compute_inline: " + name + " is an output of the workload and must be stored");
-  if (S.prepack) return Status::error("compute_inline: " + name + " packs a constant ahead of time; it cannot be inlined");
+  if (S.prepack)
+    return Status::error("compute_inline: " + name + " packs a constant ahead of time; it cannot be inlined");
   for (auto &other : s.stages)
     if (other.attach == Attach::At && other.attach_stage == name)
       return Status::error("compute_inline: stage " + other.tensor->name + " is computed inside " + name);
@@ -760,16 +770,16 @@ Status compute_at(Schedule &s, const std::string &name, const std::string &consu
   if (users.size() != 1 || users[0] != &C) {
     std::string names;
     for (auto *u : users) names += (names.empty() ? "" : ", ") + u->tensor->name;
-    return Status::error("compute_at: " + name + " must have " + consumer + " as its only consumer (consumers: " +
-                         (names.empty() ? std::string("none") : names) + ")");
+    return Status::error("compute_at: " + name + " must have " + consumer +
+                         " as its only consumer (consumers: " + (names.empty() ? std::string("none") : names) + ")");
   }
   if (nested_in(s, consumer, name))
     return Status::error("compute_at: " + consumer + " is itself computed inside " + name + "; that would be a cycle");
   if (Status c = check_leaf(C, loop, "compute_at"); !c) return c;
   ir::ForKind k = C.loops[loop].kind;
   if (k == ir::ForKind::Vectorized || k == ir::ForKind::Unrolled)
-    return Status::error("compute_at: loop " + C.loops[loop].name + " of " + consumer + " is " +
-                         ir::for_kind_name(k) + "; a stage can only be computed inside serial, parallel or "
+    return Status::error("compute_at: loop " + C.loops[loop].name + " of " + consumer + " is " + ir::for_kind_name(k) +
+                         "; a stage can only be computed inside serial, parallel or "
                          "GPU-bound loops");
   P.attach = Attach::At;
   P.attach_stage = consumer;
@@ -778,8 +788,7 @@ Status compute_at(Schedule &s, const std::string &name, const std::string &consu
   return Status::ok();
 }
 
-Expected<std::string> cache_write(Schedule &s, const std::string &name, ir::MemoryScope scope,
-                                  const Layout *layout) {
+Expected<std::string> cache_write(Schedule &s, const std::string &name, ir::MemoryScope scope, const Layout *layout) {
   auto st = get_stage(s, name, "cache_write");
   if (!st) return make_error(st.error());
   Stage &S = **st;
@@ -870,7 +879,8 @@ Expected<std::string> cache_read(Schedule &s, const std::string &tensor, const s
   if (!reads((*ct)->tensor->body, src)) return make_error("cache_read: " + consumer + " does not read " + tensor);
   if (scope == ir::MemoryScope::Fragment)
     return make_error("cache_read: the fragment scope holds only the accumulators of warp-level tensor intrinsics "
-                      "(cache_write " + consumer + " fragment); their operands are read from shared or global memory");
+                      "(cache_write " +
+                      consumer + " fragment); their operands are read from shared or global memory");
   if ((*ct)->attach == Attach::At && (*ct)->attach_after)
     return make_error("cache_read: " + consumer + " runs inside a tile of " + (*ct)->attach_stage +
                       " (reverse_compute_at); apply cache_read before reverse_compute_at");

@@ -62,13 +62,13 @@ struct Stage {
   std::vector<Relation> relations;
   std::vector<int> leaves; // loop order, outermost first
   Attach attach = Attach::Root;
-  std::string attach_stage; // Attach::At: the consumer stage...
-  int attach_loop = -1;     // ...and the leaf loop of it whose body computes this stage
+  std::string attach_stage;  // Attach::At: the consumer stage...
+  int attach_loop = -1;      // ...and the leaf loop of it whose body computes this stage
   bool attach_after = false; // reverse_compute_at: attach_stage is the producer; this stage
                              // consumes what that loop's body produced, right after it
   ir::MemoryScope scope = ir::MemoryScope::Global;
-  bool prepack = false;     // re-lays-out a constant input: computed once, ahead of time
-  std::string relayout_of;  // transform_layout: the input this stage re-lays-out
+  bool prepack = false;    // re-lays-out a constant input: computed once, ahead of time
+  std::string relayout_of; // transform_layout: the input this stage re-lays-out
 
   int num_spatial() const { return int(tensor->axes.size()); }
   bool is_leaf(int loop) const;

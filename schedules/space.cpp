@@ -249,8 +249,7 @@ private:
     int nr = int(t->body.as<ir::Reduce>()->axes.size());
     // Decisions: four spatial levels (the innermost of the last axis is the vector), two reduction levels.
     std::vector<std::vector<int64_t>> sf, rf;
-    for (int a = 0; a < ns; ++a)
-      sf.push_back(factorize(t->shape[a], 4, a == ns - 1 ? 64 : 16, rng));
+    for (int a = 0; a < ns; ++a) sf.push_back(factorize(t->shape[a], 4, a == ns - 1 ? 64 : 16, rng));
     for (auto &ax : t->body.as<ir::Reduce>()->axes) rf.push_back(factorize(ax.extent, 2, 16, rng));
 
     if (sketch.pack) {
@@ -409,11 +408,14 @@ private:
     for (auto &ax : t->body.as<ir::Reduce>()->axes) rf.push_back(factorize(ax.extent, 3, 8, rng));
 
     std::string outer_stage = name, local = name;
-    if (epilogue) outer_stage = epilogue->name;
-    else local = check(cache_write(s, name, ir::MemoryScope::Local), std::string());
+    if (epilogue)
+      outer_stage = epilogue->name;
+    else
+      local = check(cache_write(s, name, ir::MemoryScope::Local), std::string());
     if (local.empty()) return;
     std::vector<std::vector<int>> ol(ns);
-    for (int a = 0; a < ns; ++a) ol[a] = split_levels(outer_stage, a, {sf[a][0], sf[a][1], sf[a][2], sf[a][3] * sf[a][4]});
+    for (int a = 0; a < ns; ++a)
+      ol[a] = split_levels(outer_stage, a, {sf[a][0], sf[a][1], sf[a][2], sf[a][3] * sf[a][4]});
     std::vector<int> order;
     for (int l = 0; l < 4; ++l)
       for (auto &x : ol) order.push_back(x[l]);
@@ -442,8 +444,7 @@ private:
     // Stage what the local tile reads in shared memory, per block, at the outer reduction level.
     std::vector<std::string> sources;
     for (auto *r : reads_in(stage(local).tensor->body))
-      if (std::find(sources.begin(), sources.end(), r->tensor->name) == sources.end() &&
-          r->tensor->name != local)
+      if (std::find(sources.begin(), sources.end(), r->tensor->name) == sources.end() && r->tensor->name != local)
         sources.push_back(r->tensor->name);
     for (auto &src : sources) {
       std::string cache = check(cache_read(s, src, local, ir::MemoryScope::Shared), std::string());
@@ -624,7 +625,8 @@ std::vector<Sketch> SpaceGenerator::sketches(const te::Workload &w) const {
       k.rules = base;
       for (auto &t : w.stages) {
         if (wants_cross_thread(t))
-          k.rules.push_back("reduce " + t->name + " across threads: one block per output, the last reduction axis "
+          k.rules.push_back("reduce " + t->name +
+                            " across threads: one block per output, the last reduction axis "
                             "split over threadIdx.x");
         else if (is_reduction(t))
           k.rules.push_back("tile " + t->name + " S-S-S-R-R-S-R-S: blockIdx / vthread / threadIdx");
@@ -644,7 +646,8 @@ std::vector<Sketch> SpaceGenerator::sketches(const te::Workload &w) const {
           k.rules.push_back("tile " + (e ? e->name : t->name) +
                             " S-S-S-R-R-S-R-S: blockIdx / vthread / threadIdx; accumulate " + t->name +
                             " in a per-thread local tile" + (e ? " (fused epilogue)" : ""));
-          if (sh) k.rules.push_back("stage the inputs of " + t->name + " in shared memory per block, fetched cooperatively");
+          if (sh)
+            k.rules.push_back("stage the inputs of " + t->name + " in shared memory per block, fetched cooperatively");
         } else if (w.is_output(t) && !(has_reduction && [&] {
                      for (auto &r : w.stages)
                        if (is_reduction(r) && fusable_consumer(w, r) == t) return true;
@@ -681,12 +684,14 @@ std::vector<Sketch> SpaceGenerator::sketches(const te::Workload &w) const {
             k.rules.push_back("pack " + p.input + " (dim " + std::to_string(p.dim) + " blocked by the vector tile of " +
                               t->name + ")");
           ir::Tensor e = cw ? fusable_consumer(w, t) : nullptr;
-          if (!cw) k.rules.push_back("tile " + t->name + " S-S-R-S-R-S; parallel outer; vectorize inner");
+          if (!cw)
+            k.rules.push_back("tile " + t->name + " S-S-R-S-R-S; parallel outer; vectorize inner");
           else if (e)
             k.rules.push_back("tile " + e->name + " in 3 levels; compute " + t->name +
                               " at its tile (fused epilogue), tiled R-S-R-S; vectorize inner");
           else
-            k.rules.push_back("cache_write " + t->name + " (local); tile the copy in 3 levels; compute the cache at "
+            k.rules.push_back("cache_write " + t->name +
+                              " (local); tile the copy in 3 levels; compute the cache at "
                               "its tile, tiled R-S-R-S; vectorize inner");
         } else if (w.is_output(t) && !(cw && [&] {
                      for (auto &r : w.stages)

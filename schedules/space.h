@@ -44,14 +44,14 @@
 namespace tessel::sched {
 
 struct Sketch {
-  std::string name;               // e.g. "tile+cache_write+pack"
+  std::string name; // e.g. "tile+cache_write+pack"
   bool cache_write = false;
   bool pack = false;
   bool rfactor = false;
-  bool tensorize = false; // CPU: local tiles run on a tensor intrinsic
-  bool shared = false;       // CUDA: stage inputs in shared memory
-  bool cross_thread = false; // CUDA: small-output reductions reduce across threads
-  bool tensor_core = false;  // CUDA: contractions run on warp-level tensor-core intrinsics (WMMA)
+  bool tensorize = false;         // CPU: local tiles run on a tensor intrinsic
+  bool shared = false;            // CUDA: stage inputs in shared memory
+  bool cross_thread = false;      // CUDA: small-output reductions reduce across threads
+  bool tensor_core = false;       // CUDA: contractions run on warp-level tensor-core intrinsics (WMMA)
   std::vector<std::string> rules; // one line per rule application, for people
 };
 

@@ -90,10 +90,13 @@ Expected<ParsedTrace> parse_trace(std::string_view text) {
   ParsedTrace t;
   t.version = doc["version"].get<int>();
   if (t.version > kTraceFormatVersion)
-    return make_error("trace: format version " + std::to_string(t.version) + " was written by a newer Tessel; this "
-                      "build reads version " + std::to_string(kTraceFormatVersion) + " (upgrade Tessel)");
+    return make_error("trace: format version " + std::to_string(t.version) +
+                      " was written by a newer Tessel; this "
+                      "build reads version " +
+                      std::to_string(kTraceFormatVersion) + " (upgrade Tessel)");
   if (t.version < 1)
-    return make_error("trace: format version " + std::to_string(t.version) + " is not supported (the first released "
+    return make_error("trace: format version " + std::to_string(t.version) +
+                      " is not supported (the first released "
                       "format is 1); re-tune to produce a current trace");
   // Migrations from older versions go here, one step at a time, as formats evolve.
   if (doc.contains("workload") && doc["workload"].is_object()) {
@@ -111,7 +114,8 @@ Expected<ParsedTrace> parse_trace(std::string_view text) {
     st.op = j["op"].get<std::string>();
     auto it = op_fields().find(st.op);
     if (it == op_fields().end()) return make_error(where + ": unknown primitive \"" + st.op + "\"");
-    if (!j.contains("stage") || !j["stage"].is_string()) return make_error(where + " (" + st.op + "): needs a string \"stage\"");
+    if (!j.contains("stage") || !j["stage"].is_string())
+      return make_error(where + " (" + st.op + "): needs a string \"stage\"");
     st.stage = j["stage"].get<std::string>();
     where += " (" + st.op + " on " + st.stage + ")";
     for (auto &name : it->second.ints) {
@@ -158,8 +162,8 @@ Expected<Schedule> replay_json(const te::Workload &w, std::string_view json_text
   auto t = parse_trace(json_text);
   if (!t) return make_error(t.error());
   if (!t->workload_hash.empty() && t->workload_hash != w.hash_hex())
-    return make_error("trace was made for workload " + t->workload_key + " (hash " + t->workload_hash +
-                      "), not " + w.key + " (hash " + w.hash_hex() + ")");
+    return make_error("trace was made for workload " + t->workload_key + " (hash " + t->workload_hash + "), not " +
+                      w.key + " (hash " + w.hash_hex() + ")");
   return replay(w, t->steps);
 }
 

@@ -13,7 +13,8 @@ namespace {
 Expr ivar(const char *n) { return Var::make(DataType::index(), n); }
 Interval range(int64_t lo, int64_t hi) { return {Expr(lo), Expr(hi)}; }
 std::string str(const Interval &i) {
-  return "[" + (i.min.defined() ? to_string(i.min) : "-inf") + ", " + (i.max.defined() ? to_string(i.max) : "inf") + "]";
+  return "[" + (i.min.defined() ? to_string(i.min) : "-inf") + ", " + (i.max.defined() ? to_string(i.max) : "inf") +
+         "]";
 }
 } // namespace
 

@@ -12,8 +12,8 @@
 #include <fstream>
 
 using namespace tessel;
-using tessel::testing::kernel_matches_interpreter;
 using tessel::ir::Expr;
+using tessel::testing::kernel_matches_interpreter;
 
 namespace {
 
@@ -21,7 +21,8 @@ te::Workload matmul(int64_t M, int64_t N, int64_t K, ir::DataType dt = ir::DataT
   te::Tensor A = te::placeholder({M, K}, dt, "A");
   te::Tensor B = te::placeholder({K, N}, dt, "B");
   auto k = te::reduce_axis(K, "k");
-  te::Tensor C = te::compute({M, N}, [&](te::Index i) { return te::sum(A(i[0], k) * B(k, i[1]), {k}); }, "C");
+  te::Tensor C = te::compute(
+      {M, N}, [&](te::Index i) { return te::sum(A(i[0], k) * B(k, i[1]), {k}); }, "C");
   auto w = te::make_workload("", {A, B}, {C});
   EXPECT_TRUE(w.has_value()) << (w ? "" : w.error());
   return *w;
@@ -90,8 +91,10 @@ TEST(Codegen, FuseThenParallelAndUnroll) {
 
 TEST(Codegen, InlinedElementwiseProducer) {
   te::Tensor X = te::placeholder({5, 9}, ir::DataType::f32(), "X");
-  te::Tensor Y = te::compute({5, 9}, [&](te::Index i) { return X(i[0], i[1]) * 2.0f + 1.0f; }, "Y");
-  te::Tensor Z = te::compute({5, 9}, [&](te::Index i) { return ir::max(Y(i[0], i[1]), Expr(0.0f)); }, "Z");
+  te::Tensor Y = te::compute(
+      {5, 9}, [&](te::Index i) { return X(i[0], i[1]) * 2.0f + 1.0f; }, "Y");
+  te::Tensor Z = te::compute(
+      {5, 9}, [&](te::Index i) { return ir::max(Y(i[0], i[1]), Expr(0.0f)); }, "Z");
   auto w = te::make_workload("", {X}, {Z});
   ASSERT_TRUE(w.has_value()) << w.error();
   sched::Schedule s = sched::default_schedule(*w);
@@ -106,7 +109,8 @@ TEST(Codegen, InlinedElementwiseProducer) {
 TEST(Codegen, SixteenBitAndIntegerTypes) {
   for (ir::DataType dt : {ir::DataType::f16(), ir::DataType::bf16()}) {
     te::Tensor A = te::placeholder({8, 33}, dt, "A");
-    te::Tensor B = te::compute({8, 33}, [&](te::Index i) { return A(i[0], i[1]) * A(i[0], i[1]) + ir::cast(dt, Expr(0.5f)); }, "B");
+    te::Tensor B = te::compute(
+        {8, 33}, [&](te::Index i) { return A(i[0], i[1]) * A(i[0], i[1]) + ir::cast(dt, Expr(0.5f)); }, "B");
     auto w = te::make_workload("", {A}, {B});
     ASSERT_TRUE(w.has_value()) << w.error();
     sched::Schedule s = sched::default_schedule(*w);
@@ -120,7 +124,10 @@ TEST(Codegen, SixteenBitAndIntegerTypes) {
   te::Tensor B = te::placeholder({20, 16}, ir::DataType::i8(), "B");
   auto k = te::reduce_axis(20, "k");
   te::Tensor C = te::compute(
-      {6, 16}, [&](te::Index i) { return te::sum(ir::cast(ir::DataType::i32(), A(i[0], k)) * ir::cast(ir::DataType::i32(), B(k, i[1])), {k}); },
+      {6, 16},
+      [&](te::Index i) {
+        return te::sum(ir::cast(ir::DataType::i32(), A(i[0], k)) * ir::cast(ir::DataType::i32(), B(k, i[1])), {k});
+      },
       "C");
   auto w = te::make_workload("", {A, B}, {C});
   ASSERT_TRUE(w.has_value());
@@ -129,10 +136,13 @@ TEST(Codegen, SixteenBitAndIntegerTypes) {
 
 TEST(Codegen, FloorDivisionAndModuloOfNegativeValues) {
   te::Tensor X = te::placeholder({16}, ir::DataType::i32(), "X");
-  te::Tensor Y = te::compute({16}, [&](te::Index i) {
-    Expr v = ir::cast(ir::DataType::i32(), i[0]) - 8;
-    return v / 3 + v % 5 * 100 + v / 4 * 10000 + v % 8 * 1000000 + X(i[0]);
-  }, "Y");
+  te::Tensor Y = te::compute(
+      {16},
+      [&](te::Index i) {
+        Expr v = ir::cast(ir::DataType::i32(), i[0]) - 8;
+        return v / 3 + v % 5 * 100 + v / 4 * 10000 + v % 8 * 1000000 + X(i[0]);
+      },
+      "Y");
   auto w = te::make_workload("", {X}, {Y});
   ASSERT_TRUE(w.has_value()) << w.error();
   EXPECT_TRUE(kernel_matches_interpreter(sched::default_schedule(*w)));
@@ -189,7 +199,8 @@ int main(void) {
   return 0;
 }
 )";
-  std::string cmd = "cd " + dir.string() + " && cc -O1 main.c mm.o " TESSEL_RUNTIME_LIB " -lstdc++ -lpthread -lm -o main && ./main";
+  std::string cmd =
+      "cd " + dir.string() + " && cc -O1 main.c mm.o " TESSEL_RUNTIME_LIB " -lstdc++ -lpthread -lm -o main && ./main";
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::filesystem::remove_all(dir);
 }

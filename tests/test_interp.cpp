@@ -34,8 +34,7 @@ std::vector<NDArray> run(const te::Workload &w, const std::vector<NDArray> &inpu
 NDArray from(const std::vector<double> &values, Shape shape, DataType dt) {
   NDArray a(std::move(shape), dt);
   EXPECT_EQ(a.size(), int64_t(values.size()));
-  for (int64_t i = 0; i < a.size() && i < int64_t(values.size()); ++i)
-    a.set(i, values[size_t(i)]);
+  for (int64_t i = 0; i < a.size() && i < int64_t(values.size()); ++i) a.set(i, values[size_t(i)]);
   return a;
 }
 
@@ -66,8 +65,7 @@ TEST(NDArray, AlignedZeroedStorage) {
     EXPECT_EQ(a.size(), 105);
     EXPECT_EQ(a.bytes(), 105 * dt.bytes());
     EXPECT_EQ(reinterpret_cast<uintptr_t>(a.data()) % 64, 0u);
-    for (int64_t i = 0; i < a.size(); ++i)
-      ASSERT_EQ(a.get(i), 0.0);
+    for (int64_t i = 0; i < a.size(); ++i) ASSERT_EQ(a.get(i), 0.0);
   }
   NDArray scalar({}, DataType::f32());
   EXPECT_EQ(scalar.size(), 1);
@@ -134,13 +132,11 @@ TEST(NDArray, FillRandomIsDeterministic) {
   EXPECT_GT(hi, 0.9);
   NDArray r({100}, DataType::f64());
   r.fill_random(1, 2.0, 3.0);
-  for (int64_t i = 0; i < r.size(); ++i)
-    ASSERT_TRUE(r.get(i) >= 2.0 && r.get(i) < 3.0);
+  for (int64_t i = 0; i < r.size(); ++i) ASSERT_TRUE(r.get(i) >= 2.0 && r.get(i) < 3.0);
   for (DataType dt : {DataType::f16(), DataType::bf16()}) {
     NDArray n({5000}, dt); // rounding to a narrow type must not reach hi
     n.fill_random(5);
-    for (int64_t i = 0; i < n.size(); ++i)
-      ASSERT_TRUE(n.get(i) >= -1.0 && n.get(i) < 1.0) << dt.str();
+    for (int64_t i = 0; i < n.size(); ++i) ASSERT_TRUE(n.get(i) >= -1.0 && n.get(i) < 1.0) << dt.str();
   }
   for (DataType dt : {DataType::i8(), DataType::i32(), DataType::i64()}) {
     NDArray q({2000}, dt);
@@ -151,8 +147,7 @@ TEST(NDArray, FillRandomIsDeterministic) {
       ASSERT_TRUE(v >= -4 && v <= 4 && v == std::floor(v)) << v;
       seen[int(v) + 4]++;
     }
-    for (int s : seen)
-      EXPECT_GT(s, 0) << dt.str();
+    for (int s : seen) EXPECT_GT(s, 0) << dt.str();
   }
 }
 
@@ -278,8 +273,7 @@ NDArray matmul_reference(const NDArray &A, const NDArray &B, DataType out_t, int
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) {
         double acc = 0;
-        for (int64_t k = 0; k < K; ++k)
-          acc += A.get((b * M + i) * K + k) * B.get((b * K + k) * N + j);
+        for (int64_t k = 0; k < K; ++k) acc += A.get((b * M + i) * K + k) * B.get((b * K + k) * N + j);
         C.set((b * M + i) * N + j, acc);
       }
   return C;
@@ -308,8 +302,7 @@ TEST(Interp, DenseMatchesLoops) {
   for (int64_t i = 0; i < 5; ++i)
     for (int64_t j = 0; j < 7; ++j) {
       double acc = in[2].get(j);
-      for (int64_t k = 0; k < 13; ++k)
-        acc += in[0].get(i * 13 + k) * in[1].get(j * 13 + k);
+      for (int64_t k = 0; k < 13; ++k) acc += in[0].get(i * 13 + k) * in[1].get(j * 13 + k);
       expected.set(i * 7 + j, acc);
     }
   expect_close(run(w, in)[0], expected, w.key);
@@ -322,10 +315,8 @@ TEST(Interp, MatmulI8IsExact) {
   ASSERT_EQ(out[0].dtype(), DataType::i32());
   expect_equal(out[0], matmul_reference(in[0], in[1], DataType::i32()), w.key);
   // Values large enough that an i8 accumulator would overflow.
-  for (int64_t i = 0; i < in[0].size(); ++i)
-    in[0].set(i, 127);
-  for (int64_t i = 0; i < in[1].size(); ++i)
-    in[1].set(i, -128);
+  for (int64_t i = 0; i < in[0].size(); ++i) in[0].set(i, 127);
+  for (int64_t i = 0; i < in[1].size(); ++i) in[1].set(i, -128);
   out = run(w, in);
   EXPECT_EQ(out[0].get(0), 127.0 * -128 * 31);
 }
@@ -340,8 +331,7 @@ TEST(Interp, ReducedPrecisionRoundsLikeAKernel) {
     // Accumulated in f32 (here: double rounded to f32 once), then rounded to dt.
     NDArray acc = matmul_reference(in[0], in[1], DataType::f32());
     NDArray expected({6, 5}, t);
-    for (int64_t i = 0; i < acc.size(); ++i)
-      expected.set(i, acc.get(i));
+    for (int64_t i = 0; i < acc.size(); ++i) expected.set(i, acc.get(i));
     expect_equal(out[0], expected, w.key);
     // And the result is close to the exact product at the dtype's tolerance.
     expect_close(out[0], matmul_reference(in[0], in[1], t), w.key);
@@ -384,8 +374,7 @@ TEST(Interp, DepthwiseAndBiasRelu) {
     auto ob = run(wb, ib);
     expect_close(ob[0], conv_reference(b, ib[0], ib[1], DataType::f32(), &ib[2], true), wb.key);
     int zeros = 0;
-    for (int64_t i = 0; i < ob[0].size(); ++i)
-      zeros += ob[0].get(i) == 0;
+    for (int64_t i = 0; i < ob[0].size(); ++i) zeros += ob[0].get(i) == 0;
     EXPECT_GT(zeros, 0); // relu clipped something
   }
 }
@@ -440,16 +429,13 @@ TEST(Interp, PoolsMatchLoops) {
 TEST(Interp, SoftmaxRowsSumToOne) {
   te::Workload w = build("softmax:M=7,N=33");
   auto in = random_inputs(w, 29);
-  for (int64_t i = 0; i < 33; ++i)
-    in[0].set(i, 50.0 + i); // large values: max subtraction matters
+  for (int64_t i = 0; i < 33; ++i) in[0].set(i, 50.0 + i); // large values: max subtraction matters
   auto out = run(w, in);
   NDArray expected({7, 33}, DataType::f32());
   for (int64_t i = 0; i < 7; ++i) {
     double m = -INFINITY, total = 0, sum = 0;
-    for (int64_t j = 0; j < 33; ++j)
-      m = std::max(m, in[0].get(i * 33 + j));
-    for (int64_t j = 0; j < 33; ++j)
-      total += std::exp(in[0].get(i * 33 + j) - m);
+    for (int64_t j = 0; j < 33; ++j) m = std::max(m, in[0].get(i * 33 + j));
+    for (int64_t j = 0; j < 33; ++j) total += std::exp(in[0].get(i * 33 + j) - m);
     for (int64_t j = 0; j < 33; ++j) {
       expected.set(i * 33 + j, std::exp(in[0].get(i * 33 + j) - m) / total);
       sum += out[0].get(i * 33 + j);
@@ -461,8 +447,7 @@ TEST(Interp, SoftmaxRowsSumToOne) {
     te::Workload h = build(std::string("softmax:M=3,N=10,dtype=") + dt);
     auto o = run(h, random_inputs(h, 3));
     double sum = 0;
-    for (int64_t j = 0; j < 10; ++j)
-      sum += o[0].get(j);
+    for (int64_t j = 0; j < 10; ++j) sum += o[0].get(j);
     EXPECT_NEAR(sum, 1.0, 2e-2) << dt;
   }
 }
@@ -477,10 +462,8 @@ TEST(Interp, LayernormNormalizes) {
   auto out = run(w, in);
   for (int64_t i = 0; i < 4; ++i) {
     double mean = 0, var = 0;
-    for (int64_t j = 0; j < 101; ++j)
-      mean += out[0].get(i * 101 + j) / 101;
-    for (int64_t j = 0; j < 101; ++j)
-      var += std::pow(out[0].get(i * 101 + j) - mean, 2) / 101;
+    for (int64_t j = 0; j < 101; ++j) mean += out[0].get(i * 101 + j) / 101;
+    for (int64_t j = 0; j < 101; ++j) var += std::pow(out[0].get(i * 101 + j) - mean, 2) / 101;
     EXPECT_NEAR(mean, 0.0, 1e-5);
     EXPECT_NEAR(var, 1.0, 1e-3); // eps=1e-5 shrinks it a little
   }
@@ -490,10 +473,8 @@ TEST(Interp, LayernormNormalizes) {
   NDArray expected({4, 101}, DataType::f32());
   for (int64_t i = 0; i < 4; ++i) {
     double mean = 0, var = 0;
-    for (int64_t j = 0; j < 101; ++j)
-      mean += in[0].get(i * 101 + j) / 101;
-    for (int64_t j = 0; j < 101; ++j)
-      var += std::pow(in[0].get(i * 101 + j) - mean, 2) / 101;
+    for (int64_t j = 0; j < 101; ++j) mean += in[0].get(i * 101 + j) / 101;
+    for (int64_t j = 0; j < 101; ++j) var += std::pow(in[0].get(i * 101 + j) - mean, 2) / 101;
     for (int64_t j = 0; j < 101; ++j)
       expected.set(i * 101 + j, (in[0].get(i * 101 + j) - mean) / std::sqrt(var + 1e-5) * in[1].get(j) + in[2].get(j));
   }
@@ -568,11 +549,9 @@ TEST(Interp, CastsDivisionAndIntermediateRounding) {
   auto out = run(w, {a, in});
   ASSERT_EQ(out.size(), 7u);
   std::vector<double> t = {-2, 2, 0, 0, 1000, 3};
-  for (int i = 0; i < 6; ++i)
-    EXPECT_EQ(out[0].get(i), t[i]) << i;
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(out[0].get(i), t[i]) << i;
   std::vector<double> wr = {68, -68, -32, -56, 44, -100}; // I * 100 wrapped to i8
-  for (int i = 0; i < 6; ++i)
-    EXPECT_EQ(out[1].get(i), wr[i]) << i;
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(out[1].get(i), wr[i]) << i;
   std::vector<double> q = {-2, 1, -2, 0, 0, -1}, r = {1, 3, 0, 2, 3, 3};
   for (int i = 0; i < 6; ++i) {
     EXPECT_EQ(out[2].get(i), q[i]) << i;
@@ -621,8 +600,7 @@ TEST(Interp, IntrinsicsAndLet) {
   auto out = run(w, {a});
   ASSERT_EQ(out.size(), fns.size() + 2);
   for (size_t f = 0; f < fns.size(); ++f)
-    for (int64_t i = 0; i < 4; ++i)
-      EXPECT_DOUBLE_EQ(out[f].get(i), refs[f](a.get(i))) << "intrinsic " << f;
+    for (int64_t i = 0; i < 4; ++i) EXPECT_DOUBLE_EQ(out[f].get(i), refs[f](a.get(i))) << "intrinsic " << f;
   for (int64_t i = 0; i < 4; ++i) {
     EXPECT_EQ(out[fns.size()].get(i), 4 * a.get(i));
     EXPECT_EQ(out[fns.size() + 1].get(i), a.get(3 - i));
@@ -715,8 +693,7 @@ TEST(Interp, Matmul256IsFast) {
   for (int64_t idx : {int64_t(0), int64_t(12345), int64_t(256 * 256 - 1)}) {
     double acc = 0;
     int64_t i = idx / 256, j = idx % 256;
-    for (int64_t k = 0; k < 256; ++k)
-      acc += in[0].get(i * 256 + k) * in[1].get(k * 256 + j);
+    for (int64_t k = 0; k < 256; ++k) acc += in[0].get(i * 256 + k) * in[1].get(k * 256 + j);
     EXPECT_NEAR(out[0].get(idx), acc, 1e-4);
   }
   RecordProperty("seconds", std::to_string(seconds));

@@ -36,9 +36,9 @@ TEST(IR, MismatchedTypesAreRejectedWithAHint) {
     EXPECT_NE(std::string(e.what()).find("f32 vs f16"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("cast"), std::string::npos) << e.what();
   }
-  EXPECT_THROW((void)(x % x), Error);          // modulo on floats
-  EXPECT_THROW((void)exp(ivar("i")), Error);   // exp of an integer
-  EXPECT_THROW((void)(x && x), Error);          // logical op on floats
+  EXPECT_THROW((void)(x % x), Error);        // modulo on floats
+  EXPECT_THROW((void)exp(ivar("i")), Error); // exp of an integer
+  EXPECT_THROW((void)(x && x), Error);       // logical op on floats
   EXPECT_THROW((void)Ramp::make(ivar("i"), ivar("j"), 1), Error);
 }
 
@@ -98,8 +98,8 @@ TEST(Float16, RoundToNearestEven) {
   EXPECT_EQ(f16_to_float(float_to_f16(1.0f)), 1.0f);
   EXPECT_EQ(f16_to_float(float_to_f16(65504.0f)), 65504.0f);
   EXPECT_TRUE(std::isinf(f16_to_float(float_to_f16(65520.0f))));
-  EXPECT_EQ(f16_to_float(float_to_f16(1.0f + 1.0f / 2048)), 1.0f);                 // tie -> even
-  EXPECT_EQ(f16_to_float(float_to_f16(1.0f + 3.0f / 2048)), 1.0f + 2.0f / 1024);   // tie -> even (up)
+  EXPECT_EQ(f16_to_float(float_to_f16(1.0f + 1.0f / 2048)), 1.0f);                       // tie -> even
+  EXPECT_EQ(f16_to_float(float_to_f16(1.0f + 3.0f / 2048)), 1.0f + 2.0f / 1024);         // tie -> even (up)
   EXPECT_EQ(f16_to_float(float_to_f16(5.960464477539063e-08f)), 5.960464477539063e-08f); // smallest subnormal
   EXPECT_EQ(bf16_to_float(float_to_bf16(1.0f)), 1.0f);
   EXPECT_EQ(bf16_to_float(float_to_bf16(1.00390625f)), 1.0f); // tie -> even

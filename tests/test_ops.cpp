@@ -45,8 +45,7 @@ std::vector<int64_t> shape_of(const Workload &w, const std::string &name) {
 
 std::vector<std::string> stage_names(const Workload &w) {
   std::vector<std::string> v;
-  for (auto &s : w.stages)
-    v.push_back(s->name);
+  for (auto &s : w.stages) v.push_back(s->name);
   return v;
 }
 
@@ -60,8 +59,7 @@ TEST(Ops, ListHasEveryOperatorWithExamples) {
     names.insert(op.name);
     EXPECT_FALSE(op.summary.empty()) << op.name;
     EXPECT_FALSE(op.params.empty()) << op.name;
-    for (auto &p : op.params)
-      EXPECT_FALSE(p.help.empty()) << op.name << "." << p.name;
+    for (auto &p : op.params) EXPECT_FALSE(p.help.empty()) << op.name << "." << p.name;
     ASSERT_EQ(op.example.rfind(op.name + ":", 0), 0u) << op.example;
     Workload w = build(op.example);
     EXPECT_EQ(w.key.rfind(op.name + ":", 0), 0u);
@@ -300,8 +298,7 @@ TEST(Ops, MalformedSpecsNameColumnAndKey) {
     if (c.column) {
       EXPECT_NE(err.find("column " + std::to_string(c.column) + ":"), std::string::npos) << err;
     }
-    for (auto *m : c.mentions)
-      EXPECT_NE(err.find(m), std::string::npos) << "'" << m << "' not in: " << err;
+    for (auto *m : c.mentions) EXPECT_NE(err.find(m), std::string::npos) << "'" << m << "' not in: " << err;
   }
 }
 
@@ -352,10 +349,8 @@ TEST(Ops, SuiteFilesBuild) {
       ++lineno;
       auto hash = line.find('#');
       if (hash != std::string::npos) line.resize(hash);
-      while (!line.empty() && std::isspace((unsigned char)line.back()))
-        line.pop_back();
-      while (!line.empty() && std::isspace((unsigned char)line.front()))
-        line.erase(0, 1);
+      while (!line.empty() && std::isspace((unsigned char)line.back())) line.pop_back();
+      while (!line.empty() && std::isspace((unsigned char)line.front())) line.erase(0, 1);
       if (line.empty()) continue;
       auto w = make_op_workload(line);
       EXPECT_TRUE(w) << entry.path() << ":" << lineno << ": " << (w ? "" : w.error());

@@ -16,18 +16,37 @@ using namespace tessel;
 namespace {
 
 sched::Step random_step(const sched::Schedule &s, sched::Rng &rng) {
-  static const char *ops[] = {"split", "split_nparts", "fuse", "reorder", "parallel", "vectorize", "unroll",
-                              "auto_unroll", "compute_inline", "compute_at", "reverse_compute_at", "cache_write",
-                              "cache_read", "rfactor", "transform_layout", "cache_write_layout", "split_exact", "tensorize",
+  static const char *ops[] = {"split",
+                              "split_nparts",
+                              "fuse",
+                              "reorder",
+                              "parallel",
+                              "vectorize",
+                              "unroll",
+                              "auto_unroll",
+                              "compute_inline",
+                              "compute_at",
+                              "reverse_compute_at",
+                              "cache_write",
+                              "cache_read",
+                              "rfactor",
+                              "transform_layout",
+                              "cache_write_layout",
+                              "split_exact",
+                              "tensorize",
                               "bind"};
   const sched::Stage &st = s.stages[size_t(rng.below(int64_t(s.stages.size())))];
   sched::Step step;
   step.op = ops[rng.below(19)];
   step.stage = st.tensor->name;
   int64_t nl = int64_t(st.loops.size());
-  auto loop = [&] { return st.leaves.empty() || rng.below(8) == 0 ? rng.below(nl + 2) - 1 : st.leaves[size_t(rng.below(int64_t(st.leaves.size())))]; };
+  auto loop = [&] {
+    return st.leaves.empty() || rng.below(8) == 0 ? rng.below(nl + 2) - 1
+                                                  : st.leaves[size_t(rng.below(int64_t(st.leaves.size())))];
+  };
   auto other_stage = [&] { return s.stages[size_t(rng.below(int64_t(s.stages.size())))].tensor->name; };
-  if (step.op == "split" || step.op == "split_nparts" || step.op == "split_exact") step.ints = {loop(), rng.below(9)};
+  if (step.op == "split" || step.op == "split_nparts" || step.op == "split_exact")
+    step.ints = {loop(), rng.below(9)};
   else if (step.op == "fuse") {
     int64_t p = st.leaves.empty() ? 0 : rng.below(int64_t(st.leaves.size()));
     step.ints = {st.leaves.empty() ? 0 : st.leaves[size_t(p)],
@@ -37,7 +56,8 @@ sched::Step random_step(const sched::Schedule &s, sched::Rng &rng) {
     for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[size_t(rng.below(int64_t(i)))]);
     order.resize(size_t(rng.below(int64_t(order.size()) + 1)));
     step.ints = order;
-  } else if (step.op == "auto_unroll") step.ints = {loop(), rng.below(70)};
+  } else if (step.op == "auto_unroll")
+    step.ints = {loop(), rng.below(70)};
   else if (step.op == "compute_at" || step.op == "reverse_compute_at") {
     step.str = other_stage();
     const sched::Stage *t = nullptr;
@@ -65,8 +85,8 @@ sched::Step random_step(const sched::Schedule &s, sched::Rng &rng) {
     step.ints.insert(step.ints.end(), perm.begin(), perm.end());
   } else if (step.op == "tensorize") {
     step.ints = {loop()};
-    static const char *names[] = {"avx512_fma_f32", "amx_bf16", "amx_int8", "wmma_f16_m16n16k16",
-                                  "wmma_i8_m16n16k16", "no_such_intrinsic"};
+    static const char *names[] = {"avx512_fma_f32",     "amx_bf16",          "amx_int8",
+                                  "wmma_f16_m16n16k16", "wmma_i8_m16n16k16", "no_such_intrinsic"};
     step.str = names[rng.below(6)];
   } else if (step.op == "cache_write_layout") {
     int64_t rank = int64_t(st.tensor->shape.size());
@@ -76,16 +96,21 @@ sched::Step random_step(const sched::Schedule &s, sched::Rng &rng) {
     step.ints = {rng.below(std::max<int64_t>(rank, 1)), 1 + rng.below(4)};
     step.ints.insert(step.ints.end(), perm.begin(), perm.end());
     step.str = "local";
-  } else if (step.op != "compute_inline") step.ints = {loop()};
+  } else if (step.op != "compute_inline")
+    step.ints = {loop()};
   return step;
 }
 
 } // namespace
 
 TEST(PrimitiveFuzz, EveryAcceptedScheduleIsCorrect) {
-  const char *specs[] = {"matmul:M=6,N=10,K=7", "conv2d_bias_relu:N=1,C=3,H=5,W=5,K=4,R=3,S=3,stride=1,pad=1",
-                         "softmax:M=3,N=12", "dense:M=4,N=8,K=6", "layernorm:M=3,N=8",
-                         "depthwise_conv2d:N=1,C=3,H=6,W=6,R=3,S=3,stride=2,pad=1", "matmul:M=32,N=16,K=16,dtype=f16",
+  const char *specs[] = {"matmul:M=6,N=10,K=7",
+                         "conv2d_bias_relu:N=1,C=3,H=5,W=5,K=4,R=3,S=3,stride=1,pad=1",
+                         "softmax:M=3,N=12",
+                         "dense:M=4,N=8,K=6",
+                         "layernorm:M=3,N=8",
+                         "depthwise_conv2d:N=1,C=3,H=6,W=6,R=3,S=3,stride=2,pad=1",
+                         "matmul:M=32,N=16,K=16,dtype=f16",
                          "matmul:M=16,N=32,K=48,dtype=i8"};
   constexpr int kSpecs = sizeof(specs) / sizeof(specs[0]);
   sched::Rng rng(31337);
@@ -120,9 +145,9 @@ TEST(PrimitiveFuzz, EveryAcceptedScheduleIsCorrect) {
     std::string json = sched::trace_to_json(s);
     auto lowered = lower::lower(*replayed, "k");
     if (!lowered) {
-      EXPECT_TRUE(lowered.error().find("fragment") != std::string::npos ||
-                  lowered.error().rfind("tensorize ", 0) == 0)
-          << lowered.error() << "\n" << json;
+      EXPECT_TRUE(lowered.error().find("fragment") != std::string::npos || lowered.error().rfind("tensorize ", 0) == 0)
+          << lowered.error() << "\n"
+          << json;
       ++refused_at_lowering;
     } else {
       bool gpu = json.find("\"bind\"") != std::string::npos;

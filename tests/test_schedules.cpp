@@ -155,7 +155,10 @@ TEST(Traces, VersionsAndWrongWorkloadsAreRefused) {
   ASSERT_FALSE(r.has_value());
   EXPECT_NE(r.error().find("step 1 (split on C): split: factor must be positive"), std::string::npos) << r.error();
   EXPECT_FALSE(sched::replay_json(w, "not json").has_value());
-  EXPECT_FALSE(sched::replay_json(w, "{\"format\": \"tessel-trace\", \"version\": 1, \"steps\": [{\"op\": \"warp\", \"stage\": \"C\"}]}").has_value());
+  EXPECT_FALSE(
+      sched::replay_json(
+          w, "{\"format\": \"tessel-trace\", \"version\": 1, \"steps\": [{\"op\": \"warp\", \"stage\": \"C\"}]}")
+          .has_value());
 }
 
 // Each illegal request gets an error naming what is wrong; nothing is applied.
@@ -171,42 +174,78 @@ TEST(Legality, IllegalPrimitivesAreRefusedWithClearErrors) {
       {"split factor > extent", [&](auto &s) { return st(sched::split(s, "C", 1, 99)); }, "exceeds the extent"},
       {"split unknown stage", [&](auto &s) { return st(sched::split(s, "Q", 0, 2)); }, "no stage named 'Q'"},
       {"split unknown loop", [&](auto &s) { return st(sched::split(s, "C", 7, 2)); }, "has no loop #7"},
-      {"split twice", [&](auto &s) { (void)sched::split(s, "C", 0, 2); return st(sched::split(s, "C", 0, 2)); },
+      {"split twice",
+       [&](auto &s) {
+         (void)sched::split(s, "C", 0, 2);
+         return st(sched::split(s, "C", 0, 2));
+       },
        "already split or fused"},
       {"split_nparts 0", [&](auto &s) { return st(sched::split_nparts(s, "C", 0, 0)); }, "nparts must be positive"},
       {"fuse non-adjacent", [&](auto &s) { return st(sched::fuse(s, "C", 0, 2)); }, "not adjacent"},
       {"fuse spatial+reduce", [&](auto &s) { return st(sched::fuse(s, "C", 1, 2)); }, "spatial loop with reduction"},
-      {"reorder twice-listed", [&](auto &s) { return sched::reorder(s, "C", {0, 0}); }, "listed twice"},
+      {"reorder twice-listed",
+       [&](auto &s) {
+         return sched::reorder(s, "C", {0, 0});
+       },
+       "listed twice"},
       {"reorder empty", [&](auto &s) { return sched::reorder(s, "C", {}); }, "no loops given"},
       {"vectorize reduction", [&](auto &s) { return sched::vectorize(s, "C", 2); }, "is a reduction"},
       {"parallel reduction", [&](auto &s) { return sched::parallel(s, "C", 2); }, "is a reduction"},
       {"vectorize too wide", [&](auto &s) { return sched::vectorize(s, "C", 0); }, "need 2..64 lanes"},
-      {"two parallel loops", [&](auto &s) { (void)sched::parallel(s, "C", 0); return sched::parallel(s, "C", 1); },
+      {"two parallel loops",
+       [&](auto &s) {
+         (void)sched::parallel(s, "C", 0);
+         return sched::parallel(s, "C", 1);
+       },
        "already has parallel loop"},
       {"unroll too long", [&](auto &s) { return sched::unroll(s, "C", 0); }, "limited to 1024"},
       {"bind bad tag", [&](auto &s) { return sched::bind(s, "C", 0, "threadIdx.w"); }, "unknown thread tag"},
-      {"bind reduction to blocks", [&](auto &s) { return sched::bind(s, "C", 2, "blockIdx.x"); }, "cross-thread reduction"},
-      {"bind same tag twice", [&](auto &s) { (void)sched::bind(s, "C", 0, "blockIdx.x"); return sched::bind(s, "C", 1, "blockIdx.x"); },
+      {"bind reduction to blocks", [&](auto &s) { return sched::bind(s, "C", 2, "blockIdx.x"); },
+       "cross-thread reduction"},
+      {"bind same tag twice",
+       [&](auto &s) {
+         (void)sched::bind(s, "C", 0, "blockIdx.x");
+         return sched::bind(s, "C", 1, "blockIdx.x");
+       },
        "already bound"},
       {"inline reduction", [&](auto &s) { return sched::compute_inline(s, "C"); }, "is a reduction"},
       {"compute_at output", [&](auto &s) { return sched::compute_at(s, "C", "C", 0); }, "inside itself"},
-      {"compute_at non-consumer", [&](auto &s) {
+      {"compute_at non-consumer",
+       [&](auto &s) {
          (void)sched::cache_write(s, "C", ir::MemoryScope::Local);
-         return sched::compute_at(s, "C_local", "C_local", 0); }, "inside itself"},
-      {"compute_at vectorized loop", [&](auto &s) {
+         return sched::compute_at(s, "C_local", "C_local", 0);
+       },
+       "inside itself"},
+      {"compute_at vectorized loop",
+       [&](auto &s) {
          (void)sched::cache_write(s, "C", ir::MemoryScope::Local);
          auto sp = sched::split(s, "C", 1, 16);
          (void)sched::vectorize(s, "C", sp->inner);
-         return sched::compute_at(s, "C_local", "C", sp->inner); }, "can only be computed inside serial"},
-      {"cache_write after split", [&](auto &s) { (void)sched::split(s, "C", 0, 2); return st(sched::cache_write(s, "C", ir::MemoryScope::Local)); },
+         return sched::compute_at(s, "C_local", "C", sp->inner);
+       },
+       "can only be computed inside serial"},
+      {"cache_write after split",
+       [&](auto &s) {
+         (void)sched::split(s, "C", 0, 2);
+         return st(sched::cache_write(s, "C", ir::MemoryScope::Local));
+       },
        "before transforming its loops"},
-      {"cache_read of unread tensor", [&](auto &s) {
+      {"cache_read of unread tensor",
+       [&](auto &s) {
          (void)sched::cache_write(s, "C", ir::MemoryScope::Local);
-         return st(sched::cache_read(s, "A", "C", ir::MemoryScope::Local)); }, "does not read A"},
-      {"layout of non-input", [&](auto &s) { return st(sched::transform_layout(s, "C", 0, 2, {})); }, "is not an input"},
-      {"layout bad perm", [&](auto &s) { return st(sched::transform_layout(s, "B", 1, 16, {0, 1, 1})); }, "permutation"},
+         return st(sched::cache_read(s, "A", "C", ir::MemoryScope::Local));
+       },
+       "does not read A"},
+      {"layout of non-input", [&](auto &s) { return st(sched::transform_layout(s, "C", 0, 2, {})); },
+       "is not an input"},
+      {"layout bad perm",
+       [&](auto &s) {
+         return st(sched::transform_layout(s, "B", 1, 16, {0, 1, 1}));
+       },
+       "permutation"},
       {"layout bad block", [&](auto &s) { return st(sched::transform_layout(s, "B", 1, 0, {})); }, "block 0 must be"},
-      {"layout bad dim", [&](auto &s) { return st(sched::transform_layout(s, "B", 5, 4, {})); }, "dim 5 does not exist"},
+      {"layout bad dim", [&](auto &s) { return st(sched::transform_layout(s, "B", 5, 4, {})); },
+       "dim 5 does not exist"},
   };
   te::Workload w = spec("matmul:M=2000,N=64,K=32");
   for (auto &c : cases) {

@@ -56,7 +56,7 @@ TEST(Simplify, DivisionAndModuloOfSplitIndices) {
 TEST(Simplify, ProvesComparisonsFromRanges) {
   Expr o = ivar("o"), i = ivar("i");
   ConstScope scope{{i.get(), {0, 7}}, {o.get(), {0, 3}}};
-  EXPECT_EQ(s(o * 8 + i < 32, scope), "1");  // 4 x 8 divides 32: the tail guard goes
+  EXPECT_EQ(s(o * 8 + i < 32, scope), "1"); // 4 x 8 divides 32: the tail guard goes
   EXPECT_EQ(s(o * 8 + i < 30, scope), "(((o * 8) + i) < 30)");
   EXPECT_FALSE(can_prove(o * 8 + i < 30, scope));
   EXPECT_TRUE(can_prove(o * 8 + i >= 0, scope));

@@ -123,7 +123,8 @@ void check_gpu_samples(const std::string &s, int n) {
     EXPECT_LE(r.shared_bytes, target.gpu->shared_memory_per_block);
     EXPECT_GE(r.blocks, 1);
     ASSERT_TRUE(kernel_matches_interpreter(*sch, uint64_t(i), 1, /*emulate_gpu=*/true))
-        << "sample " << i << " of " << k.name << "\n" << sched::trace_to_json(*sch);
+        << "sample " << i << " of " << k.name << "\n"
+        << sched::trace_to_json(*sch);
   }
 }
 } // namespace
@@ -166,7 +167,9 @@ TEST(GpuSpace, LimitsAreEnforced) {
 }
 
 TEST(GpuSpaceProperty, Matmul) { check_gpu_samples("matmul:M=32,N=48,K=24", 40); }
-TEST(GpuSpaceProperty, Conv2dNCHW) { check_gpu_samples("conv2d:N=1,C=4,H=8,W=8,K=8,R=3,S=3,stride=1,pad=1,layout=NCHW", 40); }
+TEST(GpuSpaceProperty, Conv2dNCHW) {
+  check_gpu_samples("conv2d:N=1,C=4,H=8,W=8,K=8,R=3,S=3,stride=1,pad=1,layout=NCHW", 40);
+}
 TEST(GpuSpaceProperty, Conv2dBiasRelu) {
   check_gpu_samples("conv2d_bias_relu:N=1,C=4,H=6,W=6,K=8,R=3,S=3,stride=1,pad=1,layout=NHWC", 40);
 }

@@ -240,8 +240,7 @@ TEST(Target, LookupByNameFromBuildDir) {
   auto names = Target::list_available();
   ASSERT_FALSE(names.empty());
   EXPECT_EQ(names.front(), "host");
-  for (auto &name : kShipped)
-    EXPECT_TRUE(contains(names, name)) << name;
+  for (auto &name : kShipped) EXPECT_TRUE(contains(names, name)) << name;
 }
 
 TEST(Target, LookupByNameFromRepoRoot) {
@@ -502,8 +501,7 @@ TEST(Target, MalformedConfigsGetPreciseErrors) {
     ASSERT_FALSE(t.has_value()) << c.what << " was accepted";
     const std::string &e = t.error();
     EXPECT_NE(e.find(p.string()), std::string::npos) << "no file name in: " << e;
-    for (auto &s : c.expect)
-      EXPECT_NE(e.find(s), std::string::npos) << "'" << s << "' not in: " << e;
+    for (auto &s : c.expect) EXPECT_NE(e.find(s), std::string::npos) << "'" << s << "' not in: " << e;
   }
 }
 
@@ -536,8 +534,7 @@ TEST(Target, NeverThrowsOnDamagedFiles) {
     alphabet += '\0';
     for (int i = 0; i < 400; ++i) {
       std::string m = s;
-      for (int edits = 1 + int(rng() % 3); edits > 0; --edits)
-        m[rng() % m.size()] = alphabet[rng() % alphabet.size()];
+      for (int edits = 1 + int(rng() % 3); edits > 0; --edits) m[rng() % m.size()] = alphabet[rng() % alphabet.size()];
       auto t = Target::load(dir.write("bad.json", m).string());
       if (t) {
         EXPECT_FALSE(t->name.empty());

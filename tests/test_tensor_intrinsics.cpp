@@ -60,8 +60,11 @@ void check_bf16(Bf16Kernel kernel, const Case &c) {
   for (int64_t i = 0; i < c.m; ++i)
     for (int64_t j = 0; j < ldc; ++j) {
       float got = C[size_t(i * ldc + j)], want = R[size_t(i * ldc + j)];
-      if (j >= c.n) ASSERT_EQ(got, want) << "wrote outside the tile at " << i << ", " << j;
-      else ASSERT_NEAR(got, want, 1e-4f * float(c.k) * 4 + 1e-5f) << i << ", " << j << " of " << c.m << "x" << c.n << "x" << c.k;
+      if (j >= c.n)
+        ASSERT_EQ(got, want) << "wrote outside the tile at " << i << ", " << j;
+      else
+        ASSERT_NEAR(got, want, 1e-4f * float(c.k) * 4 + 1e-5f)
+            << i << ", " << j << " of " << c.m << "x" << c.n << "x" << c.k;
     }
 }
 
@@ -120,7 +123,8 @@ int check_amx_samples(const std::string &spec, const std::string &intrinsic, int
     std::string json = sched::trace_to_json(*s);
     used += json.find("\"" + intrinsic + "\"") != std::string::npos;
     EXPECT_TRUE(kernel_matches_interpreter(*s, uint64_t(i), i % 2 ? 2 : 1, false, /*emulate_intrinsics=*/true))
-        << "sample " << i << " of " << k.name << "\n" << json;
+        << "sample " << i << " of " << k.name << "\n"
+        << json;
   }
   return used;
 }
@@ -184,8 +188,7 @@ void check_tensor_core_samples(const std::string &spec, const std::string &prefi
     shapes.insert(r.warp_intrinsics[0]);
     EXPECT_EQ(r.threads_per_block % 32, 0) << "warps are whole";
     EXPECT_GT(r.shared_bytes, 0);
-    ASSERT_TRUE(kernel_matches_interpreter(*s, uint64_t(i), 1, /*emulate_gpu=*/true))
-        << "sample " << i << "\n" << json;
+    ASSERT_TRUE(kernel_matches_interpreter(*s, uint64_t(i), 1, /*emulate_gpu=*/true)) << "sample " << i << "\n" << json;
     // The trace is the contract: it replays to the same program.
     auto again = sched::replay_json(w, json);
     ASSERT_TRUE(again.has_value()) << again.error();
@@ -198,9 +201,7 @@ void check_tensor_core_samples(const std::string &spec, const std::string &prefi
 } // namespace
 
 TEST(TensorCoreSpace, F16Matmul) { check_tensor_core_samples("matmul:M=64,N=96,K=48,dtype=f16", "wmma_f16_", 20); }
-TEST(TensorCoreSpace, Bf16Matmul) {
-  check_tensor_core_samples("matmul:M=32,N=64,K=64,dtype=bf16", "wmma_bf16_", 12);
-}
+TEST(TensorCoreSpace, Bf16Matmul) { check_tensor_core_samples("matmul:M=32,N=64,K=64,dtype=bf16", "wmma_bf16_", 12); }
 TEST(TensorCoreSpace, F16BatchMatmul) {
   check_tensor_core_samples("batch_matmul:B=3,M=32,N=32,K=32,dtype=f16", "wmma_f16_", 12);
 }

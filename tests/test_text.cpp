@@ -445,13 +445,11 @@ TEST(TextErrors, HostileInputDoesNotExhaustTheStack) {
   std::string negations = "input A: f32[4]\nC[i] = " + std::string(1000, '-') + "A[i]\n";
   EXPECT_NE(parse_error(negations).find("nested too deeply"), std::string::npos);
   std::string chain = "input A: f32[4]\nC[i] = A[i]";
-  for (int n = 0; n < 5000; ++n)
-    chain += " + A[i]";
+  for (int n = 0; n < 5000; ++n) chain += " + A[i]";
   EXPECT_NE(parse_error(chain + "\n").find("<input>:2:1: error: statement is too long"), std::string::npos);
   // A long but reasonable statement is fine and prints back identically.
   std::string ok = "input A: f32[4]\nC[i < 4] = A[i]";
-  for (int n = 0; n < 500; ++n)
-    ok += " + A[i]";
+  for (int n = 0; n < 500; ++n) ok += " + A[i]";
   expect_round_trip(ok + "\n");
 }
 
@@ -501,8 +499,7 @@ TEST(TextFuzz, RandomBytes) {
   std::mt19937 rng(7);
   for (int iter = 0; iter < 500; ++iter) {
     std::string t(rng() % 200, '\0');
-    for (char &c : t)
-      c = char(rng() % 256);
+    for (char &c : t) c = char(rng() % 256);
     Expected<Workload> w = parse_workload(t);
     ASSERT_FALSE(w.has_value());
     EXPECT_EQ(w.error().rfind("<input>:", 0), 0u) << w.error();

@@ -18,8 +18,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <iostream>
+#include <sstream>
 
 namespace tessel::cli {
 
@@ -118,8 +118,8 @@ int cmd_space(const SpaceOptions &o) {
       return p ? lower::check_gpu_limits(p->kernel, t) : Status::error(p.error());
     });
   auto sketches = gen.sketches(*w);
-  std::cout << "# " << sketches.size() << " sketch" << (sketches.size() == 1 ? "" : "es") << " for " << w->key
-            << " on " << target->str() << "\n";
+  std::cout << "# " << sketches.size() << " sketch" << (sketches.size() == 1 ? "" : "es") << " for " << w->key << " on "
+            << target->str() << "\n";
   for (size_t i = 0; i < sketches.size(); ++i) {
     std::cout << "sketch " << i << ": " << sketches[i].name << "\n";
     for (auto &r : sketches[i].rules) std::cout << "    " << r << "\n";
@@ -169,7 +169,8 @@ int cmd_show(const ShowOptions &o) {
   auto f = lower::lower(s, kernel_name(*w));
   if (!f) return fail(f.error());
   if (o.ir || !any) {
-    for (auto &pf : f->prepack) std::cout << "\n# loop IR: " << pf.name << " (packs a constant, run once)\n" << ir::to_string(pf.body);
+    for (auto &pf : f->prepack)
+      std::cout << "\n# loop IR: " << pf.name << " (packs a constant, run once)\n" << ir::to_string(pf.body);
     std::cout << "\n# loop IR\n" << ir::to_string(f->kernel.body);
   }
   auto loaded = load_target(o.target);
@@ -193,7 +194,7 @@ int cmd_show(const ShowOptions &o) {
 int cmd_run(const RunOptions &o) {
   if (o.threads < 1) return fail("--threads must be at least 1, got " + std::to_string(o.threads));
   if (o.repeats < 1) return fail("--repeat must be at least 1, got " + std::to_string(o.repeats));
- auto w = te::load_workload(o.workload);
+  auto w = te::load_workload(o.workload);
   if (!w) return fail(w.error());
   auto loaded = load_target(o.target);
   if (!loaded) return fail(loaded.error());
@@ -203,17 +204,19 @@ int cmd_run(const RunOptions &o) {
     return fail(here.message() + (loaded->is_cuda() ? " (check a GPU schedule here with --emulate-gpu)"
                                                     : " (check its schedules here with --emulate-intrinsics)"));
   Target target = emulated ? Target::host() : *loaded;
-  if (o.emulate_gpu) std::cout << "emulate   GPU-bound loops run serially on this CPU (a correctness check, not a timing)\n";
+  if (o.emulate_gpu)
+    std::cout << "emulate   GPU-bound loops run serially on this CPU (a correctness check, not a timing)\n";
   if (o.emulate_intrinsics)
     std::cout << "emulate   tensor intrinsics run as portable emulations (a correctness check, not a timing)\n";
   std::cout << "workload  " << w->key << "  (hash " << w->hash_hex() << ")\n";
-  std::cout << "target    " << target.str() << ", " << o.threads << " thread" << (o.threads > 1 ? "s" : "")
-            << "\n";
+  std::cout << "target    " << target.str() << ", " << o.threads << " thread" << (o.threads > 1 ? "s" : "") << "\n";
   auto loaded_schedule = load_schedule(*w, o.trace, o.threads > 1);
   if (!loaded_schedule) return fail(loaded_schedule.error());
   sched::Schedule schedule = loaded_schedule.take();
-  if (!o.trace.empty()) std::cout << "schedule  " << o.trace << " (" << schedule.trace.size() << " steps)\n";
-  else std::cout << "schedule  default (untuned)\n";
+  if (!o.trace.empty())
+    std::cout << "schedule  " << o.trace << " (" << schedule.trace.size() << " steps)\n";
+  else
+    std::cout << "schedule  default (untuned)\n";
 
   auto t0 = std::chrono::steady_clock::now();
   auto f = lower::lower(schedule, kernel_name(*w));
@@ -234,7 +237,8 @@ int cmd_run(const RunOptions &o) {
   auto p0 = std::chrono::steady_clock::now();
   program->pack(in_ptrs);
   if (program->has_prepack())
-    std::cout << "pack      " << fmt("%.3f", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - p0).count())
+    std::cout << "pack      "
+              << fmt("%.3f", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - p0).count())
               << " ms, once, ahead of time (constant inputs re-laid-out; excluded from the kernel time)\n";
   program->run(in_ptrs, out_ptrs);
 
@@ -282,7 +286,8 @@ int cmd_compile(const CompileOptions &o) {
   std::string header = std::filesystem::path(obj).replace_extension(".h").string();
   auto target = load_target(o.target);
   if (!target) return fail(target.error());
-  if (!target->is_cpu()) return fail("target " + target->name + " is a GPU: the CUDA back end is not part of this build yet");
+  if (!target->is_cpu())
+    return fail("target " + target->name + " is a GPU: the CUDA back end is not part of this build yet");
   auto schedule = load_schedule(*w, o.trace, true);
   if (!schedule) return fail(schedule.error());
   auto f = lower::lower(*schedule, name);

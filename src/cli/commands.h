@@ -38,7 +38,7 @@ struct RunOptions {
   int repeats = 5;
   uint64_t seed = 1;
   bool verify = true;
-  bool emulate_gpu = false; // run GPU-bound loops serially on this CPU (checks a GPU schedule)
+  bool emulate_gpu = false;        // run GPU-bound loops serially on this CPU (checks a GPU schedule)
   bool emulate_intrinsics = false; // run tensor intrinsics (AMX, ...) as portable emulations
 };
 int cmd_run(const RunOptions &o);
@@ -47,8 +47,8 @@ struct CompileOptions {
   std::string workload;
   std::string target = "host";
   std::string trace;
-  std::string output;  // object path; the header goes beside it (.h)
-  std::string name;    // kernel symbol; default derived from the workload
+  std::string output; // object path; the header goes beside it (.h)
+  std::string name;   // kernel symbol; default derived from the workload
 };
 int cmd_compile(const CompileOptions &o);
 

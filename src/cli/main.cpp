@@ -29,7 +29,8 @@ int main(int argc, char **argv) {
                                                 "  tessel space matmul:M=64,N=64,K=64,dtype=f16 --target h100 \\\n"
                                                 "      --sketch gpu-tensorcore --sample 1 -o tc.json");
   space_cmd->add_option("workload", space.workload, "operator spec or workload file")->required();
-  space_cmd->add_option("--target", space.target, "target name (see `tessel targets`) or JSON path")->capture_default_str();
+  space_cmd->add_option("--target", space.target, "target name (see `tessel targets`) or JSON path")
+      ->capture_default_str();
   space_cmd->add_option("--sample", space.samples, "how many schedules to sample")->capture_default_str();
   space_cmd->add_option("--seed", space.seed, "sampling seed (same seed, same samples)")->capture_default_str();
   space_cmd->add_option("--sketch", space.sketch, "sample only the sketch of this name (e.g. gpu-tensorcore)");
@@ -50,16 +51,17 @@ int main(int argc, char **argv) {
   show_cmd->add_flag("--asm", show.assembly, "assembly for the host CPU");
 
   RunOptions run;
-  auto *run_cmd = app.add_subcommand("run", "Compile the default schedule, run it on random inputs, verify it\n"
-                                            "against the reference interpreter, print time and GFLOP/s.\n"
-                                            "Examples:\n  tessel run matmul:M=256,N=256,K=256\n"
-                                            "  tessel run conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,pad=1 --threads 2\n"
-                                            "  tessel run configs/workloads/matmul_1024_constb.te \\\n"
-                                            "      --trace configs/traces/matmul_1024_constb_avx512.json\n"
-                                            "  tessel run matmul:M=64,N=64,K=64,dtype=f16 --target h100 \\\n"
-                                            "      --trace tc.json --emulate-gpu   # a tensor-core schedule, on this CPU\n"
-                                            "  tessel run matmul:M=64,N=64,K=128,dtype=bf16 --target cpu-avx512-amx \\\n"
-                                            "      --trace amx.json --emulate-intrinsics");
+  auto *run_cmd =
+      app.add_subcommand("run", "Compile the default schedule, run it on random inputs, verify it\n"
+                                "against the reference interpreter, print time and GFLOP/s.\n"
+                                "Examples:\n  tessel run matmul:M=256,N=256,K=256\n"
+                                "  tessel run conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,pad=1 --threads 2\n"
+                                "  tessel run configs/workloads/matmul_1024_constb.te \\\n"
+                                "      --trace configs/traces/matmul_1024_constb_avx512.json\n"
+                                "  tessel run matmul:M=64,N=64,K=64,dtype=f16 --target h100 \\\n"
+                                "      --trace tc.json --emulate-gpu   # a tensor-core schedule, on this CPU\n"
+                                "  tessel run matmul:M=64,N=64,K=128,dtype=bf16 --target cpu-avx512-amx \\\n"
+                                "      --trace amx.json --emulate-intrinsics");
   run_cmd->add_option("workload", run.workload, "operator spec or workload file")->required();
   run_cmd->add_option("--trace", run.trace, "run this schedule trace (JSON) instead of the default schedule");
   run_cmd->add_option("--target", run.target, "target (must be runnable on this machine)")->capture_default_str();

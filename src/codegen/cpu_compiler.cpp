@@ -158,8 +158,8 @@ Expected<CpuKernel> jit_compile(const lower::LoweredFunc &f, const Target &targe
   llvm::orc::SymbolMap runtime;
   auto &es = (*jit)->getExecutionSession();
   auto define = [&](const char *name, void *addr) {
-    runtime[es.intern(name)] = llvm::JITEvaluatedSymbol(llvm::pointerToJITTargetAddress(addr),
-                                                        llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
+    runtime[es.intern(name)] = llvm::JITEvaluatedSymbol(
+        llvm::pointerToJITTargetAddress(addr), llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
   };
   define("tessel_parallel_for", reinterpret_cast<void *>(&tessel_parallel_for));
   define("tessel_alloc", reinterpret_cast<void *>(&tessel_alloc));
@@ -174,7 +174,8 @@ Expected<CpuKernel> jit_compile(const lower::LoweredFunc &f, const Target &targe
   define("tessel_ukernel_bf16_reference", reinterpret_cast<void *>(&tessel_ukernel_bf16_reference));
   define("tessel_ukernel_f16_reference", reinterpret_cast<void *>(&tessel_ukernel_f16_reference));
   define("tessel_ukernel_i8_reference", reinterpret_cast<void *>(&tessel_ukernel_i8_reference));
-  if (auto err = jd.define(llvm::orc::absoluteSymbols(runtime))) return make_error("LLVM JIT: " + to_string(std::move(err)));
+  if (auto err = jd.define(llvm::orc::absoluteSymbols(runtime)))
+    return make_error("LLVM JIT: " + to_string(std::move(err)));
   auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess((*jit)->getDataLayout().getGlobalPrefix());
   if (!gen) return make_error("LLVM JIT: " + to_string(gen.takeError()));
   jd.addGenerator(std::move(*gen));
@@ -214,10 +215,14 @@ Expected<CompiledProgram> jit_compile(const lower::LoweredProgram &p, const Targ
   c.kernel_ = *k;
   c.compile_seconds_ += k->compile_seconds();
   for (auto &t : p.kernel.arg_tensors) {
-    if (int i = index_of(p.inputs, t); i >= 0) c.args_.push_back({CompiledProgram::Source::Input, i});
-    else if (int j = index_of(packed, t); j >= 0) c.args_.push_back({CompiledProgram::Source::Packed, j});
-    else if (int o = index_of(p.outputs, t); o >= 0) c.args_.push_back({CompiledProgram::Source::Output, o});
-    else return make_error("internal: kernel argument " + t->name + " is neither an input, a packed input nor an output");
+    if (int i = index_of(p.inputs, t); i >= 0)
+      c.args_.push_back({CompiledProgram::Source::Input, i});
+    else if (int j = index_of(packed, t); j >= 0)
+      c.args_.push_back({CompiledProgram::Source::Packed, j});
+    else if (int o = index_of(p.outputs, t); o >= 0)
+      c.args_.push_back({CompiledProgram::Source::Output, o});
+    else
+      return make_error("internal: kernel argument " + t->name + " is neither an input, a packed input nor an output");
   }
   return c;
 }

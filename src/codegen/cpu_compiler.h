@@ -51,8 +51,8 @@ private:
   friend Expected<CompiledProgram> jit_compile(const lower::LoweredProgram &, const Target &);
   struct Pack {
     CpuKernel fn;
-    int input;                     // which workload input it reads
-    std::shared_ptr<void> buffer;  // the packed tensor
+    int input;                    // which workload input it reads
+    std::shared_ptr<void> buffer; // the packed tensor
     int64_t bytes;
   };
   enum class Source { Input, Packed, Output };

@@ -90,9 +90,9 @@ private:
   llvm::Type *storage_type(DataType t) {
     DataType s = t.element_of();
     llvm::Type *e = s.code == DataType::Float && s.bits == 16 ? b_.getHalfTy()
-                    : s.code == DataType::BFloat           ? b_.getInt16Ty()
-                    : s.is_bool()                          ? b_.getInt8Ty()
-                                                           : scalar_compute_type(s);
+                    : s.code == DataType::BFloat              ? b_.getInt16Ty()
+                    : s.is_bool()                             ? b_.getInt8Ty()
+                                                              : scalar_compute_type(s);
     return t.lanes > 1 ? llvm::FixedVectorType::get(e, t.lanes) : e;
   }
   llvm::Type *with_lanes(llvm::Type *scalar, int lanes) {
@@ -165,12 +165,16 @@ private:
     if (from.is_float() && to.is_float()) {
       // Cast into a 16-bit float rounds through its storage format.
       unsigned fb = v->getType()->getScalarSizeInBits(), tb = ty->getScalarSizeInBits();
-      if (fb < tb) v = b_.CreateFPExt(v, ty);
-      else if (fb > tb) v = b_.CreateFPTrunc(v, ty);
+      if (fb < tb)
+        v = b_.CreateFPExt(v, ty);
+      else if (fb > tb)
+        v = b_.CreateFPTrunc(v, ty);
       if (to.bits == 16) v = from_storage(to_storage(v, to), to);
     } else if (from.is_float()) {
-      if (to.is_bool()) v = b_.CreateFCmpUNE(v, llvm::Constant::getNullValue(v->getType()));
-      else v = to.is_uint() ? b_.CreateFPToUI(v, ty) : b_.CreateFPToSI(v, ty);
+      if (to.is_bool())
+        v = b_.CreateFCmpUNE(v, llvm::Constant::getNullValue(v->getType()));
+      else
+        v = to.is_uint() ? b_.CreateFPToUI(v, ty) : b_.CreateFPToSI(v, ty);
     } else if (to.is_float()) {
       v = from.is_uint() ? b_.CreateUIToFP(v, ty) : b_.CreateSIToFP(v, ty);
       if (to.bits == 16) v = from_storage(to_storage(v, to), to);
@@ -192,8 +196,8 @@ private:
     }
     llvm::Value *q = b_.CreateSDiv(a, b), *r = b_.CreateSRem(a, b);
     llvm::Value *zero = llvm::Constant::getNullValue(a->getType());
-    llvm::Value *adjust = b_.CreateAnd(b_.CreateICmpNE(r, zero), b_.CreateICmpNE(b_.CreateICmpSLT(r, zero),
-                                                                               b_.CreateICmpSLT(b, zero)));
+    llvm::Value *adjust =
+        b_.CreateAnd(b_.CreateICmpNE(r, zero), b_.CreateICmpNE(b_.CreateICmpSLT(r, zero), b_.CreateICmpSLT(b, zero)));
     if (mod) return b_.CreateSelect(adjust, b_.CreateAdd(r, b), r);
     return b_.CreateSelect(adjust, b_.CreateSub(q, llvm::ConstantInt::get(a->getType(), 1)), q);
   }
@@ -221,10 +225,18 @@ private:
       return;
     case BinaryOp::EQ: value_ = f ? b_.CreateFCmpOEQ(a, b) : b_.CreateICmpEQ(a, b); return;
     case BinaryOp::NE: value_ = f ? b_.CreateFCmpUNE(a, b) : b_.CreateICmpNE(a, b); return;
-    case BinaryOp::LT: value_ = f ? b_.CreateFCmpOLT(a, b) : s ? b_.CreateICmpSLT(a, b) : b_.CreateICmpULT(a, b); return;
-    case BinaryOp::LE: value_ = f ? b_.CreateFCmpOLE(a, b) : s ? b_.CreateICmpSLE(a, b) : b_.CreateICmpULE(a, b); return;
-    case BinaryOp::GT: value_ = f ? b_.CreateFCmpOGT(a, b) : s ? b_.CreateICmpSGT(a, b) : b_.CreateICmpUGT(a, b); return;
-    case BinaryOp::GE: value_ = f ? b_.CreateFCmpOGE(a, b) : s ? b_.CreateICmpSGE(a, b) : b_.CreateICmpUGE(a, b); return;
+    case BinaryOp::LT:
+      value_ = f ? b_.CreateFCmpOLT(a, b) : s ? b_.CreateICmpSLT(a, b) : b_.CreateICmpULT(a, b);
+      return;
+    case BinaryOp::LE:
+      value_ = f ? b_.CreateFCmpOLE(a, b) : s ? b_.CreateICmpSLE(a, b) : b_.CreateICmpULE(a, b);
+      return;
+    case BinaryOp::GT:
+      value_ = f ? b_.CreateFCmpOGT(a, b) : s ? b_.CreateICmpSGT(a, b) : b_.CreateICmpUGT(a, b);
+      return;
+    case BinaryOp::GE:
+      value_ = f ? b_.CreateFCmpOGE(a, b) : s ? b_.CreateICmpSGE(a, b) : b_.CreateICmpUGE(a, b);
+      return;
     case BinaryOp::And: value_ = b_.CreateAnd(a, b); return;
     case BinaryOp::Or: value_ = b_.CreateOr(a, b); return;
     }
@@ -240,8 +252,8 @@ private:
   llvm::Value *libm(const char *f32_name, const char *f64_name, llvm::Value *x) {
     llvm::Type *ty = x->getType();
     llvm::Type *st = ty->getScalarType();
-    auto callee = mod_.getOrInsertFunction(st->isDoubleTy() ? f64_name : f32_name,
-                                           llvm::FunctionType::get(st, {st}, false));
+    auto callee =
+        mod_.getOrInsertFunction(st->isDoubleTy() ? f64_name : f32_name, llvm::FunctionType::get(st, {st}, false));
     if (auto *vt = llvm::dyn_cast<llvm::FixedVectorType>(ty)) {
       llvm::Value *out = llvm::UndefValue::get(vt);
       for (unsigned i = 0; i < vt->getNumElements(); ++i)
@@ -261,7 +273,8 @@ private:
     case Intrinsic::Log: value_ = b_.CreateUnaryIntrinsic(llvm::Intrinsic::log, x); return;
     case Intrinsic::Sqrt: value_ = b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, x); return;
     case Intrinsic::Rsqrt:
-      value_ = b_.CreateFDiv(llvm::ConstantFP::get(x->getType(), 1.0), b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, x));
+      value_ =
+          b_.CreateFDiv(llvm::ConstantFP::get(x->getType(), 1.0), b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, x));
       return;
     case Intrinsic::Floor: value_ = b_.CreateUnaryIntrinsic(llvm::Intrinsic::floor, x); return;
     case Intrinsic::Ceil: value_ = b_.CreateUnaryIntrinsic(llvm::Intrinsic::ceil, x); return;
@@ -269,8 +282,10 @@ private:
     case Intrinsic::Tanh: value_ = libm("tanhf", "tanh", x); return;
     case Intrinsic::Erf: value_ = libm("erff", "erf", x); return;
     case Intrinsic::Abs:
-      if (f) value_ = b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
-      else value_ = b_.CreateSelect(b_.CreateICmpSLT(x, llvm::Constant::getNullValue(x->getType())), b_.CreateNeg(x), x);
+      if (f)
+        value_ = b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
+      else
+        value_ = b_.CreateSelect(b_.CreateICmpSLT(x, llvm::Constant::getNullValue(x->getType())), b_.CreateNeg(x), x);
       return;
     }
   }
@@ -340,14 +355,17 @@ private:
 
   // ------------------------------------------------------------- statements
   struct Binding {
-    Binding(std::unordered_map<const ExprNode *, llvm::Value *> &m, const ExprNode *k, llvm::Value *v) : map(m), key(k) {
+    Binding(std::unordered_map<const ExprNode *, llvm::Value *> &m, const ExprNode *k, llvm::Value *v)
+        : map(m), key(k) {
       auto it = m.find(k);
       if (it != m.end()) old = it->second;
       m[k] = v;
     }
     ~Binding() {
-      if (old) map[key] = old;
-      else map.erase(key);
+      if (old)
+        map[key] = old;
+      else
+        map.erase(key);
     }
     std::unordered_map<const ExprNode *, llvm::Value *> &map;
     const ExprNode *key;

@@ -295,8 +295,7 @@ struct IndexTerm {
   int64_t value(const Ctx &c) const {
     if (node) return node->eval(c);
     uint64_t v = uint64_t(offset); // wrapping, like the integer nodes: no UB
-    for (int t = 0; t < nterms; ++t)
-      v += uint64_t(coef[t]) * uint64_t(c.is[slot[t]]);
+    for (int t = 0; t < nterms; ++t) v += uint64_t(coef[t]) * uint64_t(c.is[slot[t]]);
     return int64_t(v);
   }
 };
@@ -334,8 +333,7 @@ struct AffineIndex {
   int64_t offset = 0;
   int64_t flat(const Ctx &c) const {
     uint64_t v = uint64_t(offset); // wrapping, like the integer nodes: no UB
-    for (int t = 0; t < nterms; ++t)
-      v += uint64_t(coef[t]) * uint64_t(c.is[slot[t]]);
+    for (int t = 0; t < nterms; ++t) v += uint64_t(coef[t]) * uint64_t(c.is[slot[t]]);
     return int64_t(v);
   }
 };
@@ -655,8 +653,7 @@ private:
 
   static int64_t buf_stride(const std::vector<int64_t> &shape, size_t d) {
     int64_t s = 1;
-    for (size_t i = d + 1; i < shape.size(); ++i)
-      s *= shape[i];
+    for (size_t i = d + 1; i < shape.size(); ++i) s *= shape[i];
     return s;
   }
 
@@ -768,8 +765,7 @@ private:
       out.offset = int64_t(uint64_t(out.offset) + uint64_t(t.offset) * uint64_t(t.stride));
       for (int k = 0; k < t.nterms; ++k) {
         int j = 0;
-        while (j < out.nterms && out.slot[j] != t.slot[k])
-          ++j;
+        while (j < out.nterms && out.slot[j] != t.slot[k]) ++j;
         if (j == out.nterms) {
           if (out.nterms == AffineIndex::kMaxTerms) return std::nullopt;
           out.slot[out.nterms] = t.slot[k];
@@ -837,8 +833,7 @@ template <typename F> void for_each_point(const std::vector<int64_t> &shape, int
 template <ReduceOp OP, typename T, typename Eval>
 T reduce_loop(T acc, const std::vector<int64_t> &extents, int64_t *slots, Eval &&eval) {
   const size_t nr = extents.size();
-  for (size_t d = 0; d < nr; ++d)
-    slots[d] = 0;
+  for (size_t d = 0; d < nr; ++d) slots[d] = 0;
   const int64_t inner = extents[nr - 1];
   int64_t *last = &slots[nr - 1];
   for (;;) {
@@ -900,8 +895,7 @@ void run_stage(const ir::Tensor &stage, NDArray &out,
   const size_t nd = stage->axes.size();
   if (nd != stage->shape.size())
     throw Error("has " + std::to_string(nd) + " axes for a rank-" + std::to_string(stage->shape.size()) + " shape");
-  for (auto &ax : stage->axes)
-    comp.bind_int(ax.var, ax.extent);
+  for (auto &ax : stage->axes) comp.bind_int(ax.var, ax.extent);
   const ir::Reduce *red = stage->body.as<ir::Reduce>();
   std::vector<int64_t> rext;
   if (red)
@@ -967,14 +961,12 @@ void run_stage(const ir::Tensor &stage, NDArray &out,
 
 std::string describe(const ir::TensorNode &t) {
   std::string s = t.dtype.str() + "[";
-  for (size_t i = 0; i < t.shape.size(); ++i)
-    s += (i ? ", " : "") + std::to_string(t.shape[i]);
+  for (size_t i = 0; i < t.shape.size(); ++i) s += (i ? ", " : "") + std::to_string(t.shape[i]);
   return s + "]";
 }
 std::string describe(const NDArray &a) {
   std::string s = a.dtype().str() + "[";
-  for (size_t i = 0; i < a.shape().size(); ++i)
-    s += (i ? ", " : "") + std::to_string(a.shape()[i]);
+  for (size_t i = 0; i < a.shape().size(); ++i) s += (i ? ", " : "") + std::to_string(a.shape()[i]);
   return s + "]";
 }
 
@@ -991,8 +983,7 @@ std::vector<NDArray> random_inputs(const te::Workload &w, uint64_t seed) {
 
 std::vector<NDArray> empty_outputs(const te::Workload &w) {
   std::vector<NDArray> out;
-  for (auto &o : w.outputs)
-    out.emplace_back(o->shape, o->dtype);
+  for (auto &o : w.outputs) out.emplace_back(o->shape, o->dtype);
   return out;
 }
 

@@ -42,8 +42,7 @@ uint64_t splitmix64(uint64_t &state) {
 
 std::string shape_str(const std::vector<int64_t> &shape) {
   std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i)
-    s += (i ? ", " : "") + std::to_string(shape[i]);
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
 }
 
@@ -57,8 +56,7 @@ std::string num(double v) {
 
 NDArray::NDArray(std::vector<int64_t> shape, DataType dtype) : shape_(std::move(shape)), dtype_(dtype) {
   size_ = 1;
-  for (int64_t e : shape_)
-    size_ *= e < 0 ? 0 : e;
+  for (int64_t e : shape_) size_ *= e < 0 ? 0 : e;
   // Round up to whole cache lines (aligned_alloc needs a multiple of the
   // alignment) and never ask for zero bytes.
   size_t n = size_t(size_ * dtype_.bytes());

@@ -19,7 +19,7 @@ public:
 
   const std::vector<int64_t> &shape() const { return shape_; }
   DataType dtype() const { return dtype_; }
-  int64_t size() const { return size_; }              // elements
+  int64_t size() const { return size_; } // elements
   int64_t bytes() const { return size_ * dtype_.bytes(); }
   void *data() { return data_.get(); }
   const void *data() const { return data_.get(); }

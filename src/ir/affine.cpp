@@ -33,8 +33,10 @@ std::optional<Affine> affine(const Expr &e, const std::vector<Expr> &vars) {
   if (b->op == BinaryOp::Mul) {
     int64_t c;
     const Expr *var_side = nullptr;
-    if (is_const_int(simplify(b->b), &c)) var_side = &b->a;
-    else if (is_const_int(simplify(b->a), &c)) var_side = &b->b;
+    if (is_const_int(simplify(b->b), &c))
+      var_side = &b->a;
+    else if (is_const_int(simplify(b->a), &c))
+      var_side = &b->b;
     if (!var_side) return std::nullopt;
     auto x = affine(*var_side, vars);
     if (!x) return std::nullopt;

@@ -176,8 +176,10 @@ Interval sym(const Expr &e, const Scope &scope) {
       return {make_zero(e.type()), make_const(e.type(), double(c - 1))};
     }
     return Interval::everything();
-  case BinaryOp::Min: return {emin(a.min, b.min), a.max.defined() ? (b.max.defined() ? min(a.max, b.max) : a.max) : b.max};
-  case BinaryOp::Max: return {a.min.defined() ? (b.min.defined() ? max(a.min, b.min) : a.min) : b.min, emax(a.max, b.max)};
+  case BinaryOp::Min:
+    return {emin(a.min, b.min), a.max.defined() ? (b.max.defined() ? min(a.max, b.max) : a.max) : b.max};
+  case BinaryOp::Max:
+    return {a.min.defined() ? (b.min.defined() ? max(a.min, b.min) : a.min) : b.min, emax(a.max, b.max)};
   default: return Interval::everything();
   }
 }

@@ -33,14 +33,18 @@ std::optional<DataType> DataType::parse(std::string_view n) {
   return std::nullopt;
 }
 
-#define ACCEPT(T) void T::accept(IRVisitor *v) const { v->visit(this); }
-ACCEPT(IntImm) ACCEPT(FloatImm) ACCEPT(Var) ACCEPT(Cast) ACCEPT(Binary) ACCEPT(Not) ACCEPT(Select)
-ACCEPT(Call) ACCEPT(Load) ACCEPT(Ramp) ACCEPT(Broadcast) ACCEPT(Let) ACCEPT(TensorRead) ACCEPT(Reduce)
-ACCEPT(For) ACCEPT(Store) ACCEPT(TensorWrite) ACCEPT(Allocate) ACCEPT(Realize) ACCEPT(IfThenElse)
-ACCEPT(LetStmt) ACCEPT(Block) ACCEPT(Evaluate) ACCEPT(AddressOf) ACCEPT(ExternCall)
+#define ACCEPT(T)                                                                                                      \
+  void T::accept(IRVisitor *v) const { v->visit(this); }
+ACCEPT(IntImm)
+ACCEPT(FloatImm) ACCEPT(Var) ACCEPT(Cast) ACCEPT(Binary) ACCEPT(Not) ACCEPT(Select) ACCEPT(Call) ACCEPT(Load)
+    ACCEPT(Ramp) ACCEPT(Broadcast) ACCEPT(Let) ACCEPT(TensorRead) ACCEPT(Reduce) ACCEPT(For) ACCEPT(Store)
+        ACCEPT(TensorWrite) ACCEPT(Allocate) ACCEPT(Realize) ACCEPT(IfThenElse) ACCEPT(LetStmt) ACCEPT(Block)
+            ACCEPT(Evaluate) ACCEPT(AddressOf) ACCEPT(ExternCall)
 #undef ACCEPT
 
-Expr::Expr(int v) : Expr(IntImm::make(DataType::i32(), v)) {}
+                Expr::Expr(int v)
+    : Expr(IntImm::make(DataType::i32(), v)) {
+}
 Expr::Expr(int64_t v) : Expr(IntImm::make(DataType::index(), v)) {}
 Expr::Expr(float v) : Expr(FloatImm::make(DataType::f32(), v)) {}
 Expr::Expr(double v) : Expr(FloatImm::make(DataType::f32(), v)) {}
@@ -49,7 +53,8 @@ static void check(bool cond, const std::string &msg) { TESSEL_CHECK(cond, msg); 
 
 Expr IntImm::make(DataType t, int64_t v) {
   check(t.is_scalar() && (t.is_integer() || t.is_bool()), "IntImm of non-integer type " + t.str());
-  if (t.is_bool()) v = v != 0;
+  if (t.is_bool())
+    v = v != 0;
   else if (t.bits < 64) { // wrap to the type's width so constants are canonical
     int64_t m = int64_t(1) << t.bits;
     v = ((v % m) + m) % m;
@@ -95,8 +100,7 @@ bool is_comparison(BinaryOp op) { return op >= BinaryOp::EQ && op <= BinaryOp::G
 Expr Binary::make(BinaryOp op, Expr a, Expr b) {
   check(a.defined() && b.defined(), "binary operator on an undefined expression");
   check(a.type() == b.type(), std::string("operands of '") + binary_op_name(op) +
-                                  "' have different types: " + a.type().str() + " and " +
-                                  b.type().str());
+                                  "' have different types: " + a.type().str() + " and " + b.type().str());
   DataType t = a.type();
   if (is_comparison(op)) t = DataType::boolean().with_lanes(a.type().lanes);
   if (op == BinaryOp::And || op == BinaryOp::Or)
@@ -159,7 +163,8 @@ Expr AddressOf::make(Expr buffer, Expr index, DataType element) {
 
 Stmt ExternCall::make(std::string name, std::vector<Expr> args) {
   for (auto &a : args)
-    check(a.type().is_handle() || a.type() == DataType::index(), "extern call " + name + ": arguments are addresses or i64");
+    check(a.type().is_handle() || a.type() == DataType::index(),
+          "extern call " + name + ": arguments are addresses or i64");
   return std::make_shared<ExternCall>(std::move(name), std::move(args));
 }
 
@@ -180,9 +185,8 @@ Expr Let::make(Expr var, Expr value, Expr body) {
 
 Expr TensorRead::make(Tensor t, std::vector<Expr> indices) {
   check(t != nullptr, "read of an undefined tensor");
-  check(indices.size() == t->shape.size(),
-        "tensor " + t->name + " has " + std::to_string(t->shape.size()) + " dimension(s) but is indexed with " +
-            std::to_string(indices.size()));
+  check(indices.size() == t->shape.size(), "tensor " + t->name + " has " + std::to_string(t->shape.size()) +
+                                               " dimension(s) but is indexed with " + std::to_string(indices.size()));
   for (auto &i : indices) {
     check(i.defined(), "undefined index into " + t->name);
     check(i.type().is_integer() && i.type().is_scalar(),
@@ -254,7 +258,8 @@ Stmt For::make(Expr var, Expr min, Expr extent, ForKind kind, Stmt body, std::st
   check(var.as<Var>() && var.type() == DataType::index(), "loop variable must be an i64 Var");
   check(min.type() == DataType::index() && extent.type() == DataType::index(), "loop bounds must be i64");
   check(body.defined(), "loop without a body");
-  return std::make_shared<For>(std::move(var), std::move(min), std::move(extent), kind, std::move(body), std::move(tag));
+  return std::make_shared<For>(std::move(var), std::move(min), std::move(extent), kind, std::move(body),
+                               std::move(tag));
 }
 Stmt For::with(const Stmt &self, Stmt b, ForKind k, std::string tag) const {
   if (b.same_as(body) && k == kind && tag == thread_tag) return self;
@@ -290,8 +295,10 @@ Stmt Block::make(std::vector<Stmt> stmts) {
   std::vector<Stmt> flat;
   for (auto &s : stmts) {
     if (!s.defined()) continue;
-    if (auto *b = s.as<Block>()) flat.insert(flat.end(), b->stmts.begin(), b->stmts.end());
-    else flat.push_back(s);
+    if (auto *b = s.as<Block>())
+      flat.insert(flat.end(), b->stmts.begin(), b->stmts.end());
+    else
+      flat.push_back(s);
   }
   if (flat.size() == 1) return flat[0];
   return std::make_shared<Block>(std::move(flat));
@@ -354,8 +361,9 @@ bool equal(const Expr &a, const Expr &b) {
     auto *x = a.as<Ramp>(), *y = b.as<Ramp>();
     return x->lanes == y->lanes && equal(x->base, y->base) && equal(x->stride, y->stride);
   }
-  case ExprKind::Broadcast: return a.as<Broadcast>()->lanes == b.as<Broadcast>()->lanes &&
-                                   equal(a.as<Broadcast>()->value, b.as<Broadcast>()->value);
+  case ExprKind::Broadcast:
+    return a.as<Broadcast>()->lanes == b.as<Broadcast>()->lanes &&
+           equal(a.as<Broadcast>()->value, b.as<Broadcast>()->value);
   case ExprKind::AddressOf: {
     auto *x = a.as<AddressOf>(), *y = b.as<AddressOf>();
     return equal(x->buffer, y->buffer) && equal(x->index, y->index);
@@ -375,17 +383,23 @@ bool is_zero(const Expr &e) { return is_const_value(e, 0); }
 Expr min_value(DataType t) {
   DataType s = t.element_of();
   Expr c;
-  if (s.is_float()) c = FloatImm::make(s, -std::numeric_limits<double>::infinity());
-  else if (s.is_int()) c = IntImm::make(s, s.bits == 64 ? std::numeric_limits<int64_t>::min() : -(int64_t(1) << (s.bits - 1)));
-  else c = IntImm::make(s, 0);
+  if (s.is_float())
+    c = FloatImm::make(s, -std::numeric_limits<double>::infinity());
+  else if (s.is_int())
+    c = IntImm::make(s, s.bits == 64 ? std::numeric_limits<int64_t>::min() : -(int64_t(1) << (s.bits - 1)));
+  else
+    c = IntImm::make(s, 0);
   return Broadcast::make(c, t.lanes);
 }
 Expr max_value(DataType t) {
   DataType s = t.element_of();
   Expr c;
-  if (s.is_float()) c = FloatImm::make(s, std::numeric_limits<double>::infinity());
-  else if (s.is_int()) c = IntImm::make(s, s.bits == 64 ? std::numeric_limits<int64_t>::max() : (int64_t(1) << (s.bits - 1)) - 1);
-  else c = IntImm::make(s, s.bits == 1 ? 1 : (s.bits == 64 ? -1 : (int64_t(1) << s.bits) - 1));
+  if (s.is_float())
+    c = FloatImm::make(s, std::numeric_limits<double>::infinity());
+  else if (s.is_int())
+    c = IntImm::make(s, s.bits == 64 ? std::numeric_limits<int64_t>::max() : (int64_t(1) << (s.bits - 1)) - 1);
+  else
+    c = IntImm::make(s, s.bits == 1 ? 1 : (s.bits == 64 ? -1 : (int64_t(1) << s.bits) - 1));
   return Broadcast::make(c, t.lanes);
 }
 

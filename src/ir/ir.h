@@ -18,11 +18,33 @@ namespace tessel::ir {
 class IRVisitor;
 
 enum class ExprKind : uint8_t {
-  IntImm, FloatImm, Var, Cast, Binary, Not, Select, Call, Load, Ramp, Broadcast, Let,
-  TensorRead, Reduce, AddressOf
+  IntImm,
+  FloatImm,
+  Var,
+  Cast,
+  Binary,
+  Not,
+  Select,
+  Call,
+  Load,
+  Ramp,
+  Broadcast,
+  Let,
+  TensorRead,
+  Reduce,
+  AddressOf
 };
 enum class StmtKind : uint8_t {
-  For, Store, TensorWrite, Allocate, Realize, IfThenElse, LetStmt, Block, Evaluate, ExternCall
+  For,
+  Store,
+  TensorWrite,
+  Allocate,
+  Realize,
+  IfThenElse,
+  LetStmt,
+  Block,
+  Evaluate,
+  ExternCall
 };
 
 struct ExprNode {
@@ -83,8 +105,8 @@ private:
   std::shared_ptr<const StmtNode> node_;
 };
 
-#define TESSEL_IR_NODE(Base, KindEnum, Name)                                                       \
-  static constexpr KindEnum kKind = KindEnum::Name;                                                \
+#define TESSEL_IR_NODE(Base, KindEnum, Name)                                                                           \
+  static constexpr KindEnum kKind = KindEnum::Name;                                                                    \
   void accept(IRVisitor *v) const override;
 
 // ---------------------------------------------------------------- expressions
@@ -125,8 +147,7 @@ bool is_comparison(BinaryOp op);
 
 struct Binary : ExprNode {
   TESSEL_IR_NODE(ExprNode, ExprKind, Binary)
-  Binary(DataType t, BinaryOp o, Expr x, Expr y)
-      : ExprNode(kKind, t), op(o), a(std::move(x)), b(std::move(y)) {}
+  Binary(DataType t, BinaryOp o, Expr x, Expr y) : ExprNode(kKind, t), op(o), a(std::move(x)), b(std::move(y)) {}
   BinaryOp op;
   Expr a, b;
   // Operands must already share a type (see ir/op.h for coercing helpers).
@@ -143,8 +164,7 @@ struct Not : ExprNode {
 struct Select : ExprNode {
   TESSEL_IR_NODE(ExprNode, ExprKind, Select)
   Select(Expr c, Expr t, Expr f)
-      : ExprNode(kKind, t.type()), cond(std::move(c)), true_value(std::move(t)),
-        false_value(std::move(f)) {}
+      : ExprNode(kKind, t.type()), cond(std::move(c)), true_value(std::move(t)), false_value(std::move(f)) {}
   Expr cond, true_value, false_value;
   static Expr make(Expr c, Expr t, Expr f);
 };
@@ -199,7 +219,8 @@ struct Broadcast : ExprNode {
 
 struct Let : ExprNode {
   TESSEL_IR_NODE(ExprNode, ExprKind, Let)
-  Let(Expr v, Expr val, Expr b) : ExprNode(kKind, b.type()), var(std::move(v)), value(std::move(val)), body(std::move(b)) {}
+  Let(Expr v, Expr val, Expr b)
+      : ExprNode(kKind, b.type()), var(std::move(v)), value(std::move(val)), body(std::move(b)) {}
   Expr var, value, body;
   static Expr make(Expr var, Expr value, Expr body);
 };
@@ -220,9 +241,9 @@ struct TensorNode {
   std::string name;
   std::vector<int64_t> shape;
   DataType dtype;
-  bool is_constant = false;    // inputs only: known ahead of time (weights at inference)
-  std::vector<IterVar> axes;   // one spatial axis per dimension (computations only)
-  Expr body;                   // undefined for inputs; may be a Reduce at the top level
+  bool is_constant = false;  // inputs only: known ahead of time (weights at inference)
+  std::vector<IterVar> axes; // one spatial axis per dimension (computations only)
+  Expr body;                 // undefined for inputs; may be a Reduce at the top level
   bool is_input() const { return !body.defined(); }
 };
 
@@ -248,8 +269,8 @@ struct Reduce : ExprNode {
   Expr source;
   std::vector<IterVar> axes;
   static Expr make(ReduceOp op, Expr source, std::vector<IterVar> axes);
-  Expr identity() const;                          // 0, -inf, +inf (or integer limits)
-  Expr combine(Expr acc, Expr value) const;       // acc + value, max(acc, value), ...
+  Expr identity() const;                    // 0, -inf, +inf (or integer limits)
+  Expr combine(Expr acc, Expr value) const; // acc + value, max(acc, value), ...
 };
 
 // ----------------------------------------------------------------- statements
@@ -259,8 +280,8 @@ const char *for_kind_name(ForKind k);
 struct For : StmtNode {
   TESSEL_IR_NODE(StmtNode, StmtKind, For)
   For(Expr v, Expr mn, Expr ext, ForKind k, Stmt b, std::string tag)
-      : StmtNode(kKind), var(std::move(v)), min(std::move(mn)), extent(std::move(ext)), kind(k),
-        body(std::move(b)), thread_tag(std::move(tag)) {}
+      : StmtNode(kKind), var(std::move(v)), min(std::move(mn)), extent(std::move(ext)), kind(k), body(std::move(b)),
+        thread_tag(std::move(tag)) {}
   Expr var, min, extent;
   ForKind kind;
   Stmt body;
@@ -272,7 +293,8 @@ struct For : StmtNode {
 
 struct Store : StmtNode {
   TESSEL_IR_NODE(StmtNode, StmtKind, Store)
-  Store(Expr buf, Expr val, Expr idx) : StmtNode(kKind), buffer(std::move(buf)), value(std::move(val)), index(std::move(idx)) {}
+  Store(Expr buf, Expr val, Expr idx)
+      : StmtNode(kKind), buffer(std::move(buf)), value(std::move(val)), index(std::move(idx)) {}
   Expr buffer, value, index;
   static Stmt make(Expr buffer, Expr value, Expr index);
 };
@@ -326,7 +348,8 @@ struct Realize : StmtNode {
 
 struct IfThenElse : StmtNode {
   TESSEL_IR_NODE(StmtNode, StmtKind, IfThenElse)
-  IfThenElse(Expr c, Stmt t, Stmt e) : StmtNode(kKind), cond(std::move(c)), then_case(std::move(t)), else_case(std::move(e)) {}
+  IfThenElse(Expr c, Stmt t, Stmt e)
+      : StmtNode(kKind), cond(std::move(c)), then_case(std::move(t)), else_case(std::move(e)) {}
   Expr cond;
   Stmt then_case, else_case; // else_case may be undefined
   static Stmt make(Expr cond, Stmt then_case, Stmt else_case = Stmt());

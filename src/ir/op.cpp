@@ -11,8 +11,8 @@ static Expr retype_literal(const Expr &lit, DataType t) {
   DataType s = t.element_of();
   if (auto *i = lit.as<IntImm>()) return Broadcast::make(make_const(s, double(i->value)), t.lanes);
   auto *f = lit.as<FloatImm>();
-  TESSEL_CHECK(s.is_float(), "float literal " + format_float(f->value, lit.type()) + " used with an integer operand of type " +
-                                 t.str() + "; write an integer or cast");
+  TESSEL_CHECK(s.is_float(), "float literal " + format_float(f->value, lit.type()) +
+                                 " used with an integer operand of type " + t.str() + "; write an integer or cast");
   return Broadcast::make(make_const(s, f->value), t.lanes);
 }
 
@@ -20,17 +20,27 @@ void match_types(Expr &a, Expr &b, const char *op) {
   TESSEL_CHECK(a.defined() && b.defined(), std::string("operator '") + op + "' on an undefined expression");
   if (a.type() == b.type()) return;
   bool la = is_literal(a), lb = is_literal(b);
-  if (la && !lb) { a = retype_literal(a, b.type()); return; }
-  if (lb && !la) { b = retype_literal(b, a.type()); return; }
+  if (la && !lb) {
+    a = retype_literal(a, b.type());
+    return;
+  }
+  if (lb && !la) {
+    b = retype_literal(b, a.type());
+    return;
+  }
   if (la && lb) { // two literals: a float beats an integer, then the wider type wins (no silent wrap)
     bool a_wins = a.type().is_float() != b.type().is_float() ? a.type().is_float() : a.type().bits >= b.type().bits;
-    if (a_wins) b = retype_literal(b, a.type());
-    else a = retype_literal(a, b.type());
+    if (a_wins)
+      b = retype_literal(b, a.type());
+    else
+      a = retype_literal(a, b.type());
     return;
   }
   if (a.type().is_vector() != b.type().is_vector()) {
-    if (a.type().is_scalar()) a = Broadcast::make(a, b.type().lanes);
-    else b = Broadcast::make(b, a.type().lanes);
+    if (a.type().is_scalar())
+      a = Broadcast::make(a, b.type().lanes);
+    else
+      b = Broadcast::make(b, a.type().lanes);
     if (a.type() == b.type()) return;
   }
   throw Error(std::string("type mismatch in '") + op + "': " + a.type().str() + " vs " + b.type().str() +

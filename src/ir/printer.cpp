@@ -12,8 +12,8 @@ std::string format_float(double v, DataType t) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   char buf[64];
-  std::to_chars_result r = t.bits == 64 ? std::to_chars(buf, buf + sizeof buf, v)
-                                        : std::to_chars(buf, buf + sizeof buf, float(v));
+  std::to_chars_result r =
+      t.bits == 64 ? std::to_chars(buf, buf + sizeof buf, v) : std::to_chars(buf, buf + sizeof buf, float(v));
   std::string s(buf, r.ptr);
   if (s.find_first_of(".en") == std::string::npos) s += ".0";
   return s;
@@ -27,7 +27,8 @@ public:
 
   void visit(const IntImm *op) override {
     os << op->value;
-    if (op->type != DataType::index() && op->type != DataType::i32() && !op->type.is_bool()) os << "_" << op->type.str();
+    if (op->type != DataType::index() && op->type != DataType::i32() && !op->type.is_bool())
+      os << "_" << op->type.str();
   }
   void visit(const FloatImm *op) override {
     os << format_float(op->value, op->type);

@@ -55,8 +55,8 @@ protected:
         return IntImm::make(t, int64_t(std::trunc(f)));
     }
     if (auto *inner = v.as<Cast>()) { // int widening chains: i64(i32(x)) where x is i64 index
-      if (t.is_integer() && inner->type.is_integer() && inner->value.type() == t &&
-          inner->type.bits >= 32 && known_in(inner->value, -(int64_t(1) << 31), int64_t(1) << 31))
+      if (t.is_integer() && inner->type.is_integer() && inner->value.type() == t && inner->type.bits >= 32 &&
+          known_in(inner->value, -(int64_t(1) << 31), int64_t(1) << 31))
         return inner->value;
     }
     return v.same_as(op->value) ? e : Cast::make(t, v);
@@ -78,8 +78,12 @@ protected:
       case BinaryOp::Add: return IntImm::make(t, ca + cb);
       case BinaryOp::Sub: return IntImm::make(t, ca - cb);
       case BinaryOp::Mul: return IntImm::make(t, ca * cb);
-      case BinaryOp::Div: if (cb != 0) return IntImm::make(t, floor_div(ca, cb)); break;
-      case BinaryOp::Mod: if (cb != 0) return IntImm::make(t, floor_mod(ca, cb)); break;
+      case BinaryOp::Div:
+        if (cb != 0) return IntImm::make(t, floor_div(ca, cb));
+        break;
+      case BinaryOp::Mod:
+        if (cb != 0) return IntImm::make(t, floor_mod(ca, cb));
+        break;
       case BinaryOp::Min: return IntImm::make(t, std::min(ca, cb));
       case BinaryOp::Max: return IntImm::make(t, std::max(ca, cb));
       case BinaryOp::EQ: return IntImm::make(DataType::boolean(), ca == cb);
@@ -173,10 +177,8 @@ protected:
         if (match_mul_const(a, &x, &c) && c % cb == 0) return mutate(x * (c / cb));
         if (auto *add = a.as<Binary>(); add && add->op == BinaryOp::Add) {
           // (x*c + y) / cb with c a multiple of cb: x*(c/cb) + y/cb
-          if (match_mul_const(add->a, &x, &c) && c % cb == 0)
-            return mutate(x * (c / cb) + add->b / b);
-          if (match_mul_const(add->b, &x, &c) && c % cb == 0)
-            return mutate(x * (c / cb) + add->a / b);
+          if (match_mul_const(add->a, &x, &c) && c % cb == 0) return mutate(x * (c / cb) + add->b / b);
+          if (match_mul_const(add->b, &x, &c) && c % cb == 0) return mutate(x * (c / cb) + add->a / b);
         }
       }
       break;
@@ -217,10 +219,22 @@ protected:
         auto no = [&] { return IntImm::make(DataType::boolean(), 0); };
         bool lt = d.max && *d.max < 0, ge = d.min && *d.min >= 0;
         bool le = d.max && *d.max <= 0, gt = d.min && *d.min > 0;
-        if (o == BinaryOp::LT) { if (lt) return yes(); if (ge) return no(); }
-        if (o == BinaryOp::GE) { if (ge) return yes(); if (lt) return no(); }
-        if (o == BinaryOp::LE) { if (le) return yes(); if (gt) return no(); }
-        if (o == BinaryOp::GT) { if (gt) return yes(); if (le) return no(); }
+        if (o == BinaryOp::LT) {
+          if (lt) return yes();
+          if (ge) return no();
+        }
+        if (o == BinaryOp::GE) {
+          if (ge) return yes();
+          if (lt) return no();
+        }
+        if (o == BinaryOp::LE) {
+          if (le) return yes();
+          if (gt) return no();
+        }
+        if (o == BinaryOp::GT) {
+          if (gt) return yes();
+          if (le) return no();
+        }
         if (o == BinaryOp::EQ && (gt || lt)) return no();
         if (o == BinaryOp::NE && (gt || lt)) return yes();
       }

@@ -41,9 +41,7 @@ struct DataType {
   DataType element_of() const { return {code, bits, 1}; }
   DataType with_lanes(int l) const { return {code, bits, l}; }
 
-  bool operator==(const DataType &o) const {
-    return code == o.code && bits == o.bits && lanes == o.lanes;
-  }
+  bool operator==(const DataType &o) const { return code == o.code && bits == o.bits && lanes == o.lanes; }
   bool operator!=(const DataType &o) const { return !(*this == o); }
 
   // "f32", "i8", "bool", "f32x16".

@@ -5,31 +5,66 @@
 namespace tessel::ir {
 
 void IRVisitor::visit(const Cast *op) { op->value.accept(this); }
-void IRVisitor::visit(const Binary *op) { op->a.accept(this); op->b.accept(this); }
+void IRVisitor::visit(const Binary *op) {
+  op->a.accept(this);
+  op->b.accept(this);
+}
 void IRVisitor::visit(const Not *op) { op->value.accept(this); }
 void IRVisitor::visit(const Select *op) {
-  op->cond.accept(this); op->true_value.accept(this); op->false_value.accept(this);
+  op->cond.accept(this);
+  op->true_value.accept(this);
+  op->false_value.accept(this);
 }
-void IRVisitor::visit(const Call *op) { for (auto &a : op->args) a.accept(this); }
-void IRVisitor::visit(const Load *op) { op->buffer.accept(this); op->index.accept(this); }
-void IRVisitor::visit(const Ramp *op) { op->base.accept(this); op->stride.accept(this); }
+void IRVisitor::visit(const Call *op) {
+  for (auto &a : op->args) a.accept(this);
+}
+void IRVisitor::visit(const Load *op) {
+  op->buffer.accept(this);
+  op->index.accept(this);
+}
+void IRVisitor::visit(const Ramp *op) {
+  op->base.accept(this);
+  op->stride.accept(this);
+}
 void IRVisitor::visit(const Broadcast *op) { op->value.accept(this); }
-void IRVisitor::visit(const Let *op) { op->value.accept(this); op->body.accept(this); }
-void IRVisitor::visit(const TensorRead *op) { for (auto &i : op->indices) i.accept(this); }
+void IRVisitor::visit(const Let *op) {
+  op->value.accept(this);
+  op->body.accept(this);
+}
+void IRVisitor::visit(const TensorRead *op) {
+  for (auto &i : op->indices) i.accept(this);
+}
 void IRVisitor::visit(const Reduce *op) { op->source.accept(this); }
-void IRVisitor::visit(const AddressOf *op) { op->buffer.accept(this); op->index.accept(this); }
-void IRVisitor::visit(const ExternCall *op) { for (auto &a : op->args) a.accept(this); }
-void IRVisitor::visit(const For *op) { op->min.accept(this); op->extent.accept(this); op->body.accept(this); }
+void IRVisitor::visit(const AddressOf *op) {
+  op->buffer.accept(this);
+  op->index.accept(this);
+}
+void IRVisitor::visit(const ExternCall *op) {
+  for (auto &a : op->args) a.accept(this);
+}
+void IRVisitor::visit(const For *op) {
+  op->min.accept(this);
+  op->extent.accept(this);
+  op->body.accept(this);
+}
 void IRVisitor::visit(const Store *op) {
-  op->buffer.accept(this); op->value.accept(this); op->index.accept(this);
+  op->buffer.accept(this);
+  op->value.accept(this);
+  op->index.accept(this);
 }
 void IRVisitor::visit(const TensorWrite *op) {
   op->value.accept(this);
   for (auto &i : op->indices) i.accept(this);
 }
-void IRVisitor::visit(const Allocate *op) { op->extent.accept(this); op->body.accept(this); }
+void IRVisitor::visit(const Allocate *op) {
+  op->extent.accept(this);
+  op->body.accept(this);
+}
 void IRVisitor::visit(const Realize *op) {
-  for (auto &r : op->region) { r.min.accept(this); r.extent.accept(this); }
+  for (auto &r : op->region) {
+    r.min.accept(this);
+    r.extent.accept(this);
+  }
   op->body.accept(this);
 }
 void IRVisitor::visit(const IfThenElse *op) {
@@ -37,16 +72,23 @@ void IRVisitor::visit(const IfThenElse *op) {
   op->then_case.accept(this);
   if (op->else_case.defined()) op->else_case.accept(this);
 }
-void IRVisitor::visit(const LetStmt *op) { op->value.accept(this); op->body.accept(this); }
-void IRVisitor::visit(const Block *op) { for (auto &s : op->stmts) s.accept(this); }
+void IRVisitor::visit(const LetStmt *op) {
+  op->value.accept(this);
+  op->body.accept(this);
+}
+void IRVisitor::visit(const Block *op) {
+  for (auto &s : op->stmts) s.accept(this);
+}
 void IRVisitor::visit(const Evaluate *op) { op->value.accept(this); }
 
 Expr IRMutator::mutate(const Expr &e) {
   if (!e.defined()) return e;
   switch (e.kind()) {
-#define CASE(T) case ExprKind::T: return visit(static_cast<const T *>(e.get()), e);
-    CASE(IntImm) CASE(FloatImm) CASE(Var) CASE(Cast) CASE(Binary) CASE(Not) CASE(Select) CASE(Call)
-    CASE(Load) CASE(Ramp) CASE(Broadcast) CASE(Let) CASE(TensorRead) CASE(Reduce) CASE(AddressOf)
+#define CASE(T)                                                                                                        \
+  case ExprKind::T: return visit(static_cast<const T *>(e.get()), e);
+    CASE(IntImm)
+    CASE(FloatImm) CASE(Var) CASE(Cast) CASE(Binary) CASE(Not) CASE(Select) CASE(Call) CASE(Load) CASE(Ramp)
+        CASE(Broadcast) CASE(Let) CASE(TensorRead) CASE(Reduce) CASE(AddressOf)
 #undef CASE
   }
   return e;
@@ -54,9 +96,11 @@ Expr IRMutator::mutate(const Expr &e) {
 Stmt IRMutator::mutate(const Stmt &s) {
   if (!s.defined()) return s;
   switch (s.kind()) {
-#define CASE(T) case StmtKind::T: return visit(static_cast<const T *>(s.get()), s);
-    CASE(For) CASE(Store) CASE(TensorWrite) CASE(Allocate) CASE(Realize) CASE(IfThenElse) CASE(LetStmt)
-    CASE(Block) CASE(Evaluate) CASE(ExternCall)
+#define CASE(T)                                                                                                        \
+  case StmtKind::T: return visit(static_cast<const T *>(s.get()), s);
+    CASE(For)
+    CASE(Store) CASE(TensorWrite) CASE(Allocate) CASE(Realize) CASE(IfThenElse) CASE(LetStmt) CASE(Block) CASE(Evaluate)
+        CASE(ExternCall)
 #undef CASE
   }
   return s;

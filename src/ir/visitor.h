@@ -72,7 +72,6 @@ protected:
   virtual Stmt visit(const ExternCall *, const Stmt &s);
 };
 
-
 // Replaces variables (by identity) with expressions.
 Expr substitute(const Expr &e, const std::vector<std::pair<Expr, Expr>> &var_to_value);
 Stmt substitute(const Stmt &s, const std::vector<std::pair<Expr, Expr>> &var_to_value);

@@ -50,8 +50,8 @@ public:
   }
   void visit(const ExternCall *op) override {
     const sched::TensorIntrinsic *in = sched::intrinsic_of_symbol(op->name);
-    if (in && in->warp_level && std::find(r.warp_intrinsics.begin(), r.warp_intrinsics.end(), in->name) ==
-                                    r.warp_intrinsics.end())
+    if (in && in->warp_level &&
+        std::find(r.warp_intrinsics.begin(), r.warp_intrinsics.end(), in->name) == r.warp_intrinsics.end())
       r.warp_intrinsics.push_back(in->name);
     IRVisitor::visit(op);
   }
@@ -70,13 +70,18 @@ GpuResources gpu_resources(const LoweredFunc &f) {
   ResourceCounter c;
   f.body.accept(&c);
   for (auto &[tag, e] : c.extents) {
-    if (tag.rfind("threadIdx", 0) == 0) c.r.threads_per_block *= e;
-    else if (tag.rfind("blockIdx", 0) == 0) c.r.blocks *= e;
-    else if (tag == "vthread") c.r.vthreads *= e;
+    if (tag.rfind("threadIdx", 0) == 0)
+      c.r.threads_per_block *= e;
+    else if (tag.rfind("blockIdx", 0) == 0)
+      c.r.blocks *= e;
+    else if (tag == "vthread")
+      c.r.vthreads *= e;
   }
   // Warp-level intrinsics run on whole warps: threadIdx.x is the lanes, even when no loop binds it.
-  if (c.extents.count("threadIdx.x")) c.r.thread_x_extent = c.extents["threadIdx.x"];
-  else if (!c.r.warp_intrinsics.empty()) c.r.threads_per_block *= ResourceCounter::kWarp;
+  if (c.extents.count("threadIdx.x"))
+    c.r.thread_x_extent = c.extents["threadIdx.x"];
+  else if (!c.r.warp_intrinsics.empty())
+    c.r.threads_per_block *= ResourceCounter::kWarp;
   return c.r;
 }
 

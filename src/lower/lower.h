@@ -49,9 +49,9 @@ struct GpuResources {
   int64_t threads_per_block = 1; // product of the threadIdx extents
   int64_t blocks = 1;            // product of the blockIdx extents
   int64_t vthreads = 1;
-  int64_t shared_bytes = 0;      // shared-memory allocations
-  int64_t local_bytes = 0;       // per-thread local (register) arrays, fragments' share included
-  int64_t thread_x_extent = 0;   // the largest threadIdx.x extent; 0 when no loop binds it
+  int64_t shared_bytes = 0;                 // shared-memory allocations
+  int64_t local_bytes = 0;                  // per-thread local (register) arrays, fragments' share included
+  int64_t thread_x_extent = 0;              // the largest threadIdx.x extent; 0 when no loop binds it
   std::vector<std::string> warp_intrinsics; // warp-level tensor intrinsics the kernel calls
 };
 GpuResources gpu_resources(const LoweredFunc &f);
@@ -59,12 +59,12 @@ GpuResources gpu_resources(const LoweredFunc &f);
 Status check_gpu_limits(const LoweredFunc &f, const Target &target);
 
 // The passes, in the order lower() runs them (each is usable alone in tests).
-ir::Stmt schedule_to_loops(const sched::Schedule &schedule);                   // loop nests per stage
+ir::Stmt schedule_to_loops(const sched::Schedule &schedule);                     // loop nests per stage
 ir::Stmt stage_to_loops(const sched::Schedule &schedule, const sched::Stage &s); // one stage alone
 ir::Stmt storage_flatten(const ir::Stmt &s, const std::vector<ir::Tensor> &args,
-                         const std::vector<ir::Expr> &arg_vars);               // tensors -> flat buffers
-ir::Stmt tensorize_loops(const ir::Stmt &s);                                  // tensorized tiles -> kernel calls
-ir::Stmt vectorize_loops(const ir::Stmt &s);                                  // vector loops -> vector IR
-ir::Stmt unroll_loops(const ir::Stmt &s);                                     // unrolled loops -> copies
+                         const std::vector<ir::Expr> &arg_vars); // tensors -> flat buffers
+ir::Stmt tensorize_loops(const ir::Stmt &s);                     // tensorized tiles -> kernel calls
+ir::Stmt vectorize_loops(const ir::Stmt &s);                     // vector loops -> vector IR
+ir::Stmt unroll_loops(const ir::Stmt &s);                        // unrolled loops -> copies
 
 } // namespace tessel::lower

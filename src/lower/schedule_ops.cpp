@@ -43,7 +43,7 @@ private:
 };
 
 struct Context {
-  std::unordered_map<const TensorNode *, Expr> bodies;               // stage bodies after inlining
+  std::unordered_map<const TensorNode *, Expr> bodies;                        // stage bodies after inlining
   std::map<std::pair<std::string, int>, std::vector<const Stage *>> attached; // (consumer, loop) -> producers
   std::map<std::pair<std::string, int>, std::vector<const Stage *>> after;    // (producer, loop) -> epilogues
   // Loops bound to GPU threads or virtual threads, by variable, with their extent:
@@ -109,12 +109,12 @@ public:
     for (size_t r = 0; r < red->axes.size(); ++r) m.push_back({red->axes[r].var, value_of(st_.num_spatial() + int(r))});
     Expr source = substitute(red->source, m);
     Stmt init = guard(TensorWrite::make(st_.tensor, red->identity(), idx), spatial_guards);
-    Stmt update = guard(TensorWrite::make(st_.tensor, red->combine(TensorRead::make(st_.tensor, idx), source), idx),
-                        all_guards);
+    Stmt update =
+        guard(TensorWrite::make(st_.tensor, red->combine(TensorRead::make(st_.tensor, idx), source), idx), all_guards);
     int p = 0;
     while (p < int(st_.leaves.size()) && !st_.loops[st_.leaves[p]].is_reduce) ++p;
-    Stmt inner = Block::make({nest(p, int(st_.leaves.size()), init, /*spatial_only=*/true),
-                              nest(p, int(st_.leaves.size()), update, false)});
+    Stmt inner = Block::make(
+        {nest(p, int(st_.leaves.size()), init, /*spatial_only=*/true), nest(p, int(st_.leaves.size()), update, false)});
     return nest(0, p, inner, false);
   }
 
@@ -128,10 +128,8 @@ private:
       if (v.defined()) break;
       if (r.kind == Relation::kSplit && r.split.parent == loop)
         v = value_of(r.split.outer) * Expr(r.split.factor) + value_of(r.split.inner);
-      if (r.kind == Relation::kFuse && r.fuse.outer == loop)
-        v = value_of(r.fuse.fused) / Expr(extents_[r.fuse.inner]);
-      if (r.kind == Relation::kFuse && r.fuse.inner == loop)
-        v = value_of(r.fuse.fused) % Expr(extents_[r.fuse.inner]);
+      if (r.kind == Relation::kFuse && r.fuse.outer == loop) v = value_of(r.fuse.fused) / Expr(extents_[r.fuse.inner]);
+      if (r.kind == Relation::kFuse && r.fuse.inner == loop) v = value_of(r.fuse.fused) % Expr(extents_[r.fuse.inner]);
     }
     TESSEL_CHECK(v.defined(), "internal: loop " + st_.loops[loop].name + " of " + st_.tensor->name +
                                   " is neither a leaf nor derived from one");

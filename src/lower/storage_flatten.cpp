@@ -58,7 +58,8 @@ protected:
     for (auto &r : op->region) {
       mins.push_back(r.min);
       int64_t e;
-      TESSEL_CHECK(is_const_int(r.extent, &e), "internal: realize of " + op->tensor->name + " has a non-constant extent");
+      TESSEL_CHECK(is_const_int(r.extent, &e),
+                   "internal: realize of " + op->tensor->name + " has a non-constant extent");
       extents.push_back(e);
       total = total * r.extent;
     }

@@ -69,7 +69,8 @@ protected:
       fail("the statement is not C = C + A * B:\n" + to_string(body));
     std::vector<Expr> vars;
     for (auto *l : loops) vars.push_back(l->var);
-    auto fc = affine(store->index, vars), f0 = affine(load(mul->a)->index, vars), f1 = affine(load(mul->b)->index, vars);
+    auto fc = affine(store->index, vars), f0 = affine(load(mul->a)->index, vars),
+         f1 = affine(load(mul->b)->index, vars);
     if (!fc || !f0 || !f1) fail("the indices are not affine in the tile's loops:\n" + to_string(body));
     auto coef = [](const Affine &f, const Expr &v) { return f.coefficient(v); };
     // Find roles i, j, k (a missing one has extent 1) and which operand is B so that
@@ -104,17 +105,25 @@ protected:
           auto aligned = [](int64_t ld, DataType t) { return ld > 0 && ld * t.bytes() % 16 == 0; };
           if (!aligned(lda, intrin->a) || !aligned(coef(fb, k), intrin->b) || !aligned(coef(*fc, i), intrin->c))
             fail("WMMA loads need row- or column-major tiles with leading dimensions of a multiple of 16 bytes; here A "
-                 "strides (" + std::to_string(coef(fa, i)) + ", " + std::to_string(coef(fa, k)) + "), B " +
+                 "strides (" +
+                 std::to_string(coef(fa, i)) + ", " + std::to_string(coef(fa, k)) + "), B " +
                  std::to_string(coef(fb, k)) + ", C " + std::to_string(coef(*fc, i)) +
                  " elements (pad or re-tile the shared caches)");
         }
-        std::vector<Expr> args{AddressOf::make(store->buffer, simplify(fc->rest), intrin->c), Expr(coef(*fc, i)),
-                               AddressOf::make(a->buffer, simplify(fa.rest), intrin->a), Expr(coef(fa, i)),
-                               Expr(coef(fa, k)), AddressOf::make(b->buffer, simplify(fb.rest), intrin->b),
-                               Expr(coef(fb, k)), extent(i), extent(j), extent(k)};
+        std::vector<Expr> args{AddressOf::make(store->buffer, simplify(fc->rest), intrin->c),
+                               Expr(coef(*fc, i)),
+                               AddressOf::make(a->buffer, simplify(fa.rest), intrin->a),
+                               Expr(coef(fa, i)),
+                               Expr(coef(fa, k)),
+                               AddressOf::make(b->buffer, simplify(fb.rest), intrin->b),
+                               Expr(coef(fb, k)),
+                               extent(i),
+                               extent(j),
+                               extent(k)};
         return ExternCall::make(intrin->runtime_symbol, args);
       }
-      if (!std::next_permutation(cand.begin(), cand.end(), [](const Expr &x, const Expr &y) { return x.get() < y.get(); }))
+      if (!std::next_permutation(cand.begin(), cand.end(),
+                                 [](const Expr &x, const Expr &y) { return x.get() < y.get(); }))
         break;
     }
     fail("the accesses do not fit C[i, j] += A[i, k] * B[k, j] with B and C contiguous along j" +

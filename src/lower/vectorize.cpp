@@ -131,7 +131,7 @@ protected:
     return v.same_as(op->value) && b.same_as(op->body) ? e : Let::make(op->var, v, b);
   }
 
-  Expr visit(const Ramp *, const Expr &) override { throw CannotVectorize{}; }     // nested vectors
+  Expr visit(const Ramp *, const Expr &) override { throw CannotVectorize{}; } // nested vectors
   Expr visit(const Broadcast *, const Expr &) override { throw CannotVectorize{}; }
 
   Stmt visit(const Store *op, const Stmt &s) override {
@@ -147,8 +147,7 @@ protected:
     if (mn.type().is_vector() || ext.type().is_vector()) throw CannotVectorize{};
     Stmt b = mutate(op->body);
     if (mn.same_as(op->min) && ext.same_as(op->extent) && b.same_as(op->body)) return s;
-    return For::make(op->var, mn, ext, op->kind == ForKind::Vectorized ? ForKind::Serial : op->kind, b,
-                     op->thread_tag);
+    return For::make(op->var, mn, ext, op->kind == ForKind::Vectorized ? ForKind::Serial : op->kind, b, op->thread_tag);
   }
   Stmt visit(const IfThenElse *op, const Stmt &s) override {
     Expr c = mutate(op->cond);

@@ -22,8 +22,8 @@ int tessel_get_num_threads(void);
 
 // Tensor-intrinsic micro-kernels (schedules/intrinsics.h).
 // avx512_fma_f32: C[i*ldc + j] += sum_k A[i*lda_m + k*lda_k] * B[k*ldb_k + j], i < m, j < n.
-void tessel_ukernel_f32_fma_avx512(float *C, int64_t ldc, const float *A, int64_t lda_m, int64_t lda_k,
-                                   const float *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k);
+void tessel_ukernel_f32_fma_avx512(float *C, int64_t ldc, const float *A, int64_t lda_m, int64_t lda_k, const float *B,
+                                   int64_t ldb_k, int64_t m, int64_t n, int64_t k);
 
 // avx512_bf16_dot: the same with bf16 A and B (f32 C), two products per lane (vdpbf16ps).
 void tessel_ukernel_bf16_dot_avx512(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m, int64_t lda_k,
@@ -31,8 +31,8 @@ void tessel_ukernel_bf16_dot_avx512(float *C, int64_t ldc, const uint16_t *A, in
 
 // amx_bf16 / amx_int8: the same with AMX tiles (needs AMX and Linux >= 5.16;
 // aborts with a message otherwise, so only targets with amx features use them).
-void tessel_ukernel_bf16_amx(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m, int64_t lda_k,
-                             const uint16_t *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k);
+void tessel_ukernel_bf16_amx(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m, int64_t lda_k, const uint16_t *B,
+                             int64_t ldb_k, int64_t m, int64_t n, int64_t k);
 void tessel_ukernel_i8_amx(int32_t *C, int64_t ldc, const int8_t *A, int64_t lda_m, int64_t lda_k, const int8_t *B,
                            int64_t ldb_k, int64_t m, int64_t n, int64_t k);
 int tessel_amx_usable(void); // 1 when this CPU and OS run AMX tiles

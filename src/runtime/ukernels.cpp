@@ -78,10 +78,9 @@ namespace {
 // plain [k][j] layout; A's pair (k, k+1) is broadcast. An odd k ends with a
 // zero partner.
 template <int R>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma"))) void tile_bf16(float *C, int64_t ldc, const uint16_t *A,
-                                                                          int64_t lda_m, int64_t lda_k,
-                                                                          const uint16_t *B, int64_t ldb_k, int cols,
-                                                                          int64_t k) {
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma"))) void
+tile_bf16(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m, int64_t lda_k, const uint16_t *B, int64_t ldb_k,
+          int cols, int64_t k) {
   __mmask16 m[4];
   column_masks(cols, m);
   __m512 acc[R][4];
@@ -121,11 +120,9 @@ constexpr Bf16TileFn kBf16Tiles[] = {tile_bf16<1>, tile_bf16<2>, tile_bf16<3>,
 
 } // namespace
 
-extern "C" void tessel_ukernel_bf16_dot_avx512(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m,
-                                               int64_t lda_k, const uint16_t *B, int64_t ldb_k, int64_t m, int64_t n,
-                                               int64_t k) {
+extern "C" void tessel_ukernel_bf16_dot_avx512(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m, int64_t lda_k,
+                                               const uint16_t *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k) {
   for_each_tile(m, n, [&](int64_t i, int64_t rows, int64_t j, int cols) {
     kBf16Tiles[rows - 1](C + i * ldc + j, ldc, A + i * lda_m, lda_m, lda_k, B + j, ldb_k, cols, k);
   });
 }
-

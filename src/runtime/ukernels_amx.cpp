@@ -91,8 +91,10 @@ struct HardwareTiles {
     asm volatile("tilestored %%tmm%c2, (%0,%1,1)" ::"r"(p), "r"(stride), "i"(T) : "memory");
   }
   template <typename E, int C, int A, int B> static void dot() { // tmmC += tmmA * tmmB
-    if constexpr (std::is_same_v<E, Bf16>) asm volatile("tdpbf16ps %%tmm%c2, %%tmm%c1, %%tmm%c0" ::"i"(C), "i"(A), "i"(B));
-    else asm volatile("tdpbssd %%tmm%c2, %%tmm%c1, %%tmm%c0" ::"i"(C), "i"(A), "i"(B));
+    if constexpr (std::is_same_v<E, Bf16>)
+      asm volatile("tdpbf16ps %%tmm%c2, %%tmm%c1, %%tmm%c0" ::"i"(C), "i"(A), "i"(B));
+    else
+      asm volatile("tdpbssd %%tmm%c2, %%tmm%c1, %%tmm%c0" ::"i"(C), "i"(A), "i"(B));
   }
 };
 
@@ -107,7 +109,8 @@ struct SoftwareTiles {
   }
   static void begin() {}
   template <int T> static void load(const void *p, int64_t stride) {
-    for (int r = 0; r < kRows; ++r) std::memcpy(reg(T).bytes[r], static_cast<const uint8_t *>(p) + r * stride, kRowBytes);
+    for (int r = 0; r < kRows; ++r)
+      std::memcpy(reg(T).bytes[r], static_cast<const uint8_t *>(p) + r * stride, kRowBytes);
   }
   template <int T> static void store(void *p, int64_t stride) {
     for (int r = 0; r < kRows; ++r) std::memcpy(static_cast<uint8_t *>(p) + r * stride, reg(T).bytes[r], kRowBytes);
@@ -126,8 +129,10 @@ struct SoftwareTiles {
             In a, b;
             std::memcpy(&a, reg(A).bytes[m] + sizeof(In) * (k * G + g), sizeof(In));
             std::memcpy(&b, reg(B).bytes[k] + sizeof(In) * (n * G + g), sizeof(In));
-            if constexpr (std::is_same_v<E, Bf16>) c += tessel::bf16_to_float(a) * tessel::bf16_to_float(b);
-            else c += int32_t(a) * int32_t(b);
+            if constexpr (std::is_same_v<E, Bf16>)
+              c += tessel::bf16_to_float(a) * tessel::bf16_to_float(b);
+            else
+              c += int32_t(a) * int32_t(b);
           }
         std::memcpy(reg(C).bytes[m] + 4 * n, &c, 4);
       }
@@ -141,15 +146,17 @@ struct SoftwareTiles {
 // has it) each is built with widening loads, shifts and ors; a portable loop
 // does the same elsewhere (the emulation runs on any CPU).
 template <typename E>
-__attribute__((target("avx512f,avx512bw,avx512vl"))) void pack_vnni_row_avx512(typename E::In *dst, const typename E::In *B,
-                                                                      int64_t ldb_k, int rows, int cols) {
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void
+pack_vnni_row_avx512(typename E::In *dst, const typename E::In *B, int64_t ldb_k, int rows, int cols) {
   constexpr int G = E::kGroup;
   __mmask16 mask = cols >= 16 ? __mmask16(0xffff) : __mmask16((1u << cols) - 1);
   __m512i out = _mm512_setzero_si512();
   for (int g = 0; g < rows; ++g) {
     __m512i wide;
-    if constexpr (G == 2) wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, B + g * ldb_k));
-    else wide = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, B + g * ldb_k));
+    if constexpr (G == 2)
+      wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, B + g * ldb_k));
+    else
+      wide = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, B + g * ldb_k));
     out = _mm512_or_si512(out, _mm512_sllv_epi32(wide, _mm512_set1_epi32(int(g * 8 * sizeof(typename E::In)))));
   }
   _mm512_storeu_si512(dst, out);
@@ -176,8 +183,10 @@ void pack_vnni(std::vector<typename E::In> &pb, const typename E::In *B, int64_t
     for (int64_t j = 0; j < n; j += kRows) {
       int cols = int(std::min<int64_t>(kRows, n - j));
       In *dst = image_row + (j / kRows) * tile_elems;
-      if (avx512) pack_vnni_row_avx512<E>(dst, B + kk * ldb_k + j, ldb_k, rows, cols);
-      else pack_vnni_row_portable<E>(dst, B + kk * ldb_k + j, ldb_k, rows, cols);
+      if (avx512)
+        pack_vnni_row_avx512<E>(dst, B + kk * ldb_k + j, ldb_k, rows, cols);
+      else
+        pack_vnni_row_portable<E>(dst, B + kk * ldb_k + j, ldb_k, rows, cols);
     }
   }
 }
@@ -263,8 +272,8 @@ void amx_gemm(typename E::Acc *C, int64_t ldc, const typename E::In *A, int64_t 
 
 extern "C" {
 
-void tessel_ukernel_bf16_amx(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m, int64_t lda_k,
-                             const uint16_t *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k) {
+void tessel_ukernel_bf16_amx(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m, int64_t lda_k, const uint16_t *B,
+                             int64_t ldb_k, int64_t m, int64_t n, int64_t k) {
   amx_gemm<Bf16, HardwareTiles>(C, ldc, A, lda_m, lda_k, B, ldb_k, m, n, k);
 }
 

@@ -75,7 +75,7 @@ template <typename F> auto catch_errors(F &&fn) -> Expected<decltype(fn())> {
 
 } // namespace tessel
 
-#define TESSEL_CHECK(cond, msg)                                                                    \
-  do {                                                                                             \
-    if (!(cond)) throw ::tessel::Error(msg);                                                       \
+#define TESSEL_CHECK(cond, msg)                                                                                        \
+  do {                                                                                                                 \
+    if (!(cond)) throw ::tessel::Error(msg);                                                                           \
   } while (0)

@@ -30,12 +30,12 @@ inline uint16_t float_to_f16(float f) {
   uint32_t u = float_bits(f);
   uint32_t sign = (u >> 16) & 0x8000u;
   uint32_t abs = u & 0x7fffffffu;
-  if (abs > 0x7f800000u) return uint16_t(sign | 0x7e00u);         // NaN
-  if (abs >= 0x477ff000u) return uint16_t(sign | 0x7c00u);        // overflow -> inf (RNE)
-  if (abs < 0x38800000u) {                                         // subnormal or zero
-    if (abs < 0x33000000u) return uint16_t(sign);                  // rounds to zero
+  if (abs > 0x7f800000u) return uint16_t(sign | 0x7e00u);  // NaN
+  if (abs >= 0x477ff000u) return uint16_t(sign | 0x7c00u); // overflow -> inf (RNE)
+  if (abs < 0x38800000u) {                                 // subnormal or zero
+    if (abs < 0x33000000u) return uint16_t(sign);          // rounds to zero
     uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
-    int shift = 113 - int(abs >> 23) + 13;                         // 126-14 ... shift into 10 bits
+    int shift = 113 - int(abs >> 23) + 13; // 126-14 ... shift into 10 bits
     uint32_t half = 1u << (shift - 1);
     uint32_t rest = mant & ((1u << shift) - 1);
     uint32_t r = mant >> shift;

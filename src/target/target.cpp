@@ -47,15 +47,13 @@ std::vector<std::string> split(std::string_view s, char sep) {
 
 std::string join(const std::vector<std::string> &v, std::string_view sep) {
   std::string out;
-  for (auto &s : v)
-    out += (out.empty() ? "" : std::string(sep)) + s;
+  for (auto &s : v) out += (out.empty() ? "" : std::string(sep)) + s;
   return out;
 }
 
 size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j)
-    row[j] = j;
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
   for (size_t i = 1; i <= a.size(); ++i) {
     size_t diag = row[0];
     row[0] = i;
@@ -133,8 +131,7 @@ const std::vector<std::string> &x86_feature_names() {
       }
     }
     std::vector<std::string> v;
-    for (auto &e : m)
-      v.push_back(e.first().str());
+    for (auto &e : m) v.push_back(e.first().str());
     std::sort(v.begin(), v.end());
     return v;
   }();
@@ -145,8 +142,7 @@ std::vector<std::string> x86_cpu_names() {
   llvm::SmallVector<llvm::StringRef, 64> cpus;
   llvm::X86::fillValidCPUArchList(cpus, /*Only64Bit=*/false);
   std::vector<std::string> v;
-  for (auto c : cpus)
-    v.push_back(c.str());
+  for (auto c : cpus) v.push_back(c.str());
   return v;
 }
 
@@ -154,8 +150,7 @@ std::vector<std::string> x86_cpu_names() {
 // Host cache sizes.
 
 int64_t parse_sysfs_size(std::string s) { // "48K", "2048K", "32M"
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
-    s.pop_back();
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   if (s.empty()) return 0;
   int64_t mult = 1;
   char u = s.back();
@@ -317,8 +312,7 @@ json parse_json(const std::string &text, const Reader &r) {
     else if (ev == json::parse_event_t::key && !stack.empty() && parsed.is_string()) {
       std::string key = parsed.get<std::string>();
       if (!stack.back().keys.insert(key).second && duplicate.empty()) {
-        for (size_t i = 0; i + 1 < stack.size(); ++i)
-          duplicate += stack[i].current + ".";
+        for (size_t i = 0; i + 1 < stack.size(); ++i) duplicate += stack[i].current + ".";
         duplicate += key;
       }
       stack.back().current = key;
@@ -426,8 +420,7 @@ TensorCoreShape read_tensor_core(const json &v, const std::string &prefix, const
   s.a_dtype = r.string_value(r.require(v, prefix, "a_dtype", why), prefix + "a_dtype");
   s.c_dtype = r.string_value(r.require(v, prefix, "c_dtype", why), prefix + "c_dtype");
   std::vector<std::string> inputs;
-  for (auto &[a, _] : kTensorCoreAccumulators)
-    inputs.push_back(a);
+  for (auto &[a, _] : kTensorCoreAccumulators) inputs.push_back(a);
   auto acc = kTensorCoreAccumulators.find(s.a_dtype);
   if (acc == kTensorCoreAccumulators.end())
     r.fail(r.field(prefix + "a_dtype") + ": unknown input dtype '" + s.a_dtype + "'" + did_you_mean(s.a_dtype, inputs) +
@@ -511,8 +504,7 @@ Target read_target(const std::string &text, const std::string &file, const std::
     elsewhere["gpu"] = "applies only to cuda targets, but kind is 'cpu'";
   } else {
     allowed.push_back("gpu");
-    for (auto &f : kCpuOnlyFields)
-      elsewhere[f] = "applies only to cpu targets, but kind is 'cuda'";
+    for (auto &f : kCpuOnlyFields) elsewhere[f] = "applies only to cpu targets, but kind is 'cuda'";
   }
   r.check_fields(doc, "", allowed, elsewhere);
 
@@ -671,11 +663,9 @@ Target Target::host() {
   llvm::StringMap<bool> features;
   std::vector<std::string> on;
   if (llvm::sys::getHostCPUFeatures(features))
-    for (auto &f : features)
-      on.push_back((f.second ? "+" : "-") + f.first().str());
+    for (auto &f : features) on.push_back((f.second ? "+" : "-") + f.first().str());
   std::sort(on.begin(), on.end());
-  for (auto &f : on)
-    t.features += (t.features.empty() ? "" : ",") + f;
+  for (auto &f : on) t.features += (t.features.empty() ? "" : ",") + f;
   auto has = [&](const char *f) { return features.lookup(f); };
   t.vector_bits = has("avx512f") ? 512 : has("avx2") || has("avx") ? 256 : 128;
   // LLVM 16 calls CPUs newer than itself "generic" (e.g. AMD family 1Ah), which
@@ -697,8 +687,7 @@ Target Target::host() {
 std::vector<std::string> Target::search_dirs() {
   std::vector<fs::path> candidates;
   if (const char *env = std::getenv("TESSEL_TARGETS_DIR"))
-    for (auto &d : split(env, ':'))
-      candidates.emplace_back(d);
+    for (auto &d : split(env, ':')) candidates.emplace_back(d);
   candidates.emplace_back("configs/targets");
   // The build tree is <repo>/build/src/tessel and <repo>/build/tests/test_x, so the repository's configs are two
   // levels up; one level up covers an install as <prefix>/bin/tessel next to <prefix>/configs.
@@ -779,8 +768,7 @@ std::string Target::to_json() const {
   add("triple", json_string(triple));
   add("cpu", json_string(cpu));
   std::vector<std::string> feats;
-  for (auto &f : split(features, ','))
-    feats.push_back(json_string(f));
+  for (auto &f : split(features, ',')) feats.push_back(json_string(f));
   lines.push_back(json_array("  ", "features", feats));
   if (is_cuda()) {
     add("l2_bytes", std::to_string(l2_bytes));
@@ -806,8 +794,7 @@ std::string Target::to_json() const {
           {"tensor_cores", tc.empty() ? "[]" : "[\n      " + join(tc, ",\n      ") + "\n    ]"},
       };
       std::vector<std::string> body;
-      for (auto &[key, value] : fields)
-        body.push_back("    \"" + std::string(key) + "\": " + value);
+      for (auto &[key, value] : fields) body.push_back("    \"" + std::string(key) + "\": " + value);
       lines.push_back("  \"gpu\": {\n" + join(body, ",\n") + "\n  }");
     }
   } else {
@@ -830,7 +817,8 @@ std::string Target::str() const {
 
 Status Target::runnable_here() const {
   if (is_cuda())
-    return Status::error("target " + name + " is a CUDA GPU; the CUDA back end is not part of this build yet "
+    return Status::error("target " + name +
+                         " is a CUDA GPU; the CUDA back end is not part of this build yet "
                          "(GPU schedules can be generated and inspected, not run)");
   Target h = host();
   if (h.triple.substr(0, h.triple.find('-')) != triple.substr(0, triple.find('-')))

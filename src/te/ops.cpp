@@ -510,8 +510,7 @@ const std::vector<OpDef> &op_table() {
 
 std::string known_ops() {
   std::string s;
-  for (auto &op : op_table())
-    s += (s.empty() ? "" : ", ") + op.name;
+  for (auto &op : op_table()) s += (s.empty() ? "" : ", ") + op.name;
   return s;
 }
 
@@ -571,8 +570,7 @@ Value parse_value(const ParamDef &p, std::string_view text, int column, const Op
   }
   case Kind::Layout: {
     std::string u = t;
-    for (char &c : u)
-      c = char(std::toupper((unsigned char)c));
+    for (char &c : u) c = char(std::toupper((unsigned char)c));
     if (u != "NCHW" && u != "NHWC") throw fail("NCHW or NHWC");
     v.text = u;
     break;
@@ -583,8 +581,7 @@ Value parse_value(const ParamDef &p, std::string_view text, int column, const Op
 
 std::string key_list(const OpDef &op) {
   std::string s;
-  for (auto &p : op.params)
-    s += (s.empty() ? "" : ", ") + p.name;
+  for (auto &p : op.params) s += (s.empty() ? "" : ", ") + p.name;
   return s;
 }
 
@@ -660,10 +657,8 @@ Workload build_spec(std::string_view spec) {
     throw ParseError{0, std::string("cannot build ") + op->name + ": " + e.what()};
   }
   std::vector<ir::Tensor> ins, outs;
-  for (auto &t : b.inputs)
-    ins.push_back(t.node());
-  for (auto &t : b.outputs)
-    outs.push_back(t.node());
+  for (auto &t : b.inputs) ins.push_back(t.node());
+  for (auto &t : b.outputs) outs.push_back(t.node());
   Expected<Workload> w = make_workload(key, std::move(ins), std::move(outs));
   if (!w) throw ParseError{0, "internal error building " + op->name + ": " + w.error()};
   // Keep element counts far from int64 overflow (buffers, flat indices).
@@ -672,8 +667,7 @@ Workload build_spec(std::string_view spec) {
   all.insert(all.end(), w->stages.begin(), w->stages.end());
   for (auto &t : all) {
     __int128 n = 1;
-    for (int64_t e : t->shape)
-      n *= e;
+    for (int64_t e : t->shape) n *= e;
     if (n > kMaxElements) throw ParseError{0, "tensor " + t->name + " would have more than 2^40 elements"};
   }
   return w.take();
@@ -690,8 +684,7 @@ const std::vector<OpInfo> &list_ops() {
         std::string help = p.help;
         if (p.kind == Kind::Dtype) {
           help += " (";
-          for (size_t i = 0; i < op.dtypes.size(); ++i)
-            help += (i ? ", " : "") + op.dtypes[i].str();
+          for (size_t i = 0; i < op.dtypes.size(); ++i) help += (i ? ", " : "") + op.dtypes[i].str();
           help += ")";
         }
         info.params.push_back({p.name, p.default_value, help});
@@ -735,8 +728,7 @@ Expected<Workload> load_workload(std::string_view spec_or_path) {
     return make_error("'" + s + "' is not a regular file; expected a workload file or a spec OP:KEY=VAL,...");
   std::string name = s.substr(0, s.find(':'));
   bool known = false;
-  for (auto &op : op_table())
-    known |= op.name == name;
+  for (auto &op : op_table()) known |= op.name == name;
   if (s.find(':') != std::string::npos || known) return make_op_workload(s);
   if (s.find('/') != std::string::npos || s.find('.') != std::string::npos)
     return make_error("workload file '" + s + "' does not exist");

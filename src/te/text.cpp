@@ -142,8 +142,7 @@ public:
     case ir::ExprKind::TensorRead: {
       auto *r = e.as<ir::TensorRead>();
       std::string s = tensor_name(r->tensor.get()) + "[";
-      for (size_t i = 0; i < r->indices.size(); ++i)
-        s += (i ? ", " : "") + index(r->indices[i]);
+      for (size_t i = 0; i < r->indices.size(); ++i) s += (i ? ", " : "") + index(r->indices[i]);
       return s + "]";
     }
     case ir::ExprKind::Reduce: {
@@ -284,25 +283,21 @@ std::vector<Token> lex(std::string_view s) {
       continue;
     }
     if (c == '#') {
-      while (i < s.size() && s[i] != '\n')
-        ++i;
+      while (i < s.size() && s[i] != '\n') ++i;
       continue;
     }
     size_t start = i;
     int start_col = col;
     if (std::isalpha(c) || c == '_') {
-      while (word_char(i))
-        ++i;
+      while (word_char(i)) ++i;
       push(Tok::Ident, std::string(s.substr(start, i - start)), start_col);
     } else if (std::isdigit(c) || (c == '.' && digit(i + 1))) {
       bool is_float = false;
-      while (digit(i))
-        ++i;
+      while (digit(i)) ++i;
       if (i < s.size() && s[i] == '.') {
         is_float = true;
         ++i;
-        while (digit(i))
-          ++i;
+        while (digit(i)) ++i;
       }
       bool bad = false;
       if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
@@ -311,15 +306,13 @@ std::vector<Token> lex(std::string_view s) {
         if (digit(k)) {
           is_float = true;
           i = k;
-          while (digit(i))
-            ++i;
+          while (digit(i)) ++i;
         } else {
           bad = true;
         }
       }
       if (bad || word_char(i) || (i < s.size() && s[i] == '.')) {
-        while (word_char(i) || (i < s.size() && s[i] == '.'))
-          ++i;
+        while (word_char(i) || (i < s.size() && s[i] == '.')) ++i;
         push(Tok::Error,
              "malformed number '" + std::string(s.substr(start, i - start)) + "' (numbers look like 64, 0.5, 1e-5)",
              start_col);
@@ -668,8 +661,7 @@ private:
       if (!r.same_as(body))
         fail(where, "a reduction must be the whole right-hand side; compute it in its own statement, e.g. "
                     "S[i] = sum(k: ...) then Y[i] = f(S[i])");
-    for (auto &ax : scope_)
-      infer_extent(ax, body);
+    for (auto &ax : scope_) infer_extent(ax, body);
     check_bounds(body);
 
     std::vector<int64_t> shape;
@@ -685,8 +677,7 @@ private:
                  shape,
                  [&](Index vars) {
                    std::vector<std::pair<Expr, Expr>> map;
-                   for (size_t d = 0; d < vars.size(); ++d)
-                     map.emplace_back(scope_[d].var, vars[d]);
+                   for (size_t d = 0; d < vars.size(); ++d) map.emplace_back(scope_[d].var, vars[d]);
                    return ir::substitute(body, map);
                  },
                  name.text, names)
@@ -700,11 +691,9 @@ private:
   // The same check make_workload makes, done here to point at the read.
   void check_bounds(const Expr &body) const {
     ir::ConstScope scope;
-    for (auto &ax : scope_)
-      scope[ax.var.get()] = {0, *ax.extent - 1};
+    for (auto &ax : scope_) scope[ax.var.get()] = {0, *ax.extent - 1};
     if (auto *r = body.as<ir::Reduce>())
-      for (auto &ax : r->axes)
-        scope[ax.var.get()] = {0, ax.extent - 1};
+      for (auto &ax : r->axes) scope[ax.var.get()] = {0, ax.extent - 1};
     for (auto *read : reads_in(body)) {
       for (size_t d = 0; d < read->indices.size(); ++d) {
         ir::ConstRange r = ir::constant_bounds(read->indices[d], scope);
@@ -849,8 +838,7 @@ private:
                      plural(it->second.tensor->shape.size(), "index", "indices") + ": " + name.text + "[...]");
     if (name.text == stmt_name_) fail(name, stmt_name_ + " cannot read itself");
     std::string axes;
-    for (auto &a : scope_)
-      axes += (axes.empty() ? "" : ", ") + a.name;
+    for (auto &a : scope_) axes += (axes.empty() ? "" : ", ") + a.name;
     fail(name, "unknown name '" + name.text + "' (" +
                    (axes.empty() ? std::string("there are no axes here") : "the axes here are " + axes) +
                    "; declare axes as " + (stmt_name_.empty() ? "C" : stmt_name_) + "[i, j] or sum(k: ...))");
@@ -1064,16 +1052,13 @@ std::string to_text(const Workload &w, bool canonical_names) {
   auto name_tensor = [&](const ir::Tensor &t) {
     writer.tensor_names[t.get()] = canonical_names ? "t" + std::to_string(next_tensor++) : t->name;
   };
-  for (auto &t : w.inputs)
-    name_tensor(t);
-  for (auto &t : w.stages)
-    name_tensor(t);
+  for (auto &t : w.inputs) name_tensor(t);
+  for (auto &t : w.stages) name_tensor(t);
 
   std::string out;
   for (auto &t : w.inputs) {
     out += "input " + writer.tensor_name(t.get()) + ": " + t->dtype.str() + "[";
-    for (size_t d = 0; d < t->shape.size(); ++d)
-      out += (d ? ", " : "") + std::to_string(t->shape[d]);
+    for (size_t d = 0; d < t->shape.size(); ++d) out += (d ? ", " : "") + std::to_string(t->shape[d]);
     out += t->is_constant ? "] const\n" : "]\n";
   }
   for (auto &s : w.stages) {
@@ -1092,18 +1077,15 @@ std::string to_text(const Workload &w, bool canonical_names) {
         std::string base = v.as<ir::Var>()->name;
         if (!is_identifier(base) || is_reserved_word(base)) base = "v";
         n = base;
-        for (int i = 1; used.count(n); ++i)
-          n = base + "_" + std::to_string(i);
+        for (int i = 1; used.count(n); ++i) n = base + "_" + std::to_string(i);
       }
       used.insert(n);
       writer.var_names[v.get()] = n;
     };
-    for (auto &ax : s->axes)
-      name_var(ax.var);
+    for (auto &ax : s->axes) name_var(ax.var);
     auto *reduce = s->body.as<ir::Reduce>();
     if (reduce)
-      for (auto &ax : reduce->axes)
-        name_var(ax.var);
+      for (auto &ax : reduce->axes) name_var(ax.var);
     out += writer.tensor_name(s.get()) + "[";
     for (size_t d = 0; d < s->axes.size(); ++d)
       out += (d ? ", " : "") + writer.var_name(s->axes[d].var.get()) + " < " + std::to_string(s->axes[d].extent);

@@ -98,8 +98,8 @@ static Status check_bounds(const ir::Tensor &stage) {
       if (!r.min || !r.max || *r.min < 0 || *r.max >= extent) {
         std::string range = "[" + (r.min ? std::to_string(*r.min) : std::string("-inf")) + ", " +
                             (r.max ? std::to_string(*r.max) : std::string("+inf")) + "]";
-        return Status::error("in " + stage->name + ": index " + std::to_string(d) + " of " + read->tensor->name +
-                             " (" + ir::to_string(read->indices[d]) + ") may range over " + range +
+        return Status::error("in " + stage->name + ": index " + std::to_string(d) + " of " + read->tensor->name + " (" +
+                             ir::to_string(read->indices[d]) + ") may range over " + range +
                              " but the dimension has extent " + std::to_string(extent) +
                              "; keep indices in bounds, e.g. clamp with min/max and guard with select");
       }
@@ -128,7 +128,8 @@ Expected<Workload> make_workload(std::string key, std::vector<ir::Tensor> inputs
   }
   std::set<std::string> names;
   for (auto &i : inputs) {
-    if (!i || !i->is_input()) return make_error("argument " + (i ? i->name : std::string("?")) + " is not an input tensor");
+    if (!i || !i->is_input())
+      return make_error("argument " + (i ? i->name : std::string("?")) + " is not an input tensor");
     if (!names.insert(i->name).second) return make_error("two tensors are named " + i->name + "; names must be unique");
   }
   for (auto &s : w.stages) {

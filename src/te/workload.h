@@ -12,10 +12,10 @@
 namespace tessel::te {
 
 struct Workload {
-  std::string key;                  // canonical: "matmul:M=256,N=256,K=256,dtype=f32" or "te:<hash>"
-  std::vector<ir::Tensor> inputs;   // argument order of the kernel: inputs, then outputs
+  std::string key;                // canonical: "matmul:M=256,N=256,K=256,dtype=f32" or "te:<hash>"
+  std::vector<ir::Tensor> inputs; // argument order of the kernel: inputs, then outputs
   std::vector<ir::Tensor> outputs;
-  std::vector<ir::Tensor> stages;   // every computed tensor, producers before consumers
+  std::vector<ir::Tensor> stages; // every computed tensor, producers before consumers
 
   // Hash of the computation's structure, independent of tensor/variable names,
   // the run, the machine and the build. The database keys on it.
