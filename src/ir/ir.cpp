@@ -33,18 +33,38 @@ std::optional<DataType> DataType::parse(std::string_view n) {
   return std::nullopt;
 }
 
+// `static_assert(true)` lets each use end with a semicolon, like a declaration.
 #define ACCEPT(T)                                                                                                      \
-  void T::accept(IRVisitor *v) const { v->visit(this); }
-ACCEPT(IntImm)
-ACCEPT(FloatImm) ACCEPT(Var) ACCEPT(Cast) ACCEPT(Binary) ACCEPT(Not) ACCEPT(Select) ACCEPT(Call) ACCEPT(Load)
-    ACCEPT(Ramp) ACCEPT(Broadcast) ACCEPT(Let) ACCEPT(TensorRead) ACCEPT(Reduce) ACCEPT(For) ACCEPT(Store)
-        ACCEPT(TensorWrite) ACCEPT(Allocate) ACCEPT(Realize) ACCEPT(IfThenElse) ACCEPT(LetStmt) ACCEPT(Block)
-            ACCEPT(Evaluate) ACCEPT(AddressOf) ACCEPT(ExternCall)
+  void T::accept(IRVisitor *v) const { v->visit(this); }                                                               \
+  static_assert(true)
+ACCEPT(IntImm);
+ACCEPT(FloatImm);
+ACCEPT(Var);
+ACCEPT(Cast);
+ACCEPT(Binary);
+ACCEPT(Not);
+ACCEPT(Select);
+ACCEPT(Call);
+ACCEPT(Load);
+ACCEPT(Ramp);
+ACCEPT(Broadcast);
+ACCEPT(Let);
+ACCEPT(TensorRead);
+ACCEPT(Reduce);
+ACCEPT(For);
+ACCEPT(Store);
+ACCEPT(TensorWrite);
+ACCEPT(Allocate);
+ACCEPT(Realize);
+ACCEPT(IfThenElse);
+ACCEPT(LetStmt);
+ACCEPT(Block);
+ACCEPT(Evaluate);
+ACCEPT(AddressOf);
+ACCEPT(ExternCall);
 #undef ACCEPT
 
-                Expr::Expr(int v)
-    : Expr(IntImm::make(DataType::i32(), v)) {
-}
+Expr::Expr(int v) : Expr(IntImm::make(DataType::i32(), v)) {}
 Expr::Expr(int64_t v) : Expr(IntImm::make(DataType::index(), v)) {}
 Expr::Expr(float v) : Expr(FloatImm::make(DataType::f32(), v)) {}
 Expr::Expr(double v) : Expr(FloatImm::make(DataType::f32(), v)) {}

@@ -84,24 +84,24 @@ void IRVisitor::visit(const Evaluate *op) { op->value.accept(this); }
 Expr IRMutator::mutate(const Expr &e) {
   if (!e.defined()) return e;
   switch (e.kind()) {
-#define CASE(T)                                                                                                        \
-  case ExprKind::T: return visit(static_cast<const T *>(e.get()), e);
-    CASE(IntImm)
-    CASE(FloatImm) CASE(Var) CASE(Cast) CASE(Binary) CASE(Not) CASE(Select) CASE(Call) CASE(Load) CASE(Ramp)
-        CASE(Broadcast) CASE(Let) CASE(TensorRead) CASE(Reduce) CASE(AddressOf)
+// clang-format off
+#define CASE(T) case ExprKind::T: return visit(static_cast<const T *>(e.get()), e);
+    CASE(IntImm) CASE(FloatImm) CASE(Var) CASE(Cast) CASE(Binary) CASE(Not) CASE(Select) CASE(Call)
+    CASE(Load) CASE(Ramp) CASE(Broadcast) CASE(Let) CASE(TensorRead) CASE(Reduce) CASE(AddressOf)
 #undef CASE
+    // clang-format on
   }
   return e;
 }
 Stmt IRMutator::mutate(const Stmt &s) {
   if (!s.defined()) return s;
   switch (s.kind()) {
-#define CASE(T)                                                                                                        \
-  case StmtKind::T: return visit(static_cast<const T *>(s.get()), s);
-    CASE(For)
-    CASE(Store) CASE(TensorWrite) CASE(Allocate) CASE(Realize) CASE(IfThenElse) CASE(LetStmt) CASE(Block) CASE(Evaluate)
-        CASE(ExternCall)
+// clang-format off
+#define CASE(T) case StmtKind::T: return visit(static_cast<const T *>(s.get()), s);
+    CASE(For) CASE(Store) CASE(TensorWrite) CASE(Allocate) CASE(Realize) CASE(IfThenElse) CASE(LetStmt)
+    CASE(Block) CASE(Evaluate) CASE(ExternCall)
 #undef CASE
+    // clang-format on
   }
   return s;
 }
