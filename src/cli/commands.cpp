@@ -271,7 +271,8 @@ int cmd_run(const RunOptions &o) {
   std::cout << "time      " << fmt("%.4f", t.median_seconds * 1e3) << " ms median of " << o.repeats << " (min "
             << fmt("%.4f", t.min_seconds * 1e3) << ", max " << fmt("%.4f", t.max_seconds * 1e3) << ", "
             << t.calls_per_repeat << " calls each)\n";
-  std::cout << "perf      " << fmt("%.2f", w->flops() / t.median_seconds * 1e-9) << " GFLOP/s\n";
+  std::cout << "perf      " << fmt("%.2f", w->flops() / t.median_seconds * 1e-9) << " GFLOP/s"
+            << (emulated ? " (of the emulation on this CPU, not of " + loaded->name + ")" : std::string()) << "\n";
   return rc;
 }
 
