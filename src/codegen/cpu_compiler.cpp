@@ -161,19 +161,22 @@ Expected<CpuKernel> jit_compile(const lower::LoweredFunc &f, const Target &targe
     runtime[es.intern(name)] = llvm::JITEvaluatedSymbol(
         llvm::pointerToJITTargetAddress(addr), llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
   };
-  define("tessel_parallel_for", reinterpret_cast<void *>(&tessel_parallel_for));
-  define("tessel_alloc", reinterpret_cast<void *>(&tessel_alloc));
-  define("tessel_free", reinterpret_cast<void *>(&tessel_free));
-  define("tessel_ukernel_f32_fma_avx512", reinterpret_cast<void *>(&tessel_ukernel_f32_fma_avx512));
-  define("tessel_ukernel_bf16_dot_avx512", reinterpret_cast<void *>(&tessel_ukernel_bf16_dot_avx512));
-  define("tessel_ukernel_bf16_amx", reinterpret_cast<void *>(&tessel_ukernel_bf16_amx));
-  define("tessel_ukernel_i8_amx", reinterpret_cast<void *>(&tessel_ukernel_i8_amx));
-  define("tessel_ukernel_bf16_amx_emulated", reinterpret_cast<void *>(&tessel_ukernel_bf16_amx_emulated));
-  define("tessel_ukernel_i8_amx_emulated", reinterpret_cast<void *>(&tessel_ukernel_i8_amx_emulated));
-  define("tessel_ukernel_f32_reference", reinterpret_cast<void *>(&tessel_ukernel_f32_reference));
-  define("tessel_ukernel_bf16_reference", reinterpret_cast<void *>(&tessel_ukernel_bf16_reference));
-  define("tessel_ukernel_f16_reference", reinterpret_cast<void *>(&tessel_ukernel_f16_reference));
-  define("tessel_ukernel_i8_reference", reinterpret_cast<void *>(&tessel_ukernel_i8_reference));
+  // The name is the function's own spelling, so the two cannot drift apart.
+#define TESSEL_RUNTIME(fn) define(#fn, reinterpret_cast<void *>(&fn))
+  TESSEL_RUNTIME(tessel_parallel_for);
+  TESSEL_RUNTIME(tessel_alloc);
+  TESSEL_RUNTIME(tessel_free);
+  TESSEL_RUNTIME(tessel_ukernel_f32_fma_avx512);
+  TESSEL_RUNTIME(tessel_ukernel_bf16_dot_avx512);
+  TESSEL_RUNTIME(tessel_ukernel_bf16_amx);
+  TESSEL_RUNTIME(tessel_ukernel_i8_amx);
+  TESSEL_RUNTIME(tessel_ukernel_bf16_amx_emulated);
+  TESSEL_RUNTIME(tessel_ukernel_i8_amx_emulated);
+  TESSEL_RUNTIME(tessel_ukernel_f32_reference);
+  TESSEL_RUNTIME(tessel_ukernel_bf16_reference);
+  TESSEL_RUNTIME(tessel_ukernel_f16_reference);
+  TESSEL_RUNTIME(tessel_ukernel_i8_reference);
+#undef TESSEL_RUNTIME
   if (auto err = jd.define(llvm::orc::absoluteSymbols(runtime)))
     return make_error("LLVM JIT: " + to_string(std::move(err)));
   auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess((*jit)->getDataLayout().getGlobalPrefix());

@@ -149,6 +149,21 @@ struct IWrap final : INode { // int -> int
 };
 
 // --------------------------------------------------------------- arithmetic
+// The comparisons and min/max, shared by the float and integer nodes.
+template <BinaryOp OP, typename T> constexpr int64_t compare(T x, T y) {
+  if constexpr (OP == BinaryOp::EQ) return x == y;
+  if constexpr (OP == BinaryOp::NE) return x != y;
+  if constexpr (OP == BinaryOp::LT) return x < y;
+  if constexpr (OP == BinaryOp::LE) return x <= y;
+  if constexpr (OP == BinaryOp::GT) return x > y;
+  if constexpr (OP == BinaryOp::GE) return x >= y;
+  return 0;
+}
+template <BinaryOp OP, typename T> constexpr T min_max(T x, T y) {
+  if constexpr (OP == BinaryOp::Min) return y < x ? y : x;
+  return x < y ? y : x;
+}
+
 template <BinaryOp OP> struct FBin final : FNode {
   const FNode *a, *b;
   FBin(const FNode *x, const FNode *y) : a(x), b(y) {}
@@ -158,24 +173,14 @@ template <BinaryOp OP> struct FBin final : FNode {
     if constexpr (OP == BinaryOp::Sub) return x - y;
     if constexpr (OP == BinaryOp::Mul) return x * y;
     if constexpr (OP == BinaryOp::Div) return x / y;
-    if constexpr (OP == BinaryOp::Min) return y < x ? y : x;
-    if constexpr (OP == BinaryOp::Max) return x < y ? y : x;
+    if constexpr (OP == BinaryOp::Min || OP == BinaryOp::Max) return min_max<OP>(x, y);
     return 0;
   }
 };
 template <BinaryOp OP> struct FCmp final : INode {
   const FNode *a, *b;
   FCmp(const FNode *x, const FNode *y) : a(x), b(y) {}
-  int64_t eval(const Ctx &c) const override {
-    double x = a->eval(c), y = b->eval(c);
-    if constexpr (OP == BinaryOp::EQ) return x == y;
-    if constexpr (OP == BinaryOp::NE) return x != y;
-    if constexpr (OP == BinaryOp::LT) return x < y;
-    if constexpr (OP == BinaryOp::LE) return x <= y;
-    if constexpr (OP == BinaryOp::GT) return x > y;
-    if constexpr (OP == BinaryOp::GE) return x >= y;
-    return 0;
-  }
+  int64_t eval(const Ctx &c) const override { return compare<OP>(a->eval(c), b->eval(c)); }
 };
 template <BinaryOp OP> struct IBin final : INode {
   const INode *a, *b;
@@ -188,14 +193,8 @@ template <BinaryOp OP> struct IBin final : INode {
     if constexpr (OP == BinaryOp::Mul) return int64_t(uint64_t(x) * uint64_t(y));
     if constexpr (OP == BinaryOp::Div) return floor_div(x, y);
     if constexpr (OP == BinaryOp::Mod) return floor_mod(x, y);
-    if constexpr (OP == BinaryOp::Min) return y < x ? y : x;
-    if constexpr (OP == BinaryOp::Max) return x < y ? y : x;
-    if constexpr (OP == BinaryOp::EQ) return x == y;
-    if constexpr (OP == BinaryOp::NE) return x != y;
-    if constexpr (OP == BinaryOp::LT) return x < y;
-    if constexpr (OP == BinaryOp::LE) return x <= y;
-    if constexpr (OP == BinaryOp::GT) return x > y;
-    if constexpr (OP == BinaryOp::GE) return x >= y;
+    if constexpr (OP == BinaryOp::Min || OP == BinaryOp::Max) return min_max<OP>(x, y);
+    if constexpr (ir::is_comparison(OP)) return compare<OP>(x, y);
     if constexpr (OP == BinaryOp::And) return (x != 0) & (y != 0); // eager: both sides are pure
     if constexpr (OP == BinaryOp::Or) return (x != 0) | (y != 0);
     return 0;

@@ -115,8 +115,6 @@ const char *binary_op_name(BinaryOp op) {
   }
   return "?";
 }
-bool is_comparison(BinaryOp op) { return op >= BinaryOp::EQ && op <= BinaryOp::GE; }
-
 Expr Binary::make(BinaryOp op, Expr a, Expr b) {
   check(a.defined() && b.defined(), "binary operator on an undefined expression");
   check(a.type() == b.type(), std::string("operands of '") + binary_op_name(op) +

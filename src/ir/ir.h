@@ -143,7 +143,7 @@ struct Cast : ExprNode {
 // arithmetic stays correct for negative values.
 enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Mod, Min, Max, EQ, NE, LT, LE, GT, GE, And, Or };
 const char *binary_op_name(BinaryOp op); // "+", "min", "<=", "&&", ...
-bool is_comparison(BinaryOp op);
+constexpr bool is_comparison(BinaryOp op) { return op >= BinaryOp::EQ && op <= BinaryOp::GE; }
 
 struct Binary : ExprNode {
   TESSEL_IR_NODE(ExprNode, ExprKind, Binary)
