@@ -80,6 +80,23 @@ const std::vector<TensorIntrinsic> &tensor_intrinsics() {
   return all;
 }
 
+std::optional<ProductOperands> product_operands(const ir::Tensor &t) {
+  auto *red = t->body.as<ir::Reduce>();
+  auto *mul = red && red->op == ir::ReduceOp::Sum ? red->source.as<ir::Binary>() : nullptr;
+  if (!mul || mul->op != ir::BinaryOp::Mul) return std::nullopt;
+  auto operand = [&](const ir::Expr &e) -> const ir::TensorRead * {
+    if (auto *c = e.as<ir::Cast>()) return c->type == t->dtype ? c->value.as<ir::TensorRead>() : nullptr;
+    return e.as<ir::TensorRead>();
+  };
+  const ir::TensorRead *a = operand(mul->a), *b = operand(mul->b);
+  if (!a || !b) return std::nullopt;
+  return ProductOperands{a, b};
+}
+
+bool fits_intrinsic_layout(const TileStrides &t, bool has_j) {
+  return t.c_k == 0 && t.a_j == 0 && t.b_i == 0 && (!has_j || (t.c_j == 1 && t.b_j == 1));
+}
+
 const TensorIntrinsic *find_tensor_intrinsic(const std::string &name) {
   for (auto &t : tensor_intrinsics())
     if (t.name == name) return &t;

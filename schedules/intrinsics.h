@@ -16,9 +16,10 @@
 // --emulate-intrinsics`, and GPU emulation).
 #pragma once
 
-#include "ir/type.h"
+#include "ir/ir.h"
 #include "target/target.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,23 @@ struct TensorIntrinsic {
   bool available_on(const Target &target) const;
   std::string shape_str() const; // "m16n16k16", or "any shape"
 };
+
+// The two tensor reads of a stage computing sum(A[..] * B[..]) (each possibly
+// widened by a cast to the stage's type), the form every intrinsic computes;
+// nullopt for any other stage.
+struct ProductOperands {
+  const ir::TensorRead *a, *b;
+};
+std::optional<ProductOperands> product_operands(const ir::Tensor &t);
+
+// The layout every intrinsic reads, C[i, j] += A[i, k] * B[k, j] with C and B
+// contiguous along j, given the coefficients of the tile's loops i, j, k in
+// the flattened indices of C, A and B. Without a j loop (extent 1) only the
+// conditions that do not involve j remain.
+struct TileStrides {
+  int64_t c_j, c_k, a_j, b_i, b_j;
+};
+bool fits_intrinsic_layout(const TileStrides &t, bool has_j = true);
 
 // In order of preference: the space uses the first one a stage and target allow.
 const std::vector<TensorIntrinsic> &tensor_intrinsics();

@@ -619,9 +619,8 @@ Status check_tile_strides(const Stage &S, int pos, const TensorIntrinsic &in, co
           continue;
         for (int swap = 0; swap < 2; ++swap) {
           const std::vector<int64_t> &a = swap ? *c1 : *c0, &b = swap ? *c0 : *c1;
-          if ((*cc)[size_t(k)] == 0 && (*cc)[size_t(j)] == 1 && a[size_t(j)] == 0 && b[size_t(j)] == 1 &&
-              b[size_t(i)] == 0)
-            return Status::ok();
+          TileStrides st{(*cc)[size_t(j)], (*cc)[size_t(k)], a[size_t(j)], b[size_t(i)], b[size_t(j)]};
+          if (fits_intrinsic_layout(st)) return Status::ok();
         }
       }
   }
@@ -652,17 +651,11 @@ Status tensorize(Schedule &s, const std::string &name, int loop, const std::stri
   if (!st) return Status::error(st.error());
   Stage &S = **st;
   if (Status c = check_leaf(S, loop, "tensorize"); !c) return c;
-  auto *red = S.tensor->body.as<ir::Reduce>();
-  auto *mul = red ? red->source.as<ir::Binary>() : nullptr;
-  // An operand is a tensor read, possibly widened by a cast to the accumulator's type.
-  auto operand = [&](const ir::Expr &e) -> const ir::TensorRead * {
-    if (auto *c = e.as<ir::Cast>()) return c->type == S.tensor->dtype ? c->value.as<ir::TensorRead>() : nullptr;
-    return e.as<ir::TensorRead>();
-  };
-  const ir::TensorRead *ra = mul ? operand(mul->a) : nullptr, *rb = mul ? operand(mul->b) : nullptr;
-  if (!red || red->op != ir::ReduceOp::Sum || !mul || mul->op != ir::BinaryOp::Mul || !ra || !rb)
+  auto operands = product_operands(S.tensor);
+  if (!operands)
     return Status::error("tensorize: " + name + " is not a sum of products of two tensor reads, which " + intrinsic +
                          " computes");
+  const ir::TensorRead *ra = operands->a, *rb = operands->b;
   if (S.tensor->dtype != intrin->c || ra->type != intrin->a || rb->type != intrin->b)
     return Status::error("tensorize: " + intrinsic + " computes " + intrin->c.str() + " += " + intrin->a.str() + " * " +
                          intrin->b.str() + "; " + name + " is " + S.tensor->dtype.str() + " += " + ra->type.str() +

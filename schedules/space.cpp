@@ -62,17 +62,11 @@ PackChoice pack_candidate(const te::Workload &w, const ir::Tensor &t) {
 // that `packed` re-lays out).
 std::vector<const TensorIntrinsic *> intrinsics_for(const ir::Tensor &t, const Target &target, bool packed) {
   std::vector<const TensorIntrinsic *> out;
+  auto operands = product_operands(t);
   auto *r = t->body.as<ir::Reduce>();
-  if (!r || r->op != ir::ReduceOp::Sum || t->axes.size() < 2 || r->axes.size() != 1) return out;
+  if (!operands || t->axes.size() < 2 || r->axes.size() != 1) return out;
   size_t n = t->shape.size();
-  auto *mul = r->source.as<ir::Binary>();
-  if (!mul || mul->op != ir::BinaryOp::Mul) return out;
-  auto operand = [&](const ir::Expr &e) -> const ir::TensorRead * {
-    if (auto *c = e.as<ir::Cast>()) return c->type == t->dtype ? c->value.as<ir::TensorRead>() : nullptr;
-    return e.as<ir::TensorRead>();
-  };
-  auto *a = operand(mul->a), *b = operand(mul->b);
-  if (!a || !b) return out;
+  const ir::TensorRead *a = operands->a, *b = operands->b;
   // The kernels stream B along j: the operand read at j must be contiguous in it.
   const ir::Expr &j = t->axes.back().var;
   for (auto *r : {a, b})
@@ -188,11 +182,17 @@ private:
     return ids;
   }
 
+  // Fuses consecutive leaves (outermost first) into one loop; returns it.
+  int fuse_loops(const std::string &st, std::vector<int> loops) { // a copy: fusing changes the leaves
+    int fused = loops[0];
+    for (size_t i = 1; i < loops.size(); ++i) fused = check(fuse(s, st, fused, loops[i]), fused);
+    return fused;
+  }
+
   // Fuses consecutive leaves and marks the result parallel.
   void parallelize(const std::string &st, const std::vector<int> &loops) {
     if (loops.empty()) return;
-    int fused = loops[0];
-    for (size_t i = 1; i < loops.size(); ++i) fused = check(fuse(s, st, fused, loops[i]), fused);
+    int fused = fuse_loops(st, loops);
     if (stage(st).loops[fused].extent > 1) check(parallel(s, st, fused));
   }
 
@@ -380,10 +380,34 @@ private:
 
   // Fuses loops and binds the result to a GPU index; returns the fused loop.
   int fuse_bind(const std::string &st, const std::vector<int> &loops, const std::string &tag) {
-    int fused = loops[0];
-    for (size_t i = 1; i < loops.size(); ++i) fused = check(fuse(s, st, fused, loops[i]), fused);
+    int fused = fuse_loops(st, loops);
     check(sched::bind(s, st, fused, tag));
     return fused;
+  }
+
+  // Stages each tensor `consumer` reads in shared memory, computed at its loop
+  // `at`, copied cooperatively by the block: the fused copy loop is split over
+  // `lanes` threads on threadIdx.x (at most one per element when
+  // `lanes_up_to_size`), then, with several warps, over them on threadIdx.y.
+  void stage_in_shared(const std::string &consumer, int at, int64_t lanes, bool lanes_up_to_size, int64_t warps) {
+    std::vector<std::string> sources;
+    for (auto *r : reads_in(stage(consumer).tensor->body))
+      if (std::find(sources.begin(), sources.end(), r->tensor->name) == sources.end() && r->tensor->name != consumer)
+        sources.push_back(r->tensor->name);
+    for (auto &src : sources) {
+      std::string cache = check(cache_read(s, src, consumer, ir::MemoryScope::Shared), std::string());
+      if (cache.empty()) return;
+      check(compute_at(s, cache, consumer, at));
+      int fused = fuse_loops(cache, stage(cache).leaves);
+      int64_t n = lanes_up_to_size ? std::min<int64_t>(lanes, stage(cache).loops[fused].extent) : lanes;
+      SplitResult sp = check(split(s, cache, fused, n), SplitResult{-1, -1});
+      if (sp.inner < 0) return;
+      if (n > 1) check(sched::bind(s, cache, sp.inner, "threadIdx.x"));
+      if (warps > 1) {
+        SplitResult w = check(split(s, cache, sp.outer, warps), SplitResult{-1, -1});
+        if (w.inner >= 0) check(sched::bind(s, cache, w.inner, "threadIdx.y"));
+      }
+    }
   }
 
   void gpu_tile_reduction(const ir::Tensor &t, const ir::Tensor &epilogue) {
@@ -442,23 +466,7 @@ private:
 
     if (!sketch.shared || nr == 0) return;
     // Stage what the local tile reads in shared memory, per block, at the outer reduction level.
-    std::vector<std::string> sources;
-    for (auto *r : reads_in(stage(local).tensor->body))
-      if (std::find(sources.begin(), sources.end(), r->tensor->name) == sources.end() && r->tensor->name != local)
-        sources.push_back(r->tensor->name);
-    for (auto &src : sources) {
-      std::string cache = check(cache_read(s, src, local, ir::MemoryScope::Shared), std::string());
-      if (cache.empty()) return;
-      check(compute_at(s, cache, local, rl[nr - 1][0]));
-      // Cooperative fetch: the block's threads share the copy.
-      Stage &C = stage(cache);
-      std::vector<int> all(C.leaves);
-      int fused = all[0];
-      for (size_t i = 1; i < all.size(); ++i) fused = check(fuse(s, cache, fused, all[i]), fused);
-      int64_t t_count = std::min<int64_t>(threads, stage(cache).loops[fused].extent);
-      SplitResult sp = check(split(s, cache, fused, t_count), SplitResult{-1, -1});
-      if (sp.inner >= 0 && t_count > 1) check(sched::bind(s, cache, sp.inner, "threadIdx.x"));
-    }
+    stage_in_shared(local, rl[nr - 1][0], threads, true, 1);
   }
 
   // Tensor cores with a WMMA shape m x n x k (sampled among those that fit): a
@@ -509,27 +517,8 @@ private:
     check(tensorize(s, frag, k.inner, in->name));
     pragma_unroll(frag);
 
-    std::vector<std::string> sources;
-    for (auto *r : reads_in(stage(frag).tensor->body))
-      if (std::find(sources.begin(), sources.end(), r->tensor->name) == sources.end())
-        sources.push_back(r->tensor->name);
-    for (auto &src : sources) {
-      std::string cache = check(cache_read(s, src, frag, ir::MemoryScope::Shared), std::string());
-      if (cache.empty()) return out;
-      check(compute_at(s, cache, frag, ko.outer));
-      // Cooperative fetch over all warps: lanes on threadIdx.x, warps on threadIdx.y.
-      Stage &C = stage(cache);
-      std::vector<int> all(C.leaves);
-      int fused = all[0];
-      for (size_t a = 1; a < all.size(); ++a) fused = check(fuse(s, cache, fused, all[a]), fused);
-      SplitResult lanes = check(split(s, cache, fused, 32), SplitResult{-1, -1});
-      if (lanes.inner < 0) return out;
-      check(sched::bind(s, cache, lanes.inner, "threadIdx.x"));
-      if (wm * wn > 1) {
-        SplitResult warps = check(split(s, cache, lanes.outer, wm * wn), SplitResult{-1, -1});
-        if (warps.inner >= 0) check(sched::bind(s, cache, warps.inner, "threadIdx.y"));
-      }
-    }
+    // Every warp's 32 lanes share the copies (WMMA kernels keep threadIdx.x a whole warp).
+    stage_in_shared(frag, ko.outer, 32, false, wm * wn);
     return out;
   }
 
@@ -562,10 +551,7 @@ private:
   }
 
   void gpu_elementwise(const std::string &name) {
-    Stage &S = stage(name);
-    std::vector<int> all(S.leaves);
-    int fused = all[0];
-    for (size_t i = 1; i < all.size(); ++i) fused = check(fuse(s, name, fused, all[i]), fused);
+    int fused = fuse_loops(name, stage(name).leaves);
     int64_t extent = stage(name).loops[fused].extent;
     static const int64_t kThreads[] = {32, 64, 128, 256, 512, 1024};
     int64_t t = std::min<int64_t>(extent, kThreads[rng.below(6)]);

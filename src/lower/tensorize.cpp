@@ -72,7 +72,6 @@ protected:
     auto fc = affine(store->index, vars), f0 = affine(load(mul->a)->index, vars),
          f1 = affine(load(mul->b)->index, vars);
     if (!fc || !f0 || !f1) fail("the indices are not affine in the tile's loops:\n" + to_string(body));
-    auto coef = [](const Affine &f, const Expr &v) { return f.coefficient(v); };
     // Find roles i, j, k (a missing one has extent 1) and which operand is B so that
     // C[i, j] += A[i, k] * B[k, j] with C and B contiguous along j.
     std::vector<Expr> cand = vars;
@@ -83,9 +82,9 @@ protected:
       for (int swap = 0; swap < 2; ++swap) {
         const Load *a = load(swap ? mul->b : mul->a), *b = load(swap ? mul->a : mul->b);
         const Affine &fa = swap ? *f1 : *f0, &fb = swap ? *f0 : *f1;
-        bool ok = coef(*fc, k) == 0 && (!j.defined() || coef(*fc, j) == 1) && coef(fa, j) == 0 &&
-                  (!j.defined() || coef(fb, j) == 1) && coef(fb, i) == 0;
-        if (!ok) continue;
+        sched::TileStrides st{fc->coefficient(j), fc->coefficient(k), fa.coefficient(j), fb.coefficient(i),
+                              fb.coefficient(j)};
+        if (!sched::fits_intrinsic_layout(st, j.defined())) continue;
         auto extent = [&](const Expr &v) {
           for (auto *l : loops)
             if (v.defined() && l->var.same_as(v)) return l->extent;
@@ -101,22 +100,23 @@ protected:
         if (intrin->warp_level) {
           // load_matrix_sync / store_matrix_sync: a row- or column-major operand whose
           // leading dimension is a multiple of 16 bytes.
-          int64_t lda = coef(fa, k) == 1 ? coef(fa, i) : coef(fa, i) == 1 ? coef(fa, k) : 0;
+          int64_t lda = fa.coefficient(k) == 1 ? fa.coefficient(i) : fa.coefficient(i) == 1 ? fa.coefficient(k) : 0;
           auto aligned = [](int64_t ld, DataType t) { return ld > 0 && ld * t.bytes() % 16 == 0; };
-          if (!aligned(lda, intrin->a) || !aligned(coef(fb, k), intrin->b) || !aligned(coef(*fc, i), intrin->c))
+          if (!aligned(lda, intrin->a) || !aligned(fb.coefficient(k), intrin->b) ||
+              !aligned(fc->coefficient(i), intrin->c))
             fail("WMMA loads need row- or column-major tiles with leading dimensions of a multiple of 16 bytes; here A "
                  "strides (" +
-                 std::to_string(coef(fa, i)) + ", " + std::to_string(coef(fa, k)) + "), B " +
-                 std::to_string(coef(fb, k)) + ", C " + std::to_string(coef(*fc, i)) +
+                 std::to_string(fa.coefficient(i)) + ", " + std::to_string(fa.coefficient(k)) + "), B " +
+                 std::to_string(fb.coefficient(k)) + ", C " + std::to_string(fc->coefficient(i)) +
                  " elements (pad or re-tile the shared caches)");
         }
         std::vector<Expr> args{AddressOf::make(store->buffer, simplify(fc->rest), intrin->c),
-                               Expr(coef(*fc, i)),
+                               Expr(fc->coefficient(i)),
                                AddressOf::make(a->buffer, simplify(fa.rest), intrin->a),
-                               Expr(coef(fa, i)),
-                               Expr(coef(fa, k)),
+                               Expr(fa.coefficient(i)),
+                               Expr(fa.coefficient(k)),
                                AddressOf::make(b->buffer, simplify(fb.rest), intrin->b),
-                               Expr(coef(fb, k)),
+                               Expr(fb.coefficient(k)),
                                extent(i),
                                extent(j),
                                extent(k)};
