@@ -45,7 +45,8 @@ namespace {
 constexpr int64_t N = 1, C = 64, H = 56, W = 56, K = 64, R = 3, S = 3;
 constexpr double kFlop = 2.0 * N * K * H * W * C * R * S; // 2*64*56*56*64*9 = 231.2 MFLOP
 const char *kSpec = "conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1,layout=NCHW";
-const char *kTrace = "/configs/traces/conv2d_resnet50_3x3_64_avx512.json";
+// The committed trace for this host's ISA (AVX-512 or AVX2).
+std::string trace_path() { return "/configs/traces/conv2d_resnet50_3x3_64_" + bench::host_trace_isa() + ".json"; }
 
 enum class Variant { Default, Trace };
 
@@ -74,7 +75,7 @@ TesselConv make_tessel(Variant v) {
   t.w = *w;
   sched::Schedule s = sched::default_schedule(t.w);
   if (v != Variant::Default) {
-    std::string path = root + kTrace;
+    std::string path = root + trace_path();
     std::string json = read_file(path);
     if (json.empty()) return fail("cannot read " + path);
     auto replayed = sched::replay_json(t.w, json);
@@ -265,13 +266,15 @@ int main(int argc, char **argv) {
   benchmark::RunSpecifiedBenchmarks(&reporter);
 
   std::printf("\n== Summary: %s, f32 (medians; single-threaded; %s) ==\n", kSpec, Target::host().str().c_str());
+  std::printf("Tessel trace: configs/traces%s\n", trace_path().substr(std::string("/configs/traces").size()).c_str());
+  if (const char *isa = std::getenv("ONEDNN_MAX_CPU_ISA")) std::printf("oneDNN held to ONEDNN_MAX_CPU_ISA=%s\n", isa);
   std::printf("%-48s %10s %10s\n", "variant", "ms", "GFLOP/s");
   struct Row {
     const char *bench, *label;
   };
   const Row rows[] = {
       {"BM_Conv_TesselDefault", "Tessel default schedule (untuned)"},
-      {"BM_Conv_TesselTrace", "Tessel trace (weight packed once)"},
+      {"BM_Conv_TesselTrace", "Tessel trace (weight packed once)"},  // trace_path(), named above the table
       {"BM_Conv_OneDNN_AnyLayout", "oneDNN direct, format_tag::any (blocked)"},
       {"BM_Conv_OneDNN_Plain", "oneDNN direct, plain nchw/oihw"},
       {"BM_Conv_OneDNN_AnyLayoutWithReorders", "oneDNN any-layout + nchw<->blocked reorders"},

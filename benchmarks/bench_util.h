@@ -2,6 +2,8 @@
 // benchmark for the summary tables, and reading the committed traces.
 #pragma once
 
+#include "target/target.h"
+
 #include <benchmark/benchmark.h>
 
 #include <fstream>
@@ -31,6 +33,10 @@ public:
     }
   }
 };
+
+// The ISA whose committed traces (configs/traces/*_<isa>*.json) fit this host as
+// Tessel sees it (TESSEL_MAX_CPU_ISA=avx2 holds an AVX-512 host to AVX2).
+inline std::string host_trace_isa() { return Target::host().vector_bits >= 512 ? "avx512" : "avx2"; }
 
 // The file's contents, or "" when it cannot be read.
 inline std::string read_file(const std::string &path) {

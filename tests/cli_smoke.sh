@@ -47,7 +47,23 @@ check space-bad-target nonzero "did you mean|available|unknown target|no target"
 check run-sampled-trace 0 "verify +ok" -- "$tessel" run dense:M=16,N=32,K=24 --trace "$tmp/t.json" --repeat 1
 check show-trace 0 "allocate|for \(" -- "$tessel" show dense:M=16,N=32,K=24 --trace "$tmp/t.json" --ir
 check trace-wrong-workload nonzero "was made for workload" -- "$tessel" run dense:M=16,N=32,K=8 --trace "$tmp/t.json"
+# Committed traces for this host's ISA as tessel sees it (TESSEL_MAX_CPU_ISA may cap it); the others emulated.
+host_line=$("$tessel" targets | head -1)
+echo "     host: $host_line"
+if grep -q "512-bit vectors" <<<"$host_line"; then isa=avx512; else isa=avx2; fi
+echo "     committed traces run natively: *_$isa*"
 check run-gemm-trace 0 "pack .*ahead of time" -- "$tessel" run configs/workloads/matmul_1024_constb.te --trace configs/traces/matmul_1024_constb_avx512.json --no-verify --repeat 1
+if grep -q "256-bit vectors\|512-bit vectors" <<<"$host_line"; then fma_flag=""; else fma_flag="--emulate-intrinsics"; fi
+check run-avx2-gemm-trace 0 "avx2|pack .*ahead of time" -- "$tessel" run configs/workloads/matmul_1024_constb.te --trace configs/traces/matmul_1024_constb_avx2_tensorized.json --no-verify --repeat 1 $fma_flag
+check run-conv-trace-$isa 0 "verify +ok" -- "$tessel" run conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1,layout=NCHW --trace configs/traces/conv2d_resnet50_3x3_64_$isa.json --repeat 1
+# The AVX2 space has a tensorize sketch, and its samples verify (emulated where this host lacks FMA).
+check space-avx2-tensorize 0 "tile\+cache_write\+tensorize.*|avx2_fma_f32" -- "$tessel" space matmul:M=512,N=512,K=512 --target cpu-avx2 --sample 0
+check space-avx2-sample 0 "avx2_fma_f32" -- "$tessel" space matmul:M=96,N=64,K=48 --target cpu-avx2 --sketch tile+cache_write+tensorize --sample 1 --seed 3 -o "$tmp/avx2.json"
+check run-avx2-sample 0 "verify +ok" -- "$tessel" run matmul:M=96,N=64,K=48 --trace "$tmp/avx2.json" --repeat 1 $fma_flag
+# Runs that cannot fit in memory are refused before anything is allocated, naming the tensor.
+check too-big-spec 1 "C needs 149 GiB .* available" -- "$tessel" run matmul:M=200000,N=200000,K=1
+printf 'input A: f32[99999999999, 99999999999]\nB[i, j] = A[i, j]\n' >"$tmp/big.te"
+check too-big-text 1 "more than the limit of 2\^31" -- "$tessel" run "$tmp/big.te"
 check compile-trace 0 "wrote" -- "$tessel" compile dense:M=16,N=32,K=24 --trace "$tmp/t.json" -o "$tmp/d.o"
 check run-unrunnable-target nonzero "lacks|CUDA" -- "$tessel" run matmul:M=4,N=4,K=4 --target h100
 # Tensor intrinsics for hardware this machine may lack, checked through their emulations.

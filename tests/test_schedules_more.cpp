@@ -1,6 +1,7 @@
 // rfactor, reverse_compute_at and the auto-unroll pragma.
 #include "ir/printer.h"
 #include "kernel_check.h"
+#include "schedules/intrinsics.h"
 #include "schedules/primitives.h"
 #include "schedules/trace.h"
 #include "te/ops.h"
@@ -140,8 +141,14 @@ TEST(SplitExact, NoTailOrRefused) {
   EXPECT_NE(sched::trace_to_json(*r).find("split_exact"), std::string::npos);
 }
 
-TEST(Tensorize, AvxFmaMicroKernelMatchesInterpreter) {
-  if (!Target::host().has_feature("avx512f")) GTEST_SKIP() << "host lacks AVX-512";
+// Each f32 FMA micro-kernel: on a host with its ISA the real kernel runs; on one
+// without, the same lowered schedule runs through the intrinsic's emulation.
+class F32FmaTensorize : public ::testing::TestWithParam<const char *> {};
+
+TEST_P(F32FmaTensorize, MicroKernelMatchesInterpreter) {
+  const sched::TensorIntrinsic *in = sched::find_tensor_intrinsic(GetParam());
+  ASSERT_NE(in, nullptr);
+  bool native = in->available_on(Target::host());
   // Tiles of 7 x 40 (partial vectors and row blocks inside the kernel), K = 9.
   auto text = "input A: f32[14, 9]\ninput B: f32[9, 80] const\nC[i, j] = sum(k: A[i, k] * B[k, j])\n";
   auto w = te::parse_workload(text);
@@ -155,24 +162,32 @@ TEST(Tensorize, AvxFmaMicroKernelMatchesInterpreter) {
   ASSERT_TRUE(sched::reorder(s, "C", {si->outer, sj->outer, si->inner, sj->inner}));
   ASSERT_TRUE(sched::compute_at(s, *local, "C", sj->outer));
   ASSERT_TRUE(sched::reorder(s, *local, {2, 0, 1}));
-  Status t = sched::tensorize(s, *local, 2, "avx512_fma_f32");
+  Status t = sched::tensorize(s, *local, 2, in->name);
   ASSERT_TRUE(t) << t.message();
   std::string ir_text = lowered(s);
-  EXPECT_NE(ir_text.find("call tessel_ukernel_f32_fma_avx512("), std::string::npos) << ir_text;
-  EXPECT_TRUE(kernel_matches_interpreter(s, 3));
+  EXPECT_NE(ir_text.find("call " + in->runtime_symbol + "("), std::string::npos) << ir_text;
+  EXPECT_TRUE(kernel_matches_interpreter(s, 3, 1, false, /*emulate_intrinsics=*/!native))
+      << (native ? "native kernel" : "emulated (host lacks " + in->required_feature + ")");
   auto r = sched::replay_json(*w, sched::trace_to_json(s));
   ASSERT_TRUE(r.has_value()) << r.error();
   EXPECT_EQ(lowered(*r), ir_text);
-  // A target without AVX-512 is refused at code generation.
-  auto avx2_target = Target::load(std::string(TESSEL_SOURCE_DIR) + "/configs/targets/cpu-avx2.json");
-  ASSERT_TRUE(avx2_target.has_value());
-  Target avx2 = *avx2_target;
+  // A target without the kernel's ISA is refused at code generation.
+  auto sse = Target::load(std::string(TESSEL_SOURCE_DIR) + "/configs/targets/cpu-avx2.json");
+  ASSERT_TRUE(sse.has_value());
+  Target lacking = *sse;
+  if (in->required_feature == "fma") { // an x86-64-v2 machine
+    lacking.cpu = "x86-64-v2";
+    lacking.features = "-avx,-avx2,-fma";
+    lacking.derive_isa();
+  }
   auto p = lower::lower(s, "k");
   ASSERT_TRUE(p.has_value());
-  auto k = codegen::jit_compile(*p, avx2);
+  auto k = codegen::jit_compile(*p, lacking);
   ASSERT_FALSE(k.has_value());
-  EXPECT_NE(k.error().find("needs the CPU feature avx512f"), std::string::npos) << k.error();
+  EXPECT_NE(k.error().find("needs the CPU feature " + in->required_feature), std::string::npos) << k.error();
 }
+
+INSTANTIATE_TEST_SUITE_P(Intrinsics, F32FmaTensorize, ::testing::Values("avx512_fma_f32", "avx2_fma_f32"));
 
 TEST(Tensorize, Illegal) {
   te::Workload w = op("matmul:M=12,N=16,K=8");

@@ -43,20 +43,29 @@ const Case kCases[] = {{1, 1, 1, false},    {16, 16, 32, false}, {16, 16, 64, fa
                        {3, 2, 200, false},  {31, 1, 31, true}};
 
 // C starts non-zero: the kernels accumulate. ldc, ldb are wider than n, and A
-// has padding too, so strides are exercised.
-void check_bf16(Bf16Kernel kernel, const Case &c) {
+// has padding too, so strides are exercised. In is float or bf16 (uint16_t).
+template <typename In>
+void check_float(void (*kernel)(float *, int64_t, const In *, int64_t, int64_t, const In *, int64_t, int64_t, int64_t,
+                                int64_t),
+                 decltype(kernel) reference, const Case &c) {
   std::mt19937 gen(unsigned(c.m * 131 + c.n * 17 + c.k));
   std::uniform_real_distribution<float> d(-2, 2);
+  auto draw = [&] {
+    if constexpr (std::is_same_v<In, float>)
+      return d(gen);
+    else
+      return float_to_bf16(d(gen));
+  };
   int64_t ldc = c.n + 3, ldb = c.n + 5, lda = (c.a_transposed ? c.m : c.k) + 2;
-  std::vector<uint16_t> A(size_t(lda * (c.a_transposed ? c.k : c.m))), B(size_t(ldb * c.k));
-  for (auto &x : A) x = float_to_bf16(d(gen));
-  for (auto &x : B) x = float_to_bf16(d(gen));
+  std::vector<In> A(size_t(lda * (c.a_transposed ? c.k : c.m))), B(size_t(ldb * c.k));
+  for (auto &x : A) x = draw();
+  for (auto &x : B) x = draw();
   std::vector<float> C(size_t(ldc * c.m)), R;
   for (auto &x : C) x = d(gen);
   R = C;
   int64_t lda_m = c.a_transposed ? 1 : lda, lda_k = c.a_transposed ? lda : 1;
   kernel(C.data(), ldc, A.data(), lda_m, lda_k, B.data(), ldb, c.m, c.n, c.k);
-  tessel_ukernel_bf16_reference(R.data(), ldc, A.data(), lda_m, lda_k, B.data(), ldb, c.m, c.n, c.k);
+  reference(R.data(), ldc, A.data(), lda_m, lda_k, B.data(), ldb, c.m, c.n, c.k);
   for (int64_t i = 0; i < c.m; ++i)
     for (int64_t j = 0; j < ldc; ++j) {
       float got = C[size_t(i * ldc + j)], want = R[size_t(i * ldc + j)];
@@ -67,6 +76,7 @@ void check_bf16(Bf16Kernel kernel, const Case &c) {
             << i << ", " << j << " of " << c.m << "x" << c.n << "x" << c.k;
     }
 }
+void check_bf16(Bf16Kernel kernel, const Case &c) { check_float<uint16_t>(kernel, tessel_ukernel_bf16_reference, c); }
 
 void check_i8(I8Kernel kernel, const Case &c) {
   std::mt19937 gen(unsigned(c.m * 7 + c.n * 31 + c.k));
@@ -100,6 +110,26 @@ TEST(AmxKernels, HardwareTilesMatchTheReference) {
     check_i8(tessel_ukernel_i8_amx, c);
   }
 }
+
+// The f32 FMA micro-kernels run where the host has their ISA; on other hosts the
+// schedules that use them are still checked through the emulation (F32FmaTensorize).
+using F32Kernel = void (*)(float *, int64_t, const float *, int64_t, int64_t, const float *, int64_t, int64_t, int64_t,
+                           int64_t);
+class F32FmaKernel : public ::testing::TestWithParam<std::pair<const char *, F32Kernel>> {};
+
+TEST_P(F32FmaKernel, MatchesTheReference) {
+  auto [name, kernel] = GetParam();
+  const sched::TensorIntrinsic *in = sched::find_tensor_intrinsic(name);
+  ASSERT_NE(in, nullptr) << name;
+  if (!in->available_on(Target::host())) GTEST_SKIP() << "host lacks " << in->required_feature << " for " << name;
+  for (const Case &c : kCases) check_float<float>(kernel, tessel_ukernel_f32_reference, c);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    CpuKernels, F32FmaKernel,
+    ::testing::Values(std::pair<const char *, F32Kernel>{"avx512_fma_f32", tessel_ukernel_f32_fma_avx512},
+                      std::pair<const char *, F32Kernel>{"avx2_fma_f32", tessel_ukernel_f32_fma_avx2}),
+    [](const auto &info) { return std::string(info.param.first); });
 
 // ------------------------------------------------------------ the AMX space
 namespace {

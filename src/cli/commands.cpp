@@ -93,7 +93,8 @@ int cmd_ops() {
 }
 
 int cmd_targets() {
-  std::cout << "host  (this machine, detected): " << Target::host().str() << "\n";
+  Target host = Target::host();
+  std::cout << "host  (" << host.description << "): " << host.str() << "\n";
   for (auto &name : Target::list_available()) {
     if (name == "host") continue;
     auto t = Target::load(name);
@@ -217,6 +218,8 @@ int cmd_run(const RunOptions &o) {
     std::cout << "schedule  " << o.trace << " (" << schedule.trace.size() << " steps)\n";
   else
     std::cout << "schedule  default (untuned)\n";
+
+  if (Status fits = interp::check_run_fits_in_memory(*w, o.verify); !fits) return fail(fits.message());
 
   auto t0 = std::chrono::steady_clock::now();
   auto f = lower::lower(schedule, kernel_name(*w));

@@ -3,7 +3,50 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <new>
+#include <unistd.h>
+
+namespace {
+
+// The last resort: errors are values everywhere, so an exception reaching here is
+// a bug (or memory the checks did not foresee). One line and a non-zero exit, never an abort.
+constexpr int kInternalError = 70; // EX_SOFTWARE
+void report_internal_error(const char *what) {
+  std::fprintf(stderr, "tessel: internal error: %s (a bug: please report it with the command line)\n", what);
+}
+int run_guarded(int (*body)(int, char **), int argc, char **argv) {
+  try {
+    return body(argc, argv);
+  } catch (const std::bad_alloc &) {
+    std::fprintf(stderr, "tessel: error: out of memory (an allocation failed); use smaller shapes or free memory\n");
+  } catch (const std::exception &e) {
+    report_internal_error(e.what());
+  } catch (...) {
+    report_internal_error("unknown exception");
+  }
+  return kInternalError;
+}
+
+int tessel_main(int argc, char **argv);
+
+} // namespace
+
 int main(int argc, char **argv) {
+  // An exception escaping another thread ends up here: still one line, still no abort.
+  std::set_terminate([] {
+    report_internal_error("uncaught exception outside the main thread");
+    std::fflush(stderr);
+    _exit(kInternalError);
+  });
+  return run_guarded(tessel_main, argc, argv);
+}
+
+namespace {
+
+int tessel_main(int argc, char **argv) {
   using namespace tessel::cli;
   CLI::App app{"Tessel: a search-based auto-scheduler and kernel tuner for tensor programs.\n\n"
                "WORKLOAD is an operator spec OP:KEY=VAL,... (see `tessel ops`) or a path to a text workload file.\n"
@@ -102,3 +145,5 @@ int main(int argc, char **argv) {
   if (*compile_cmd) return cmd_compile(compile);
   return 2;
 }
+
+} // namespace

@@ -167,6 +167,7 @@ Expected<CpuKernel> jit_compile(const lower::LoweredFunc &f, const Target &targe
   TESSEL_RUNTIME(tessel_alloc);
   TESSEL_RUNTIME(tessel_free);
   TESSEL_RUNTIME(tessel_ukernel_f32_fma_avx512);
+  TESSEL_RUNTIME(tessel_ukernel_f32_fma_avx2);
   TESSEL_RUNTIME(tessel_ukernel_bf16_dot_avx512);
   TESSEL_RUNTIME(tessel_ukernel_bf16_amx);
   TESSEL_RUNTIME(tessel_ukernel_i8_amx);

@@ -1,6 +1,7 @@
 #include "interp/interpreter.h"
 
 #include "support/float16.h"
+#include "support/memory.h"
 
 #include <algorithm>
 #include <cmath>
@@ -984,6 +985,39 @@ std::vector<NDArray> empty_outputs(const te::Workload &w) {
   std::vector<NDArray> out;
   for (auto &o : w.outputs) out.emplace_back(o->shape, o->dtype);
   return out;
+}
+
+Status check_run_fits_in_memory(const te::Workload &w, bool with_reference) {
+  return check_run_fits_in_memory(w, with_reference, available_memory_bytes());
+}
+
+Status check_run_fits_in_memory(const te::Workload &w, bool with_reference, int64_t available_bytes) {
+  if (available_bytes <= 0) return Status::ok(); // unknown: nothing to compare with
+  // In double: shapes up to 2^40 elements of 8 bytes, summed over many tensors, stay exact enough.
+  auto bytes = [](const ir::Tensor &t) {
+    double n = t->dtype.bytes();
+    for (int64_t e : t->shape) n *= double(e);
+    return n;
+  };
+  double total = 0;
+  const ir::Tensor *largest = nullptr;
+  auto add = [&](const ir::Tensor &t, int copies) {
+    total += copies * bytes(t);
+    if (!largest || bytes(t) > bytes(*largest)) largest = &t;
+  };
+  for (auto &t : w.inputs) add(t, 1);
+  // Each stage: the kernel's buffer (an output, or an intermediate at most this large), and the interpreter's copy.
+  for (auto &t : w.stages) add(t, with_reference ? 2 : 1);
+  if (total <= double(available_bytes) * 0.9) return Status::ok(); // leave room for code, packing and the OS
+  std::string shape;
+  for (int64_t e : (*largest)->shape) shape += (shape.empty() ? "" : ", ") + std::to_string(e);
+  std::string hint = with_reference && total / 2 <= double(available_bytes) * 0.9
+                         ? "; --no-verify skips the interpreter's copies"
+                         : "; use smaller shapes";
+  return Status::error((*largest)->name + " needs " + human_bytes(bytes(*largest)) + " (" + (*largest)->dtype.str() +
+                       "[" + shape + "]); the run needs " + human_bytes(total) + " in all (inputs, outputs, " +
+                       "intermediates" + (with_reference ? " and the interpreter's reference copies" : "") +
+                       ") and this machine has " + human_bytes(double(available_bytes)) + " available" + hint);
 }
 
 Expected<std::vector<NDArray>> interpret(const te::Workload &w, const std::vector<NDArray> &inputs,

@@ -21,6 +21,14 @@ std::vector<NDArray> random_inputs(const te::Workload &w, uint64_t seed);
 // Allocates zeroed outputs of the workload's shapes.
 std::vector<NDArray> empty_outputs(const te::Workload &w);
 
+// Refuses, before anything is allocated, a run whose tensors cannot fit in the
+// memory this machine has available: inputs, outputs and intermediates of the
+// kernel, plus (with_reference) the interpreter's own copies of every stage.
+// The message names the largest tensor, its bytes and what is available.
+Status check_run_fits_in_memory(const te::Workload &w, bool with_reference);
+// The same against a given number of available bytes (for tests).
+Status check_run_fits_in_memory(const te::Workload &w, bool with_reference, int64_t available_bytes);
+
 // Called now and then with the finished fraction of the work (0..1).
 using Progress = std::function<void(double)>;
 

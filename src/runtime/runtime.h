@@ -25,6 +25,10 @@ int tessel_get_num_threads(void);
 void tessel_ukernel_f32_fma_avx512(float *C, int64_t ldc, const float *A, int64_t lda_m, int64_t lda_k, const float *B,
                                    int64_t ldb_k, int64_t m, int64_t n, int64_t k);
 
+// avx2_fma_f32: the same with AVX2-class 256-bit vectors (needs AVX and FMA).
+void tessel_ukernel_f32_fma_avx2(float *C, int64_t ldc, const float *A, int64_t lda_m, int64_t lda_k, const float *B,
+                                 int64_t ldb_k, int64_t m, int64_t n, int64_t k);
+
 // avx512_bf16_dot: the same with bf16 A and B (f32 C), two products per lane (vdpbf16ps).
 void tessel_ukernel_bf16_dot_avx512(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m, int64_t lda_k,
                                     const uint16_t *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k);

@@ -18,12 +18,12 @@ inline void column_masks(int cols, __mmask16 m[4]) {
 }
 
 // Calls tile(i, rows, j, cols) over C in row blocks of at most 6, as even as
-// possible (8 -> 4 + 4, not 6 + 2), and column blocks of 64.
-template <typename F> void for_each_tile(int64_t m, int64_t n, F &&tile) {
+// possible (8 -> 4 + 4, not 6 + 2), and column blocks of `width`.
+template <typename F> void for_each_tile(int64_t m, int64_t n, int64_t width, F &&tile) {
   int64_t blocks = (m + 5) / 6;
   for (int64_t bi = 0, i = 0; bi < blocks; ++bi) {
     int64_t rows = (m - i) / (blocks - bi);
-    for (int64_t j = 0; j < n; j += 64) tile(i, rows, j, int(std::min<int64_t>(64, n - j)));
+    for (int64_t j = 0; j < n; j += width) tile(i, rows, j, int(std::min<int64_t>(width, n - j)));
     i += rows;
   }
 }
@@ -66,8 +66,67 @@ constexpr TileFn kTiles[] = {tile<1>, tile<2>, tile<3>, tile<4>, tile<5>, tile<6
 
 extern "C" void tessel_ukernel_f32_fma_avx512(float *C, int64_t ldc, const float *A, int64_t lda_m, int64_t lda_k,
                                               const float *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k) {
-  for_each_tile(m, n, [&](int64_t i, int64_t rows, int64_t j, int cols) {
+  for_each_tile(m, n, 64, [&](int64_t i, int64_t rows, int64_t j, int cols) {
     kTiles[rows - 1](C + i * ldc + j, ldc, A + i * lda_m, lda_m, lda_k, B + j, ldb_k, cols, k);
+  });
+}
+
+namespace {
+
+// The AVX2 + FMA f32 kernel (256-bit, 16 ymm registers): R <= 6 rows x 16
+// columns of C in 2R accumulators, plus 2 B vectors and one broadcast of A
+// (2R + 3 <= 15). Column blocks of 16 divide the 64-wide blocks B is packed in.
+// Only AVX and FMA instructions: partial blocks use vmaskmovps.
+const int32_t kAvxMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+__attribute__((target("avx,fma"))) inline __m256i avx_mask(int cols) { // lanes [0, cols) of 8, cols in [0, 8]
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(kAvxMaskTable + 8 - cols));
+}
+
+template <int R>
+__attribute__((target("avx,fma"))) void tile_avx2(float *C, int64_t ldc, const float *A, int64_t lda_m, int64_t lda_k,
+                                                  const float *B, int64_t ldb_k, int cols, int64_t k) {
+  __m256i m[2] = {avx_mask(std::clamp(cols, 0, 8)), avx_mask(std::clamp(cols - 8, 0, 8))};
+  __m256 acc[R][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < 2; ++v) acc[r][v] = _mm256_maskload_ps(C + r * ldc + 8 * v, m[v]);
+  if (cols == 16) { // the common case: whole vectors, no masks in the k loop
+    for (int64_t kk = 0; kk < k; ++kk) {
+      __m256 b0 = _mm256_loadu_ps(B + kk * ldb_k), b1 = _mm256_loadu_ps(B + kk * ldb_k + 8);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        __m256 a = _mm256_broadcast_ss(A + r * lda_m + kk * lda_k);
+        acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+      }
+    }
+  } else {
+    for (int64_t kk = 0; kk < k; ++kk) {
+      __m256 b0 = _mm256_maskload_ps(B + kk * ldb_k, m[0]), b1 = _mm256_maskload_ps(B + kk * ldb_k + 8, m[1]);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        __m256 a = _mm256_broadcast_ss(A + r * lda_m + kk * lda_k);
+        acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < 2; ++v) _mm256_maskstore_ps(C + r * ldc + 8 * v, m[v], acc[r][v]);
+}
+
+constexpr TileFn kAvx2Tiles[] = {tile_avx2<1>, tile_avx2<2>, tile_avx2<3>, tile_avx2<4>, tile_avx2<5>, tile_avx2<6>};
+
+} // namespace
+
+extern "C" void tessel_ukernel_f32_fma_avx2(float *C, int64_t ldc, const float *A, int64_t lda_m, int64_t lda_k,
+                                            const float *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k) {
+  for_each_tile(m, n, 16, [&](int64_t i, int64_t rows, int64_t j, int cols) {
+    kAvx2Tiles[rows - 1](C + i * ldc + j, ldc, A + i * lda_m, lda_m, lda_k, B + j, ldb_k, cols, k);
   });
 }
 
@@ -122,7 +181,7 @@ constexpr Bf16TileFn kBf16Tiles[] = {tile_bf16<1>, tile_bf16<2>, tile_bf16<3>,
 
 extern "C" void tessel_ukernel_bf16_dot_avx512(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m, int64_t lda_k,
                                                const uint16_t *B, int64_t ldb_k, int64_t m, int64_t n, int64_t k) {
-  for_each_tile(m, n, [&](int64_t i, int64_t rows, int64_t j, int cols) {
+  for_each_tile(m, n, 64, [&](int64_t i, int64_t rows, int64_t j, int cols) {
     kBf16Tiles[rows - 1](C + i * ldc + j, ldc, A + i * lda_m, lda_m, lda_k, B + j, ldb_k, cols, k);
   });
 }

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -653,6 +654,34 @@ void Target::derive_isa() {
   std::sort(isa.begin(), isa.end());
 }
 
+namespace {
+
+// TESSEL_MAX_CPU_ISA caps what host() reports, as ONEDNN_MAX_CPU_ISA does for
+// oneDNN: one AVX-512 machine then also builds, runs and tests the code an
+// AVX2-only or SSE4.2-only machine gets. It only takes features away.
+struct IsaCap {
+  const char *name, *cpu;       // the level's LLVM CPU name
+  const char *defining_feature; // a host without it is below the level already: the cap changes nothing
+  int vector_bits;
+  std::vector<std::string_view> removed_prefixes; // features (and what implies them) switched off
+};
+const std::vector<IsaCap> &isa_caps() {
+  static const std::vector<IsaCap> caps = {
+      {"sse4.2", "x86-64-v2", "sse4.2", 128, {"avx", "amx", "evex512", "fma", "f16c", "vaes", "vpclmulqdq"}},
+      {"avx2", "x86-64-v3", "avx2", 256, {"avx512", "amx", "avxvnni", "avxifma", "avxneconvert", "evex512"}},
+      {"avx512", "x86-64-v4", "avx512f", 512, {"amx"}},
+  };
+  return caps;
+}
+
+} // namespace
+
+std::optional<std::string> Target::host_isa_cap() {
+  const char *env = std::getenv("TESSEL_MAX_CPU_ISA");
+  if (!env || !*env) return std::nullopt;
+  return std::string(env);
+}
+
 Target Target::host() {
   Target t;
   t.name = "host";
@@ -662,7 +691,33 @@ Target Target::host() {
   // Features come from CPUID, not the CPU name: names can be wrong on new parts.
   llvm::StringMap<bool> features;
   std::vector<std::string> on;
-  if (llvm::sys::getHostCPUFeatures(features))
+  const IsaCap *cap = nullptr;
+  if (auto name = host_isa_cap()) {
+    for (auto &c : isa_caps())
+      if (*name == c.name) cap = &c;
+    static bool warned = false;
+    if (!cap && !warned && *name != "native") {
+      warned = true;
+      std::fprintf(stderr,
+                   "tessel: warning: TESSEL_MAX_CPU_ISA='%s' is not one of sse4.2, avx2, avx512, native; "
+                   "ignored\n",
+                   name->c_str());
+    }
+  }
+  bool detected = llvm::sys::getHostCPUFeatures(features);
+  llvm::StringMap<bool> hardware = features;
+  if (detected && cap) {
+    std::vector<std::string> off;
+    for (auto &f : features)
+      for (auto prefix : cap->removed_prefixes)
+        if (f.second && f.first().startswith(llvm::StringRef(prefix.data(), prefix.size())))
+          off.push_back(f.first().str());
+    for (auto &f : off) {
+      features[f] = false;
+      llvm::X86::updateImpliedFeatures(f, false, features);
+    }
+  }
+  if (detected)
     for (auto &f : features) on.push_back((f.second ? "+" : "-") + f.first().str());
   std::sort(on.begin(), on.end());
   for (auto &f : on) t.features += (t.features.empty() ? "" : ",") + f;
@@ -680,6 +735,14 @@ Target Target::host() {
   t.l2_bytes = host_cache_bytes(2, defaults.l2_bytes);
   t.l3_bytes = host_cache_bytes(3, defaults.l3_bytes);
   t.description = "this machine, detected";
+  if (cap) {
+    t.description += std::string(", capped at ") + cap->name + " by TESSEL_MAX_CPU_ISA";
+    if (detected && hardware.lookup(cap->defining_feature)) {
+      // The CPU name implies its own features (derive_isa would add them back): name the level instead.
+      t.cpu = cap->cpu;
+      t.vector_bits = std::min(t.vector_bits, cap->vector_bits);
+    }
+  }
   t.derive_isa();
   return t;
 }

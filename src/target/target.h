@@ -71,7 +71,10 @@ struct Target {
   int64_t l3_bytes_per_core() const { return cores > 0 ? l3_bytes / cores : l3_bytes; }
 
   // The machine we run on, detected (CPUID via LLVM, cache sizes via sysconf or sysfs).
+  // $TESSEL_MAX_CPU_ISA (sse4.2, avx2, avx512, native) caps it at an older level, so one
+  // machine also tests what older ones get; it never adds a feature.
   static Target host();
+  static std::optional<std::string> host_isa_cap(); // the cap asked for, if any
   // Ok when kernels for this target can run on this machine (a CPU target
   // whose ISA the host has); otherwise says what is missing.
   Status runnable_here() const;

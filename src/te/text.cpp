@@ -31,9 +31,9 @@ using ir::DataType;
 // recursive IR passes run afterwards (bounds, printing, destruction) shallow.
 constexpr int kMaxNesting = 200;
 constexpr size_t kMaxStatementTokens = 4096;
-// Far beyond any real tensor, and small enough that index arithmetic on
-// extents cannot overflow 64 bits in the bounds checks.
-constexpr uint64_t kMaxExtent = uint64_t(1) << 40;
+// As in operator specs: far beyond any real axis, and small enough that index
+// arithmetic on extents cannot overflow 64 bits in the bounds checks.
+constexpr uint64_t kMaxExtent = (uint64_t(1) << 31) - 1;
 
 constexpr const char *kDtypeList = "f32 f16 bf16 f64 i8 i32 i64";
 constexpr const char *kFunctionList = "select min max sum exp log sqrt rsqrt tanh erf abs floor ceil pow";
@@ -523,7 +523,8 @@ private:
     if (t.kind != Tok::Int)
       fail(t, "expected the extent of " + what + " (a positive integer literal), found " + describe(t));
     if (t.int_value == 0) fail(t, "the extent of " + what + " is 0; extents must be positive integers");
-    if (t.int_value > kMaxExtent) fail(t, "the extent of " + what + " is " + t.text + ", more than the limit of 2^40");
+    if (t.int_value > kMaxExtent)
+      fail(t, "the extent of " + what + " is " + t.text + ", more than the limit of 2^31 - 1");
     ++pos_;
     return int64_t(t.int_value);
   }

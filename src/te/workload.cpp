@@ -132,6 +132,14 @@ Expected<Workload> make_workload(std::string key, std::vector<ir::Tensor> inputs
       return make_error("argument " + (i ? i->name : std::string("?")) + " is not an input tensor");
     if (!names.insert(i->name).second) return make_error("two tensors are named " + i->name + "; names must be unique");
   }
+  // Element counts stay far from int64 overflow (buffer sizes, flat indices, byte counts).
+  constexpr int64_t kMaxElements = int64_t(1) << 40;
+  for (const std::vector<ir::Tensor> *list : {&inputs, &w.stages})
+    for (auto &t : *list) {
+      __int128 n = 1;
+      for (int64_t e : t->shape) n *= e > 0 ? e : 1;
+      if (n > kMaxElements) return make_error("tensor " + t->name + " would have more than 2^40 elements");
+    }
   for (auto &s : w.stages) {
     if (!names.insert(s->name).second) return make_error("two tensors are named " + s->name + "; names must be unique");
     for (auto *r : reads_of(s->body)) {
