@@ -114,9 +114,9 @@ void BM_Gemm_OpenBLAS(benchmark::State &state) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
   // Some OpenBLAS builds compute wrong results on CPUs newer than themselves: a baseline must be right to count.
   for (float x : c)
-    if (x != 0.125f * float(n)) return state.SkipWithError(("OpenBLAS computed a wrong result with its " +
-                                                            std::string(openblas_get_corename()) + " kernels")
-                                                               .c_str());
+    if (x != 0.125f * float(n))
+      return state.SkipWithError(
+          ("OpenBLAS computed a wrong result with its " + std::string(openblas_get_corename()) + " kernels").c_str());
   state.SetLabel(std::string("OpenBLAS core ") + openblas_get_corename());
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }

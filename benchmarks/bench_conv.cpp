@@ -274,7 +274,7 @@ int main(int argc, char **argv) {
   };
   const Row rows[] = {
       {"BM_Conv_TesselDefault", "Tessel default schedule (untuned)"},
-      {"BM_Conv_TesselTrace", "Tessel trace (weight packed once)"},  // trace_path(), named above the table
+      {"BM_Conv_TesselTrace", "Tessel trace (weight packed once)"}, // trace_path(), named above the table
       {"BM_Conv_OneDNN_AnyLayout", "oneDNN direct, format_tag::any (blocked)"},
       {"BM_Conv_OneDNN_Plain", "oneDNN direct, plain nchw/oihw"},
       {"BM_Conv_OneDNN_AnyLayoutWithReorders", "oneDNN any-layout + nchw<->blocked reorders"},
