@@ -83,6 +83,24 @@ __attribute__((target("avx,fma"))) inline __m256i avx_mask(int cols) { // lanes 
   return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(kAvxMaskTable + 8 - cols));
 }
 
+// acc[r] += A[r, kk] * B[kk, 0..16) over kk < k; Masked loads B through the column masks m.
+template <int R, bool Masked>
+__attribute__((target("avx,fma"), always_inline)) inline void
+k_loop_avx2(__m256 (&acc)[R][2], const float *A, int64_t lda_m, int64_t lda_k, const float *B, int64_t ldb_k,
+            const __m256i (&m)[2], int64_t k) {
+  for (int64_t kk = 0; kk < k; ++kk) {
+    const float *b = B + kk * ldb_k;
+    __m256 b0 = Masked ? _mm256_maskload_ps(b, m[0]) : _mm256_loadu_ps(b);
+    __m256 b1 = Masked ? _mm256_maskload_ps(b + 8, m[1]) : _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      __m256 a = _mm256_broadcast_ss(A + r * lda_m + kk * lda_k);
+      acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+    }
+  }
+}
+
 template <int R>
 __attribute__((target("avx,fma"))) void tile_avx2(float *C, int64_t ldc, const float *A, int64_t lda_m, int64_t lda_k,
                                                   const float *B, int64_t ldb_k, int cols, int64_t k) {
@@ -92,27 +110,10 @@ __attribute__((target("avx,fma"))) void tile_avx2(float *C, int64_t ldc, const f
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
     for (int v = 0; v < 2; ++v) acc[r][v] = _mm256_maskload_ps(C + r * ldc + 8 * v, m[v]);
-  if (cols == 16) { // the common case: whole vectors, no masks in the k loop
-    for (int64_t kk = 0; kk < k; ++kk) {
-      __m256 b0 = _mm256_loadu_ps(B + kk * ldb_k), b1 = _mm256_loadu_ps(B + kk * ldb_k + 8);
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) {
-        __m256 a = _mm256_broadcast_ss(A + r * lda_m + kk * lda_k);
-        acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
-        acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
-      }
-    }
-  } else {
-    for (int64_t kk = 0; kk < k; ++kk) {
-      __m256 b0 = _mm256_maskload_ps(B + kk * ldb_k, m[0]), b1 = _mm256_maskload_ps(B + kk * ldb_k + 8, m[1]);
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) {
-        __m256 a = _mm256_broadcast_ss(A + r * lda_m + kk * lda_k);
-        acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
-        acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
-      }
-    }
-  }
+  if (cols == 16) // the common case: whole vectors, no masks in the k loop
+    k_loop_avx2<R, false>(acc, A, lda_m, lda_k, B, ldb_k, m, k);
+  else
+    k_loop_avx2<R, true>(acc, A, lda_m, lda_k, B, ldb_k, m, k);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
