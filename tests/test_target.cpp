@@ -3,6 +3,8 @@
 // gets (each must name the file, the field and what to do about it).
 #include "target/target.h"
 
+#include "temp_dir.h"
+
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -25,30 +27,7 @@ const fs::path kSourceDir = TESSEL_SOURCE_DIR;
 const fs::path kConfigDir = kSourceDir / "configs" / "targets";
 const std::vector<std::string> kShipped = {"a100", "cpu-avx2", "cpu-avx512", "cpu-avx512-amx", "h100"};
 
-// A fresh directory per test, removed afterwards.
-class TempDir {
-public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("tessel_test_target_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path &path() const { return path_; }
-  fs::path write(const std::string &file, const std::string &text) const {
-    fs::path p = path_ / file;
-    std::ofstream(p, std::ios::binary) << text;
-    return p;
-  }
-
-private:
-  fs::path path_;
-};
+using TempDir = tessel::testing::TempDir;
 
 // Sets (or unsets, with nullopt) an environment variable for one scope.
 class ScopedEnv {
