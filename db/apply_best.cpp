@@ -14,7 +14,7 @@ namespace {
 
 constexpr int kCandidates = 8; // records tried, fastest first, before giving up
 
-std::string target_words(const TargetKey &t) { return detail::short_target(t) + " (" + t.cpu_model + ")"; }
+std::string target_words(const TargetKey &t) { return short_target(t) + " (" + t.cpu_model + ")"; }
 
 std::string level_of(const TargetKey &t) {
   auto pos = t.compat.find("level=");
@@ -56,7 +56,7 @@ Expected<sched::Schedule> check_and_replay(const Record &r, const te::Workload &
       const sched::TensorIntrinsic *in = sched::find_tensor_intrinsic(step.str);
       if (in && in->target_kind == "cpu" && std::find(isa.begin(), isa.end(), in->required_feature) == isa.end())
         return make_error("its trace tensorizes onto " + in->name + ", which needs " + in->required_feature +
-                          ", and target " + detail::short_target(target) + " lacks it");
+                          ", and target " + short_target(target) + " lacks it");
     }
   }
   auto schedule = sched::replay(w, trace->steps);

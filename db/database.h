@@ -22,6 +22,14 @@ struct CommitCounts {
 struct Stats {
   int64_t records = 0, ok_records = 0, workloads = 0, targets = 0, runs = 0, pending = 0, file_bytes = 0;
 };
+// One workload on one target (and measuring machine): what `tessel db list` and reports show.
+struct Summary {
+  std::string workload_key, workload_hash;
+  TargetKey target;
+  int64_t records = 0, ok_records = 0;
+  double best_median_seconds = 0; // 0: no ok record
+  double flops = 0;               // per evaluation; 0 when unknown
+};
 
 class Database {
 public:
@@ -51,6 +59,8 @@ public:
   virtual Status for_each(const std::function<bool(const Record &)> &fn) const = 0;
   virtual Expected<bool> contains(const Record &r) const = 0; // an identical record is stored
   virtual Expected<Stats> stats() const = 0;
+  // Ordered by workload key, then target; pending records excluded.
+  virtual Expected<std::vector<Summary>> summaries() const = 0;
   // Keeps the k fastest ok records per workload and target; deletes slower and failed ones.
   struct PruneCounts {
     int64_t kept = 0, removed_slower = 0, removed_failed = 0;
@@ -89,8 +99,10 @@ struct ImportCounts {
 struct MergeCounts {
   int64_t read = 0, added = 0, duplicates = 0;
 };
-Expected<ExportCounts> export_jsonl(const Database &db, const std::string &path);
-Expected<ImportCounts> import_jsonl(Database &db, const std::string &path);
-Expected<MergeCounts> merge(Database &into, const Database &from);
+// `path` "-" is standard output (export) or input (import). `progress` gets the fraction done.
+using Progress = std::function<void(double fraction)>;
+Expected<ExportCounts> export_jsonl(const Database &db, const std::string &path, const Progress &progress = {});
+Expected<ImportCounts> import_jsonl(Database &db, const std::string &path, const Progress &progress = {});
+Expected<MergeCounts> merge(Database &into, const Database &from, const Progress &progress = {});
 
 } // namespace tessel::db

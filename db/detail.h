@@ -35,14 +35,14 @@ std::string format_seconds(const std::vector<double> &seconds);
 std::optional<std::vector<double>> parse_seconds(std::string_view text);
 std::string format_double(double v); // shortest text that reads back as the same double
 
-// The canonical key without its long ISA list, for messages and the `best` view.
-std::string short_target(const TargetKey &t);
+// Flops per evaluation of a workload's text form; 0 when it does not parse (stale records are kept).
+double flops_of(const std::string &workload_text);
 
 // "<db>: <reason>: N records kept in memory (...)" for a batch that could not be written.
 std::string kept_message(const std::string &db, const std::string &reason, size_t n);
 
 // JSON Lines, written to `<path>.tmp-<pid>` and renamed on finish(), so a reader
-// never sees half an export.
+// never sees half an export; "-" writes standard output.
 class JsonlWriter {
 public:
   using RunLookup = std::function<std::optional<RunInfo>(int64_t run_id)>;

@@ -186,13 +186,13 @@ JsonlWriter::JsonlWriter(std::string path, RunLookup runs)
     : path_(std::move(path)), tmp_path_(path_ + ".tmp-" + std::to_string(getpid())), runs_(std::move(runs)) {}
 
 JsonlWriter::~JsonlWriter() {
-  if (!file_) return;
+  if (!file_ || file_ == stdout) return;
   std::fclose(file_);
   std::remove(tmp_path_.c_str());
 }
 
 Status JsonlWriter::open() {
-  file_ = std::fopen(tmp_path_.c_str(), "w");
+  file_ = path_ == "-" ? stdout : std::fopen(tmp_path_.c_str(), "w");
   if (!file_) return Status::error("cannot write " + path_ + ": " + std::strerror(errno));
   return Status::ok();
 }
@@ -211,6 +211,12 @@ Status JsonlWriter::write(const Record &r) {
 }
 
 Status JsonlWriter::finish() {
+  if (file_ == stdout) {
+    file_ = nullptr;
+    if (std::fflush(stdout) != 0)
+      return Status::error(std::string("writing standard output failed: ") + std::strerror(errno));
+    return Status::ok();
+  }
   bool ok = std::fflush(file_) == 0 && fsync(fileno(file_)) == 0;
   int err = errno;
   ok = std::fclose(file_) == 0 && ok;
@@ -253,7 +259,12 @@ void rescue_pending(const std::string &db_path, const std::vector<Record> &pendi
 
 } // namespace detail
 
-Expected<ExportCounts> export_jsonl(const Database &db, const std::string &path) {
+Expected<ExportCounts> export_jsonl(const Database &db, const std::string &path, const Progress &progress) {
+  int64_t total = 0;
+  if (progress) {
+    auto stats = db.stats();
+    total = stats ? stats->records : 0;
+  }
   detail::JsonlWriter w(path, [&](int64_t id) -> std::optional<RunInfo> {
     auto r = db.run(id);
     return r ? std::optional<RunInfo>(*r) : std::nullopt;
@@ -264,6 +275,7 @@ Expected<ExportCounts> export_jsonl(const Database &db, const std::string &path)
   Status walked = db.for_each([&](const Record &r) {
     written = w.write(r);
     counts.exported += written.is_ok();
+    if (progress && total > 0 && counts.exported % 4096 == 0) progress(double(counts.exported) / double(total));
     return written.is_ok();
   });
   if (!walked) return make_error("exporting " + db.describe() + ": " + walked.message());
@@ -276,9 +288,16 @@ Expected<ExportCounts> export_jsonl(const Database &db, const std::string &path)
   return counts;
 }
 
-Expected<ImportCounts> import_jsonl(Database &db, const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error("cannot read " + path + ": " + std::strerror(errno));
+Expected<ImportCounts> import_jsonl(Database &db, const std::string &path, const Progress &progress) {
+  std::ifstream file;
+  if (path != "-") {
+    file.open(path, std::ios::binary);
+    if (!file) return make_error("cannot read " + path + ": " + std::strerror(errno));
+  }
+  std::istream &in = path == "-" ? std::cin : file;
+  std::error_code size_error;
+  double bytes = path == "-" ? 0 : double(std::filesystem::file_size(path, size_error));
+  double read = 0;
   ImportCounts counts;
   RunMapper runs(db);
   std::vector<Record> batch;
@@ -296,6 +315,8 @@ Expected<ImportCounts> import_jsonl(Database &db, const std::string &path) {
   std::string line;
   while (std::getline(in, line)) {
     ++line_no;
+    read += double(line.size() + 1);
+    if (progress && bytes > 0 && line_no % 4096 == 0) progress(std::min(1.0, read / bytes));
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     auto parsed = [&]() -> Expected<std::pair<Record, std::optional<RunInfo>>> {
@@ -322,8 +343,13 @@ Expected<ImportCounts> import_jsonl(Database &db, const std::string &path) {
   return counts;
 }
 
-Expected<MergeCounts> merge(Database &into, const Database &from) {
+Expected<MergeCounts> merge(Database &into, const Database &from, const Progress &progress) {
   MergeCounts counts;
+  int64_t total = 0;
+  if (progress) {
+    auto stats = from.stats();
+    total = stats ? stats->records : 0;
+  }
   RunMapper runs(into);
   std::map<int64_t, int64_t> run_ids;
   std::vector<Record> batch;
@@ -337,6 +363,7 @@ Expected<MergeCounts> merge(Database &into, const Database &from) {
   };
   Status walked = from.for_each([&](const Record &r) {
     ++counts.read;
+    if (progress && total > 0 && counts.read % 4096 == 0) progress(double(counts.read) / double(total));
     Record copy = r;
     copy.id = 0;
     if (r.run_id != 0) {

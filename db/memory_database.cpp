@@ -152,6 +152,26 @@ public:
     return s;
   }
 
+  Expected<std::vector<Summary>> summaries() const override {
+    std::lock_guard lock(mutex_);
+    // Grouped as the SQLite tables are: a workload row per (hash, key, text), a target per (canonical, model).
+    std::map<std::tuple<std::string, std::string, std::string, std::string, std::string>, Summary> groups;
+    for (auto &r : records_) {
+      auto [it, fresh] = groups.try_emplace(
+          {r.workload_key, r.target.canonical, r.target.cpu_model, r.workload_hash, r.workload_text});
+      Summary &m = it->second;
+      if (fresh) m = {r.workload_key, r.workload_hash, r.target, 0, 0, 0, detail::flops_of(r.workload_text)};
+      ++m.records;
+      if (r.status != RecordStatus::Ok) continue;
+      ++m.ok_records;
+      if (m.best_median_seconds == 0 || r.median_seconds < m.best_median_seconds)
+        m.best_median_seconds = r.median_seconds;
+    }
+    std::vector<Summary> out;
+    for (auto &[key, m] : groups) out.push_back(m);
+    return out;
+  }
+
   Expected<PruneCounts> prune(int k) override {
     if (k < 1) return make_error("prune: k must be at least 1, not " + std::to_string(k));
     std::lock_guard lock(mutex_);

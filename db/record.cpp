@@ -1,6 +1,7 @@
 // Record values: status names, derived timing figures, validation, and the
 // content hash that makes identical records one (db/FORMAT.md, "Identity").
 #include "db/detail.h"
+#include "te/text.h"
 
 #include <algorithm>
 #include <charconv>
@@ -108,7 +109,7 @@ Expected<Record> Database::best(const std::string &workload_hash, const TargetKe
   auto top = top_k(workload_hash, target, 1, match);
   if (!top) return make_error(top.error());
   if (top->empty())
-    return make_error("no ok record for workload hash " + workload_hash + " on target " + detail::short_target(target) +
+    return make_error("no ok record for workload hash " + workload_hash + " on target " + short_target(target) +
                       " in " + describe());
   return std::move(top->front());
 }
@@ -239,9 +240,13 @@ Status validate_batch(const std::vector<Record> &batch, const std::string &db,
   return Status::ok();
 }
 
-std::string short_target(const TargetKey &t) {
-  auto pos = t.canonical.find(" isa=");
-  return pos == std::string::npos ? t.canonical : t.canonical.substr(0, pos);
+double flops_of(const std::string &workload_text) {
+  try {
+    auto w = te::parse_workload(workload_text, "record");
+    return w ? w->flops() : 0.0;
+  } catch (...) {
+    return 0.0;
+  }
 }
 
 std::string kept_message(const std::string &db, const std::string &reason, size_t n) {
@@ -251,5 +256,10 @@ std::string kept_message(const std::string &db, const std::string &reason, size_
 }
 
 } // namespace detail
+
+std::string short_target(const TargetKey &t) {
+  auto pos = t.canonical.find(" isa=");
+  return pos == std::string::npos ? t.canonical : t.canonical.substr(0, pos);
+}
 
 } // namespace tessel::db

@@ -31,6 +31,8 @@ struct TargetKey {
   bool operator==(const TargetKey &) const = default;
 };
 TargetKey target_key(const Target &t, int threads);
+// The canonical key without its long ISA list, for people ("cpu arch=x86_64 cpu=znver4 vector_bits=512 threads=1").
+std::string short_target(const TargetKey &t);
 // The ISA list written into a canonical key ("avx2", "fma", ...), for checks of the fallback.
 std::vector<std::string> isa_of(const TargetKey &key);
 // This machine's CPU model ("AMD EPYC 9654 96-Core Processor"), "" when unknown.

@@ -108,16 +108,6 @@ std::string new_run_uid() {
   return out;
 }
 
-// Flops of a workload's text form, 0 when it does not parse (stale records are still kept).
-double flops_of(const std::string &text) {
-  try {
-    auto w = te::parse_workload(text, "record");
-    return w ? w->flops() : 0.0;
-  } catch (...) {
-    return 0.0;
-  }
-}
-
 struct SqlError {
   int rc;
   std::string message;
@@ -475,6 +465,30 @@ public:
     return s;
   }
 
+  Expected<std::vector<Summary>> summaries() const override {
+    std::lock_guard lock(mutex_);
+    Use q(statement("SELECT w.key, w.structural_hash, t.canonical, t.compat, t.cpu_model, t.threads, count(*), "
+                    "sum(r.status = 'ok'), min(CASE WHEN r.status = 'ok' THEN r.median_seconds END), w.flops "
+                    "FROM records r JOIN workloads w ON w.id = r.workload_id JOIN targets t ON t.id = r.target_id "
+                    "GROUP BY r.workload_id, r.target_id ORDER BY w.key, t.canonical, t.cpu_model"));
+    std::vector<Summary> out;
+    int rc;
+    while ((rc = q.step()) == SQLITE_ROW) {
+      sqlite3_stmt *s = q.get();
+      Summary m;
+      m.workload_key = column_text(s, 0);
+      m.workload_hash = column_text(s, 1);
+      m.target = {column_text(s, 2), column_text(s, 3), column_text(s, 4), sqlite3_column_int(s, 5)};
+      m.records = sqlite3_column_int64(s, 6);
+      m.ok_records = sqlite3_column_int64(s, 7);
+      m.best_median_seconds = sqlite3_column_double(s, 8); // NULL reads as 0
+      m.flops = sqlite3_column_double(s, 9);
+      out.push_back(std::move(m));
+    }
+    if (rc != SQLITE_DONE) return make_error(read_error());
+    return out;
+  }
+
   Expected<PruneCounts> prune(int k) override {
     if (k < 1) return make_error("prune: k must be at least 1, not " + std::to_string(k));
     std::lock_guard lock(mutex_);
@@ -724,7 +738,7 @@ private:
         flops[i] = flops[i - 1];
         continue;
       }
-      if (!find_workload(workload_ids_, r)) flops[i] = flops_of(r.workload_text);
+      if (!find_workload(workload_ids_, r)) flops[i] = detail::flops_of(r.workload_text);
     }
     // Rows created inside the transaction join the caches only once it commits.
     std::unordered_map<std::string, std::vector<WorkloadRow>> new_workloads;

@@ -6,6 +6,8 @@
 //
 // TESSEL_CLI_FUZZ_ROUNDS=N (default 200) sets the number of rounds; the seed is
 // fixed, so a failure replays.
+#include "run_tessel.h"
+
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -27,54 +29,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Outcome {
-  bool exited = false; // false: killed by a signal (or by us, on time-out)
-  int code = 0;        // exit code, or the signal
-  bool timed_out = false;
-  std::string output; // stdout and stderr together
-};
-
-// Runs the tessel binary with `args`, output captured, killed after `limit`.
-Outcome run_tessel(const std::vector<std::string> &args, std::chrono::seconds limit, const fs::path &dir) {
-  fs::path out_file = dir / "out.txt";
-  pid_t pid = fork();
-  if (pid == 0) {
-    int fd = open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    int null = open("/dev/null", O_RDONLY);
-    dup2(null, 0);
-    std::vector<char *> argv;
-    std::string exe = TESSEL_EXE;
-    argv.push_back(exe.data());
-    std::vector<std::string> copy = args;
-    for (auto &a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(exe.c_str(), argv.data());
-    _exit(127);
-  }
-  Outcome o;
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  int status = 0;
-  while (true) {
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) break;
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      o.timed_out = true;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  o.exited = WIFEXITED(status);
-  o.code = o.exited ? WEXITSTATUS(status) : WTERMSIG(status);
-  std::ifstream in(out_file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  o.output = ss.str();
-  return o;
-}
+using tessel::testing::Outcome;
+using tessel::testing::run_tessel;
 
 std::string read_file(const fs::path &p) {
   std::ifstream in(p);

@@ -259,6 +259,40 @@ TEST_P(DbBehaviour, CommitComputesFiguresAndTopKOrdersByMedian) {
   EXPECT_EQ(stats->targets, 1);
 }
 
+TEST_P(DbBehaviour, SummariesGroupByWorkloadAndTarget) {
+  const World &W = world();
+  auto db = make();
+  auto failed = make_record(W.mm64, W.avx2_key, W.mm64_traces[0], 0);
+  failed.status = db::RecordStatus::WrongResult;
+  failed.run_seconds = {};
+  failed.message = "max abs error 3.5";
+  auto batch = mm64_records(4); // medians 1e-4 + 1e-7 i
+  batch.push_back(failed);
+  batch.push_back(make_record(W.softmax, W.avx512_key, W.softmax_traces[0], 2e-6));
+  auto only_failed = failed;
+  only_failed.target = W.avx512_key;
+  batch.push_back(only_failed);
+  ASSERT_TRUE(db->commit(batch));
+  auto sums = db->summaries();
+  ASSERT_TRUE(sums) << sums.error();
+  ASSERT_EQ(sums->size(), 3u);
+  // Ordered by workload key: "matmul:..." before "softmax:..."; then by target.
+  const db::Summary &a = (*sums)[0], &b = (*sums)[1], &c = (*sums)[2];
+  EXPECT_EQ(a.workload_key, W.mm64.key);
+  EXPECT_EQ(a.target, W.avx2_key);
+  EXPECT_EQ(a.records, 5);
+  EXPECT_EQ(a.ok_records, 4);
+  EXPECT_DOUBLE_EQ(a.best_median_seconds, 1e-4);
+  EXPECT_DOUBLE_EQ(a.flops, W.mm64.flops());
+  EXPECT_EQ(b.workload_key, W.mm64.key);
+  EXPECT_EQ(b.target, W.avx512_key);
+  EXPECT_EQ(b.ok_records, 0);
+  EXPECT_EQ(b.best_median_seconds, 0) << "no ok record: no best";
+  EXPECT_EQ(c.workload_key, W.softmax.key);
+  EXPECT_EQ(c.workload_hash, W.softmax.hash_hex());
+  EXPECT_DOUBLE_EQ(c.best_median_seconds, 2e-6);
+}
+
 TEST_P(DbBehaviour, IdenticalRecordsAreStoredOnce) {
   auto db = make();
   auto batch = mm64_records(10);

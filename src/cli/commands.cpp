@@ -1,4 +1,5 @@
 #include "cli/commands.h"
+#include "cli/cli_util.h"
 
 #include "codegen/cpu_compiler.h"
 #include "interp/interpreter.h"
@@ -25,11 +26,6 @@ namespace tessel::cli {
 
 namespace {
 
-int fail(const std::string &msg) {
-  std::cerr << "tessel: error: " << msg << "\n";
-  return 1;
-}
-
 // A C identifier naming the kernel: tessel_<operator>_<hash prefix>.
 std::string kernel_name(const te::Workload &w) {
   std::string op = w.key.substr(0, w.key.find(':'));
@@ -37,23 +33,6 @@ std::string kernel_name(const te::Workload &w) {
   for (char c : op) name += std::isalnum((unsigned char)c) ? c : '_';
   return name + "_" + w.hash_hex().substr(0, 8);
 }
-
-// A progress bar on stderr for steps that may take seconds, when it is a terminal.
-struct ProgressBar {
-  explicit ProgressBar(std::string what) : what(std::move(what)), tty(isatty(2)) { update(0); }
-  ~ProgressBar() {
-    if (tty) std::fprintf(stderr, "\033[2K\r");
-  }
-  void update(double fraction) {
-    if (!tty) return;
-    int filled = int(fraction * 30);
-    std::fprintf(stderr, "\r  %s [%s%s] %3d%%", what.c_str(), std::string(size_t(filled), '#').c_str(),
-                 std::string(size_t(30 - filled), '.').c_str(), int(fraction * 100));
-    std::fflush(stderr);
-  }
-  std::string what;
-  bool tty;
-};
 
 Expected<Target> load_target(const std::string &name) {
   auto t = Target::load(name);
@@ -71,12 +50,6 @@ Expected<sched::Schedule> load_schedule(const te::Workload &w, const std::string
   auto s = sched::replay_json(w, text.str());
   if (!s) return make_error(trace_path + ": " + s.error());
   return s;
-}
-
-std::string fmt(const char *f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
 }
 
 } // namespace
@@ -195,6 +168,8 @@ int cmd_show(const ShowOptions &o) {
 int cmd_run(const RunOptions &o) {
   if (o.threads < 1) return fail("--threads must be at least 1, got " + std::to_string(o.threads));
   if (o.repeats < 1) return fail("--repeat must be at least 1, got " + std::to_string(o.repeats));
+  if (!o.db.empty() && !o.trace.empty()) return fail("--db and --trace both choose the schedule: give one of them");
+  if (o.compatible && o.db.empty()) return fail("--compatible applies to records of a database: give --db PATH too");
   auto w = te::load_workload(o.workload);
   if (!w) return fail(w.error());
   auto loaded = load_target(o.target);
@@ -211,12 +186,14 @@ int cmd_run(const RunOptions &o) {
     std::cout << "emulate   tensor intrinsics run as portable emulations (a correctness check, not a timing)\n";
   std::cout << "workload  " << w->key << "  (hash " << w->hash_hex() << ")\n";
   std::cout << "target    " << target.str() << ", " << o.threads << " thread" << (o.threads > 1 ? "s" : "") << "\n";
-  auto loaded_schedule = load_schedule(*w, o.trace, o.threads > 1);
+  // Records are keyed by the target they were tuned for, also when emulated here.
+  auto loaded_schedule = o.db.empty() ? load_schedule(*w, o.trace, o.threads > 1)
+                                      : schedule_from_database(o.db, *w, *loaded, o.threads, o.compatible);
   if (!loaded_schedule) return fail(loaded_schedule.error());
   sched::Schedule schedule = loaded_schedule.take();
   if (!o.trace.empty())
     std::cout << "schedule  " << o.trace << " (" << schedule.trace.size() << " steps)\n";
-  else
+  else if (o.db.empty())
     std::cout << "schedule  default (untuned)\n";
 
   if (Status fits = interp::check_run_fits_in_memory(*w, o.verify); !fits) return fail(fits.message());

@@ -3,6 +3,11 @@
 // 1 failure (bad input, wrong result), 2 usage error.
 #pragma once
 
+#include "schedules/schedule.h"
+#include "support/error.h"
+#include "target/target.h"
+#include "te/workload.h"
+
 #include <cstdint>
 #include <string>
 
@@ -40,6 +45,8 @@ struct RunOptions {
   bool verify = true;
   bool emulate_gpu = false;        // run GPU-bound loops serially on this CPU (checks a GPU schedule)
   bool emulate_intrinsics = false; // run tensor intrinsics (AMX, ...) as portable emulations
+  std::string db;                  // run the best record of this tuning database instead
+  bool compatible = false;         // with db: accept records of the same target class (announced)
 };
 int cmd_run(const RunOptions &o);
 
@@ -51,5 +58,31 @@ struct CompileOptions {
   std::string name;   // kernel symbol; default derived from the workload
 };
 int cmd_compile(const CompileOptions &o);
+
+// `tessel db SUBCOMMAND`; db empty: $TESSEL_DB, else ./tessel.db.
+struct DbOptions {
+  std::string db;
+  std::string workload;        // best; list: show only keys containing it
+  std::string target = "host"; // best
+  int threads = 1;             // best: the thread count the record was measured with
+  bool compatible = false;     // best: the announced compatible fallback
+  int top = 1;                 // best: also list the top N
+  std::string trace_out;       // best: write the trace here
+  std::string file;            // export -o FILE (empty: stdout), import FILE, merge OTHER
+  int keep = 0;                // prune
+  int limit = 50;              // list: rows shown, 0: all
+};
+int cmd_db_list(const DbOptions &o);
+int cmd_db_best(const DbOptions &o);
+int cmd_db_stats(const DbOptions &o);
+int cmd_db_export(const DbOptions &o);
+int cmd_db_import(const DbOptions &o);
+int cmd_db_merge(const DbOptions &o);
+int cmd_db_prune(const DbOptions &o);
+
+// The schedule of the best record of `w` on `target` in the database at `path` (replayed and
+// checked by db::apply_best); prints which record it is. Shared by run and the commands after it.
+Expected<sched::Schedule> schedule_from_database(const std::string &path, const te::Workload &w, const Target &target,
+                                                 int threads, bool compatible);
 
 } // namespace tessel::cli

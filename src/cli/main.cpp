@@ -54,7 +54,8 @@ int tessel_main(int argc, char **argv) {
                "  tessel ops\n"
                "  tessel run matmul:M=256,N=256,K=256\n"
                "  tessel show conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1 --ir\n"
-               "  tessel compile softmax:M=128,N=1000 -o softmax.o",
+               "  tessel compile softmax:M=128,N=1000 -o softmax.o\n"
+               "  tessel db list",
                "tessel"};
   app.require_subcommand(1);
 
@@ -104,7 +105,8 @@ int tessel_main(int argc, char **argv) {
                                 "  tessel run matmul:M=64,N=64,K=64,dtype=f16 --target h100 \\\n"
                                 "      --trace tc.json --emulate-gpu   # a tensor-core schedule, on this CPU\n"
                                 "  tessel run matmul:M=64,N=64,K=128,dtype=bf16 --target cpu-avx512-amx \\\n"
-                                "      --trace amx.json --emulate-intrinsics");
+                                "      --trace amx.json --emulate-intrinsics\n"
+                                "  tessel run matmul:M=512,N=512,K=512 --db tessel.db   # the tuned schedule");
   run_cmd->add_option("workload", run.workload, "operator spec or workload file")->required();
   run_cmd->add_option("--trace", run.trace, "run this schedule trace (JSON) instead of the default schedule");
   run_cmd->add_option("--target", run.target, "target (must be runnable on this machine)")->capture_default_str();
@@ -118,6 +120,12 @@ int tessel_main(int argc, char **argv) {
                     "run tensor intrinsics (AMX tiles, AVX-512 micro-kernels, WMMA) as portable emulations, to\n"
                     "check a schedule tensorized for hardware this machine lacks");
   run_cmd->add_flag("--no-verify", no_verify, "skip the comparison with the interpreter");
+  run_cmd->add_option("--db", run.db,
+                      "run the best record of this tuning database for the workload on --target with --threads\n"
+                      "(exact target match; see `tessel db best`)");
+  run_cmd->add_flag("--compatible", run.compatible,
+                    "with --db: if no record matches the target exactly, use one of the same class (same x86-64\n"
+                    "level and threads, another CPU model), and say so");
 
   CompileOptions compile;
   auto *compile_cmd = app.add_subcommand("compile", "Emit an object file and a C header for a workload's kernel\n"
@@ -128,6 +136,54 @@ int tessel_main(int argc, char **argv) {
   compile_cmd->add_option("--name", compile.name, "kernel symbol name");
   compile_cmd->add_option("--trace", compile.trace, "compile this schedule trace (JSON) instead of the default");
   compile_cmd->add_option("--target", compile.target, "target to compile for")->capture_default_str();
+
+  DbOptions dbo;
+  auto *db_cmd = app.add_subcommand(
+      "db", "Look into and maintain a tuning database (SQLite; schema and JSON Lines format: db/FORMAT.md).\n"
+            "The database is --db PATH, else $TESSEL_DB, else ./tessel.db. It is plain SQLite too:\n"
+            "  sqlite3 tessel.db 'select workload, target, median_us, gflops from best'\n"
+            "Examples:\n  tessel db list\n  tessel db best matmul:M=512,N=512,K=512 --trace-out mm.json\n"
+            "  tessel db export -o records.jsonl && tessel db --db other.db import records.jsonl");
+  db_cmd->require_subcommand(1);
+  db_cmd->fallthrough(); // `tessel db list --db x` as well as `tessel db --db x list`
+  db_cmd->add_option("--db", dbo.db, "tuning database file (default: $TESSEL_DB, else ./tessel.db)");
+  auto *db_list = db_cmd->add_subcommand("list", "One line per workload and target: records, ok records, the best\n"
+                                                 "median time and its GFLOP/s.\n"
+                                                 "Examples:\n  tessel db list\n  tessel db list --workload matmul "
+                                                 "--limit 0");
+  db_list->add_option("--workload", dbo.workload, "only workload keys containing this text");
+  db_list->add_option("--limit", dbo.limit, "rows shown (0: all)")->capture_default_str();
+  auto *db_best = db_cmd->add_subcommand(
+      "best", "The best record of a workload on a target, checked as `tessel run --db` would apply it\n"
+              "(workload hash, trace version, replay); prints its trace or writes it with --trace-out.\n"
+              "Examples:\n  tessel db best matmul:M=512,N=512,K=512\n"
+              "  tessel db best conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,pad=1 --threads 2 --top 5\n"
+              "  tessel db best softmax:M=128,N=1000 --target cpu-avx2 --compatible --trace-out sm.json");
+  db_best->add_option("workload", dbo.workload, "operator spec or workload file")->required();
+  db_best->add_option("--target", dbo.target, "target the record must be for")->capture_default_str();
+  db_best->add_option("--threads", dbo.threads, "thread count it was measured with")->capture_default_str();
+  db_best->add_flag("--compatible", dbo.compatible, "accept the same target class on another CPU model (announced)");
+  db_best->add_option("--top", dbo.top, "also list the N fastest records")->capture_default_str();
+  db_best->add_option("--trace-out", dbo.trace_out, "write the best trace (JSON) to this file");
+  auto *db_stats = db_cmd->add_subcommand("stats", "Counts of records, workloads, targets and runs; file size.\n"
+                                                   "Example:\n  tessel db --db fleet.db stats");
+  auto *db_export = db_cmd->add_subcommand("export", "Write every record as JSON Lines (db/FORMAT.md), one per line.\n"
+                                                     "Examples:\n  tessel db export -o records.jsonl\n"
+                                                     "  tessel db export | gzip > records.jsonl.gz");
+  db_export->add_option("-o,--output", dbo.file, "output file (default: standard output)");
+  auto *db_import = db_cmd->add_subcommand(
+      "import", "Add the records of a JSON Lines file; identical records are stored once. Bad lines are\n"
+                "reported with their line number, the rest imported; exits 1 if any line failed.\n"
+                "Examples:\n  tessel db import records.jsonl\n  zcat records.jsonl.gz | tessel db import -");
+  db_import->add_option("file", dbo.file, "JSON Lines file ('-': standard input)")->required();
+  auto *db_merge = db_cmd->add_subcommand("merge", "Add every record of another tuning database (read-only to it);\n"
+                                                   "identical records are stored once.\n"
+                                                   "Example:\n  tessel db --db main.db merge fleet-node-3.db");
+  db_merge->add_option("other", dbo.file, "the database to merge in")->required();
+  auto *db_prune = db_cmd->add_subcommand("prune", "Keep the K fastest ok records per workload and target; delete\n"
+                                                   "slower and failed ones.\n"
+                                                   "Example:\n  tessel db prune --keep 10");
+  db_prune->add_option("--keep", dbo.keep, "records kept per workload and target")->required();
 
   try {
     app.parse(argc, argv);
@@ -143,6 +199,15 @@ int tessel_main(int argc, char **argv) {
     return cmd_run(run);
   }
   if (*compile_cmd) return cmd_compile(compile);
+  if (*db_cmd) {
+    if (*db_list) return cmd_db_list(dbo);
+    if (*db_best) return cmd_db_best(dbo);
+    if (*db_stats) return cmd_db_stats(dbo);
+    if (*db_export) return cmd_db_export(dbo);
+    if (*db_import) return cmd_db_import(dbo);
+    if (*db_merge) return cmd_db_merge(dbo);
+    if (*db_prune) return cmd_db_prune(dbo);
+  }
   return 2;
 }
 
