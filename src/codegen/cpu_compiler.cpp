@@ -12,6 +12,7 @@
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Support/CommandLine.h>
 #include <llvm/Support/FileSystem.h>
+#include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
@@ -136,15 +137,12 @@ const char *c_type(ir::DataType t) {
 
 } // namespace
 
-Expected<CpuKernel> jit_compile(const lower::LoweredFunc &f, const Target &target) {
-  auto start = std::chrono::steady_clock::now();
-  init_llvm();
-  auto tm = make_target_machine(target);
-  if (!tm) return make_error(tm.error());
-  auto ctx = std::make_unique<llvm::LLVMContext>();
-  auto m = compile_module({&f}, target, *ctx, **tm, true);
-  if (!m) return make_error(m.error());
+namespace {
 
+// An LLJIT for `target` whose main dylib resolves the runtime (thread pool, allocation,
+// micro-kernels) and libm from this process.
+Expected<std::unique_ptr<llvm::orc::LLJIT>> make_jit(const Target &target) {
+  init_llvm();
   llvm::orc::JITTargetMachineBuilder jtmb{llvm::Triple(target.triple)};
   jtmb.setCPU(target.cpu);
   jtmb.addFeatures(llvm::SubtargetFeatures(target.features).getFeatures());
@@ -153,8 +151,6 @@ Expected<CpuKernel> jit_compile(const lower::LoweredFunc &f, const Target &targe
   auto jit = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(jtmb)).create();
   if (!jit) return make_error("LLVM JIT: " + to_string(jit.takeError()));
   auto &jd = (*jit)->getMainJITDylib();
-
-  // Kernels call the runtime (thread pool, allocation) and libm.
   llvm::orc::SymbolMap runtime;
   auto &es = (*jit)->getExecutionSession();
   auto define = [&](const char *name, void *addr) {
@@ -183,7 +179,20 @@ Expected<CpuKernel> jit_compile(const lower::LoweredFunc &f, const Target &targe
   auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess((*jit)->getDataLayout().getGlobalPrefix());
   if (!gen) return make_error("LLVM JIT: " + to_string(gen.takeError()));
   jd.addGenerator(std::move(*gen));
+  return std::move(*jit);
+}
 
+} // namespace
+
+Expected<CpuKernel> jit_compile(const lower::LoweredFunc &f, const Target &target) {
+  auto start = std::chrono::steady_clock::now();
+  auto tm = make_target_machine(target);
+  if (!tm) return make_error(tm.error());
+  auto ctx = std::make_unique<llvm::LLVMContext>();
+  auto m = compile_module({&f}, target, *ctx, **tm, true);
+  if (!m) return make_error(m.error());
+  auto jit = make_jit(target);
+  if (!jit) return make_error(jit.error());
   if (auto err = (*jit)->addIRModule(llvm::orc::ThreadSafeModule(m.take(), std::move(ctx))))
     return make_error("LLVM JIT: " + to_string(std::move(err)));
   auto sym = (*jit)->lookup(f.name + "_packed");
@@ -197,38 +206,79 @@ Expected<CpuKernel> jit_compile(const lower::LoweredFunc &f, const Target &targe
   return k;
 }
 
-Expected<CompiledProgram> jit_compile(const lower::LoweredProgram &p, const Target &target) {
-  CompiledProgram c;
+Expected<ObjectCode> compile_object(const lower::LoweredProgram &p, const Target &target) {
+  auto obj = emit_file(p, target, llvm::CGFT_ObjectFile);
+  if (!obj) return make_error(obj.error());
+  ObjectCode code;
+  code.object = obj.take();
   auto index_of = [](const std::vector<ir::Tensor> &v, const ir::Tensor &t) {
     auto it = std::find(v.begin(), v.end(), t);
     return it == v.end() ? -1 : int(it - v.begin());
   };
   std::vector<ir::Tensor> packed;
   for (auto &f : p.prepack) {
-    auto k = jit_compile(f, target);
-    if (!k) return make_error(k.error());
     const ir::Tensor &dst = f.arg_tensors[1];
     int64_t bytes = dst->dtype.bytes();
     for (auto e : dst->shape) bytes *= e;
-    c.prepack_.push_back({*k, index_of(p.inputs, f.arg_tensors[0]), nullptr, bytes});
-    c.compile_seconds_ += k->compile_seconds();
+    code.packs.push_back({f.name + "_packed", index_of(p.inputs, f.arg_tensors[0]), bytes});
     packed.push_back(dst);
   }
-  auto k = jit_compile(p.kernel, target);
-  if (!k) return make_error(k.error());
-  c.kernel_ = *k;
-  c.compile_seconds_ += k->compile_seconds();
+  code.kernel = p.kernel.name + "_packed";
+  using Source = ObjectCode::Source;
   for (auto &t : p.kernel.arg_tensors) {
     if (int i = index_of(p.inputs, t); i >= 0)
-      c.args_.push_back({CompiledProgram::Source::Input, i});
+      code.args.push_back({Source::Input, i});
     else if (int j = index_of(packed, t); j >= 0)
-      c.args_.push_back({CompiledProgram::Source::Packed, j});
+      code.args.push_back({Source::Packed, j});
     else if (int o = index_of(p.outputs, t); o >= 0)
-      c.args_.push_back({CompiledProgram::Source::Output, o});
+      code.args.push_back({Source::Output, o});
     else
       return make_error("internal: kernel argument " + t->name + " is neither an input, a packed input nor an output");
   }
+  return code;
+}
+
+Expected<CompiledProgram> load_object(const ObjectCode &code, const Target &target) {
+  auto start = std::chrono::steady_clock::now();
+  for (auto &pk : code.packs)
+    if (pk.bytes <= 0 || pk.input < 0)
+      return make_error("object code: packing function " + pk.symbol + " is malformed");
+  for (auto [src, idx] : code.args)
+    if (idx < 0 || (src == ObjectCode::Source::Packed && size_t(idx) >= code.packs.size()))
+      return make_error("object code: kernel argument source out of range");
+  auto jit = make_jit(target);
+  if (!jit) return make_error(jit.error());
+  auto buffer = llvm::MemoryBuffer::getMemBufferCopy(code.object, "tessel-kernel.o");
+  if (auto err = (*jit)->addObjectFile(std::move(buffer)))
+    return make_error("linking the kernel's object code: " + to_string(std::move(err)));
+  CompiledProgram c;
+  auto lookup = [&](const std::string &name) -> Expected<CompiledProgram::PackedFn> {
+    auto sym = (*jit)->lookup(name);
+    if (!sym) return make_error("linking the kernel's object code: " + to_string(sym.takeError()));
+    return sym->toPtr<CompiledProgram::PackedFn>();
+  };
+  for (auto &pk : code.packs) {
+    auto fn = lookup(pk.symbol);
+    if (!fn) return make_error(fn.error());
+    c.prepack_.push_back({*fn, pk.input, nullptr, pk.bytes});
+  }
+  auto kernel = lookup(code.kernel);
+  if (!kernel) return make_error(kernel.error());
+  c.kernel_ = *kernel;
+  c.args_ = code.args;
+  c.jit_ = std::shared_ptr<llvm::orc::LLJIT>(jit->release());
+  c.compile_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return c;
+}
+
+Expected<CompiledProgram> jit_compile(const lower::LoweredProgram &p, const Target &target) {
+  auto start = std::chrono::steady_clock::now();
+  auto code = compile_object(p, target);
+  if (!code) return make_error(code.error());
+  auto program = load_object(*code, target);
+  if (!program) return make_error(program.error());
+  program->compile_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return program;
 }
 
 void CompiledProgram::pack(const std::vector<void *> &inputs) {
@@ -245,7 +295,9 @@ void CompiledProgram::run(const std::vector<void *> &inputs, const std::vector<v
   void **a = many.empty() ? args : many.data();
   for (size_t i = 0; i < args_.size(); ++i) {
     auto [src, idx] = args_[i];
-    a[i] = src == Source::Input ? inputs[idx] : src == Source::Output ? outputs[idx] : prepack_[idx].buffer.get();
+    a[i] = src == ObjectCode::Source::Input    ? inputs[idx]
+           : src == ObjectCode::Source::Output ? outputs[idx]
+                                               : prepack_[idx].buffer.get();
   }
   kernel_(a);
 }

@@ -35,33 +35,54 @@ private:
 
 Expected<CpuKernel> jit_compile(const lower::LoweredFunc &f, const Target &target);
 
-// A whole lowered program: the kernel plus the functions that pack constant
-// inputs ahead of time. pack() runs those once and keeps the packed buffers;
-// run() then calls only the kernel, so a measurement of run() excludes packing.
+// A lowered program compiled to relocatable object code for its target, plus how to
+// call it: what the builder makes, and what a runner links, in a child process or on
+// another host. Symbols it needs from the runtime are resolved where it is loaded.
+struct ObjectCode {
+  std::string object; // ELF relocatable object: the kernel and its packing functions
+  struct Pack {
+    std::string symbol; // packed entry point of the packing function
+    int input;          // which workload input it reads
+    int64_t bytes;      // size of the packed tensor it writes
+  };
+  std::vector<Pack> packs;
+  std::string kernel; // packed entry point of the kernel
+  enum class Source { Input, Packed, Output };
+  std::vector<std::pair<Source, int>> args; // where each kernel argument comes from
+};
+Expected<ObjectCode> compile_object(const lower::LoweredProgram &p, const Target &target);
+
+// A whole program, linked into this process: pack() runs the packing functions once and
+// keeps the packed buffers; run() then calls only the kernel, so a measurement of run()
+// excludes packing.
 class CompiledProgram {
 public:
   // `inputs`/`outputs` are the workload's buffers, in the workload's order.
   void pack(const std::vector<void *> &inputs);
   void run(const std::vector<void *> &inputs, const std::vector<void *> &outputs) const;
   bool has_prepack() const { return !prepack_.empty(); }
-  const CpuKernel &kernel() const { return kernel_; }
-  double compile_seconds() const { return compile_seconds_; }
+  double compile_seconds() const { return compile_seconds_; } // lower excluded: LLVM and linking
 
 private:
+  friend Expected<CompiledProgram> load_object(const ObjectCode &, const Target &);
   friend Expected<CompiledProgram> jit_compile(const lower::LoweredProgram &, const Target &);
+  using PackedFn = int32_t (*)(void **);
   struct Pack {
-    CpuKernel fn;
-    int input;                    // which workload input it reads
+    PackedFn fn;
+    int input;
     std::shared_ptr<void> buffer; // the packed tensor
     int64_t bytes;
   };
-  enum class Source { Input, Packed, Output };
+  std::shared_ptr<void> jit_; // keeps the linked code alive
   std::vector<Pack> prepack_;
-  CpuKernel kernel_;
-  std::vector<std::pair<Source, int>> args_; // where each kernel argument comes from
+  PackedFn kernel_ = nullptr;
+  std::vector<std::pair<ObjectCode::Source, int>> args_;
   double compile_seconds_ = 0;
 };
 
+// Links object code into this process; `target` is what it was compiled for.
+Expected<CompiledProgram> load_object(const ObjectCode &code, const Target &target);
+// compile_object, then load_object.
 Expected<CompiledProgram> jit_compile(const lower::LoweredProgram &p, const Target &target);
 
 // Text of the generated code (for `tessel show`).
