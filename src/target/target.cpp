@@ -788,6 +788,10 @@ std::vector<std::string> Target::list_available() {
   return out;
 }
 
+Expected<Target> Target::from_json(const std::string &text, const std::string &where) {
+  return catch_errors([&] { return read_target(text, where, ""); });
+}
+
 Expected<Target> Target::load(std::string_view name_or_path) {
   try {
     std::string arg(name_or_path);

@@ -91,6 +91,8 @@ struct Target {
 
   // The JSON form load() reads back (isa is derived, so not written).
   std::string to_json() const;
+  // Parses that form (as sent to a builder or device server); `where` names it in errors.
+  static Expected<Target> from_json(const std::string &text, const std::string &where = "target JSON");
   std::string str() const; // one line for logs and reports
 
   // Recomputes `isa` from triple, cpu and features.
