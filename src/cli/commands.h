@@ -80,6 +80,20 @@ int cmd_db_import(const DbOptions &o);
 int cmd_db_merge(const DbOptions &o);
 int cmd_db_prune(const DbOptions &o);
 
+// `tessel tracker`, `tessel server`, `tessel fleet status` (measure/rpc.h).
+struct FleetOptions {
+  std::string listen = "127.0.0.1:9190";  // tracker
+  std::string tracker = "127.0.0.1:9190"; // server, fleet status
+  std::string key;                        // server
+  std::string token_file, tls_cert, tls_key, tls_ca;
+  std::string cpus; // server: pin its runner, "0,1"
+  double max_run_seconds = 120;
+  std::string server_id;
+};
+int cmd_tracker(const FleetOptions &o);
+int cmd_server(const FleetOptions &o);
+int cmd_fleet_status(const FleetOptions &o);
+
 // The schedule of the best record of `w` on `target` in the database at `path` (replayed and
 // checked by db::apply_best); prints which record it is. Shared by run and the commands after it.
 Expected<sched::Schedule> schedule_from_database(const std::string &path, const te::Workload &w, const Target &target,

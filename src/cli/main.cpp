@@ -185,6 +185,45 @@ int tessel_main(int argc, char **argv) {
                                                    "Example:\n  tessel db prune --keep 10");
   db_prune->add_option("--keep", dbo.keep, "records kept per workload and target")->required();
 
+  FleetOptions fleet;
+  auto security_flags = [&](CLI::App *cmd, bool server_side) {
+    cmd->add_option("--token-file", fleet.token_file,
+                    "file holding the fleet's shared token (required to listen beyond 127.0.0.1)");
+    if (server_side) {
+      cmd->add_option("--tls-cert", fleet.tls_cert, "PEM certificate: serve TLS");
+      cmd->add_option("--tls-key", fleet.tls_key, "PEM private key of --tls-cert");
+    } else {
+      cmd->add_option("--tls-ca", fleet.tls_ca, "PEM CA certificate: connect with TLS, checking the tracker's");
+    }
+  };
+  auto *tracker_cmd = app.add_subcommand(
+      "tracker", "Run the device fleet's tracker: device servers register with it by key and tuners submit\n"
+                 "candidates to it (measure::make_rpc_runner). Loopback only unless --token-file is given.\n"
+                 "Examples:\n  tessel tracker\n"
+                 "  tessel tracker --listen 0.0.0.0:9190 --token-file fleet.token --tls-cert t.pem --tls-key t.key");
+  tracker_cmd->add_option("--listen", fleet.listen, "address to listen on (port 0: any free port)")
+      ->capture_default_str();
+  security_flags(tracker_cmd, true);
+  auto *server_cmd = app.add_subcommand(
+      "server", "Run a device server: dials out to the tracker (no inbound port needed), registers this\n"
+                "machine under KEY and measures what it is sent in an isolated runner. Reconnects by itself.\n"
+                "Examples:\n  tessel server --key cpu-avx512\n"
+                "  tessel server --tracker tracker.lab:9190 --key h100 --token-file fleet.token --tls-ca ca.pem");
+  server_cmd->add_option("--tracker", fleet.tracker, "tracker address")->capture_default_str();
+  server_cmd->add_option("--key", fleet.key, "device key: a target name (cpu-avx2, h100, ...) or a label")->required();
+  server_cmd->add_option("--cpus", fleet.cpus, "pin the runner to these cores, e.g. 0,1");
+  server_cmd->add_option("--max-run-seconds", fleet.max_run_seconds, "cap on one candidate's run time")
+      ->capture_default_str();
+  server_cmd->add_option("--id", fleet.server_id, "server name in `tessel fleet status` (default: host:pid)");
+  security_flags(server_cmd, false);
+  auto *fleet_cmd = app.add_subcommand("fleet", "Look at the device fleet.\nExample:\n  tessel fleet status");
+  fleet_cmd->require_subcommand(1);
+  auto *fleet_status = fleet_cmd->add_subcommand(
+      "status", "Servers (key, hardware, load, last heartbeat) and queue depths of a tracker.\n"
+                "Example:\n  tessel fleet status --tracker 127.0.0.1:9190");
+  fleet_status->add_option("--tracker", fleet.tracker, "tracker address")->capture_default_str();
+  security_flags(fleet_status, false);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
@@ -199,6 +238,9 @@ int tessel_main(int argc, char **argv) {
     return cmd_run(run);
   }
   if (*compile_cmd) return cmd_compile(compile);
+  if (*tracker_cmd) return cmd_tracker(fleet);
+  if (*server_cmd) return cmd_server(fleet);
+  if (*fleet_status) return cmd_fleet_status(fleet);
   if (*db_cmd) {
     if (*db_list) return cmd_db_list(dbo);
     if (*db_best) return cmd_db_best(dbo);
