@@ -19,7 +19,7 @@ check() { # check NAME EXPECTED_RC PATTERN -- command...
 }
 
 check help 0 "Examples" -- "$tessel" --help
-for sub in ops show run compile space targets; do check "help-$sub" 0 "Example" -- "$tessel" "$sub" --help; done
+for sub in ops show run compile space targets db tracker server fleet; do check "help-$sub" 0 "Example" -- "$tessel" "$sub" --help; done
 check no-subcommand 2 "subcommand" -- "$tessel"
 check ops 0 "conv2d" -- "$tessel" ops
 check run-matmul 0 "verify +ok.*matches the reference interpreter" -- "$tessel" run matmul:M=64,N=48,K=32 --repeat 3
