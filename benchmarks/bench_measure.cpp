@@ -182,23 +182,35 @@ void BM_Variation(benchmark::State &state) {
 }
 BENCHMARK(BM_Variation)->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Four candidates: each timed 10 times in a row (single shots, as a tuner's first pass sees
-// them) against remeasure()'s 10 interleaved rounds. Spread: median over candidates of the CV.
+// What decides a tuner's ranking is the ratio between candidates. Four candidates: each timed
+// 10 times in a row (single shots, as a first pass sees them: candidate j's i-th timing is far
+// in time from candidate 0's), against remeasure()'s 10 interleaved rounds (all of round i
+// close together). Spread: median over candidates 1..3 of the CV of the i-th ratio to candidate 0.
 void BM_Interleaving(benchmark::State &state) {
   auto runner = measure::make_local_runner();
   auto arts = build(candidates(kMedium, 4, 21));
   measure::RunOptions o;
   o.repeat = 1;
+  auto ratio_spread = [](const std::vector<std::vector<double>> &t) {
+    std::vector<double> spreads;
+    for (size_t j = 1; j < t.size(); ++j) {
+      std::vector<double> ratios;
+      for (size_t i = 0; i < t[j].size() && i < t[0].size(); ++i) ratios.push_back(t[j][i] / t[0][i]);
+      spreads.push_back(cv(ratios));
+    }
+    return median(spreads);
+  };
   for (auto _ : state) {
-    std::vector<double> single, interleaved;
+    std::vector<std::vector<double>> single;
     for (auto &a : arts) {
       std::vector<double> v;
       for (int i = 0; i < 10; ++i) v.push_back(runner->run({a}, o)[0].run_seconds.at(0));
-      single.push_back(cv(v));
+      single.push_back(v);
     }
-    for (auto &r : measure::remeasure(*runner, arts, o, 10)) interleaved.push_back(cv(r.run_seconds));
-    figures.spread_single = median(single);
-    figures.spread_interleaved = median(interleaved);
+    std::vector<std::vector<double>> interleaved;
+    for (auto &r : measure::remeasure(*runner, arts, o, 10)) interleaved.push_back(r.run_seconds);
+    figures.spread_single = ratio_spread(single);
+    figures.spread_interleaved = ratio_spread(interleaved);
   }
 }
 BENCHMARK(BM_Interleaving)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -230,8 +242,8 @@ int main(int argc, char **argv) {
                 figures.compile_ms_p90);
   std::printf("CV of 30 single-repeat measurements of one kernel: %.2f%% plain, %.2f%% with cache flush\n",
               figures.cv_plain * 100, figures.cv_flush * 100);
-  std::printf("spread (median CV over 4 candidates of 10 timings): %.2f%% single shots in a row, %.2f%% interleaved "
-              "(remeasure)\n",
+  std::printf("spread of candidate/candidate ratios over 10 timings (median CV, 4 candidates): %.2f%% single shots "
+              "in a row, %.2f%% interleaved (remeasure)\n",
               figures.spread_single * 100, figures.spread_interleaved * 100);
   benchmark::Shutdown();
   return 0;
