@@ -26,6 +26,8 @@ using tessel::testing::TempDir;
 
 namespace {
 
+using Clock_ = std::chrono::steady_clock::time_point;
+
 // A `tessel` child process, killed (SIGKILL) when this goes out of scope.
 class Child {
 public:
@@ -189,6 +191,33 @@ TEST_F(Fleet, ServerKilledMidBatchLosesNothingAndNothingIsMeasuredTwice) {
   EXPECT_EQ(records->stats()->records, int64_t(batch.size())) << "every candidate stored once";
   std::lock_guard lock(log_mutex);
   EXPECT_NE(tracker_log.find("server s2 dropped"), std::string::npos) << tracker_log;
+}
+
+TEST_F(Fleet, TunersSharingAServerTakeTurns) {
+  start_tracker();
+  auto batch = artifacts(9);
+  auto s1 = server("only");
+  ASSERT_TRUE(wait_for_servers(1));
+  std::vector<measure::Artifact> first(batch.begin(), batch.begin() + 6), second(batch.begin() + 6, batch.end());
+  Clock_ first_done, second_done;
+  std::thread a([&] {
+    auto o = rpc();
+    o.tuner = "tuner-a";
+    auto r = measure::make_rpc_runner(o)->run(first, slow_enough(40));
+    for (auto &x : r) EXPECT_EQ(x.status, RecordStatus::Ok) << x.message;
+    first_done = std::chrono::steady_clock::now();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300)); // tuner-a's batch is queued and running
+  std::thread b([&] {
+    auto o = rpc();
+    o.tuner = "tuner-b";
+    auto r = measure::make_rpc_runner(o)->run(second, slow_enough(40));
+    for (auto &x : r) EXPECT_EQ(x.status, RecordStatus::Ok) << x.message;
+    second_done = std::chrono::steady_clock::now();
+  });
+  a.join();
+  b.join();
+  EXPECT_LT(second_done, first_done) << "the later tuner's 3 candidates were not held behind the earlier one's 6";
 }
 
 TEST_F(Fleet, TokensAreRequiredWhenSetAndWrongOnesRefused) {
