@@ -23,6 +23,12 @@ inline std::string fmt(const char *f, double v) {
   return buf;
 }
 
+// `s` padded to `width` columns plus one space (cut with '~' when longer): table columns.
+inline std::string pad_right(std::string s, size_t width) {
+  if (s.size() > width) s = s.substr(0, width - 1) + "~";
+  return s + std::string(width - s.size() + 1, ' ');
+}
+
 // A progress bar on stderr for steps that may take seconds, when it is a terminal.
 struct ProgressBar {
   explicit ProgressBar(std::string what) : what(std::move(what)), tty(isatty(2)) { update(0); }

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace tessel::cli {
 
@@ -93,6 +94,31 @@ struct FleetOptions {
 int cmd_tracker(const FleetOptions &o);
 int cmd_server(const FleetOptions &o);
 int cmd_fleet_status(const FleetOptions &o);
+
+// `tessel tune WORKLOAD|SUITE...` (search/tuner.h).
+struct TuneOptions {
+  std::vector<std::string> workloads; // specs, .te files, .spec suites
+  std::string target = "host";
+  int trials = 64; // per task
+  double time_budget = 0;
+  std::string db;
+  std::string rpc, key, token_file, tls_ca;
+  uint64_t seed = 1;
+  int threads = 1;
+  int batch = 16;
+  int early_stop = 0;
+  std::string report;
+  std::string cost_model = "xgboost";
+  std::string cost_model_from;
+};
+int cmd_tune(const TuneOptions &o);
+
+// `tessel report`: an HTML report of a tuning database.
+struct ReportOptions {
+  std::string db, output = "report.html", target = "host";
+  int threads = 1;
+};
+int cmd_report(const ReportOptions &o);
 
 // The schedule of the best record of `w` on `target` in the database at `path` (replayed and
 // checked by db::apply_best); prints which record it is. Shared by run and the commands after it.

@@ -52,11 +52,6 @@ std::string gflops(double flops, double seconds) {
   return flops > 0 && seconds > 0 ? fmt("%.1f", flops / seconds * 1e-9) : "-";
 }
 
-std::string pad(std::string s, size_t width) {
-  if (s.size() > width) s = s.substr(0, width - 1) + "~";
-  return s + std::string(width - s.size() + 1, ' ');
-}
-
 // "sapphirerapids, 512-bit, 1 thread" / "sm_90, 132 SMs, 1 thread": the canonical key's words that
 // tell targets apart at a glance (`tessel db best` prints the whole key).
 std::string compact_target(const db::TargetKey &key) {
@@ -112,17 +107,18 @@ int cmd_db_list(const DbOptions &o) {
                                 : "(nothing matches)\n");
     return 0;
   }
-  std::cout << pad("workload", 40) << pad("target", 32) << pad("machine", 28) << pad("records", 8) << pad("ok", 7)
-            << pad("best", 10) << "GFLOP/s\n";
+  std::cout << pad_right("workload", 40) << pad_right("target", 32) << pad_right("machine", 28)
+            << pad_right("records", 8) << pad_right("ok", 7) << pad_right("best", 10) << "GFLOP/s\n";
   size_t n = 0;
   for (auto &m : shown) {
     if (o.limit > 0 && n++ >= size_t(o.limit)) {
       std::cout << "... " << shown.size() - size_t(o.limit) << " more (--limit 0 shows all)\n";
       break;
     }
-    std::cout << pad(m.workload_key, 40) << pad(compact_target(m.target), 32) << pad(m.target.cpu_model, 28)
-              << pad(std::to_string(m.records), 8) << pad(std::to_string(m.ok_records), 7)
-              << pad(human_seconds(m.best_median_seconds), 10) << gflops(m.flops, m.best_median_seconds) << "\n";
+    std::cout << pad_right(m.workload_key, 40) << pad_right(compact_target(m.target), 32)
+              << pad_right(m.target.cpu_model, 28) << pad_right(std::to_string(m.records), 8)
+              << pad_right(std::to_string(m.ok_records), 7) << pad_right(human_seconds(m.best_median_seconds), 10)
+              << gflops(m.flops, m.best_median_seconds) << "\n";
   }
   return 0;
 }
@@ -155,8 +151,8 @@ int cmd_db_best(const DbOptions &o) {
     if (!top) return fail(top.error());
     std::cout << "top " << top->size() << ":\n";
     for (auto &t : *top)
-      std::cout << "  record " << pad(std::to_string(t.id), 8) << pad(human_seconds(t.median_seconds), 10)
-                << pad(gflops(w->flops(), t.median_seconds) + " GFLOP/s", 16) << t.target.cpu_model << "\n";
+      std::cout << "  record " << pad_right(std::to_string(t.id), 8) << pad_right(human_seconds(t.median_seconds), 10)
+                << pad_right(gflops(w->flops(), t.median_seconds) + " GFLOP/s", 16) << t.target.cpu_model << "\n";
   }
   if (!o.trace_out.empty()) {
     std::ofstream out(o.trace_out, std::ios::binary);

@@ -224,6 +224,41 @@ int tessel_main(int argc, char **argv) {
   fleet_status->add_option("--tracker", fleet.tracker, "tracker address")->capture_default_str();
   security_flags(fleet_status, false);
 
+  TuneOptions tune;
+  auto *tune_cmd = app.add_subcommand(
+      "tune", "Search the schedule space of workloads for their fastest kernels on a target, measuring\n"
+              "candidates (locally, or on a device fleet) and recording every result in the tuning database.\n"
+              "Resumable: running it again continues from what the database holds. At the end each task's best\n"
+              "is re-measured interleaved with its runners-up, and that figure is reported and stored.\n"
+              "Examples:\n  tessel tune matmul:M=512,N=512,K=512 --trials 64\n"
+              "  tessel tune configs/workloads/resnet50_conv.spec --trials 256 --threads 2 --report r.html\n"
+              "  tessel tune dense:M=128,N=768,K=768 --rpc tracker.lab:9190 --key cpu-avx512 --token-file t");
+  tune_cmd->add_option("workloads", tune.workloads, "operator specs, .te files or .spec suite files")->required();
+  tune_cmd->add_option("--target", tune.target, "target to tune for")->capture_default_str();
+  tune_cmd->add_option("--trials", tune.trials, "measured candidates per task")->capture_default_str();
+  tune_cmd->add_option("--time-budget", tune.time_budget, "seconds after which no new round starts (0: none)");
+  tune_cmd->add_option("--db", tune.db, "tuning database (default: $TESSEL_DB, else ./tessel.db)");
+  tune_cmd->add_option("--rpc", tune.rpc, "measure on the device fleet of this tracker (with --key)");
+  tune_cmd->add_option("--key", tune.key, "device key on the fleet, e.g. cpu-avx512");
+  tune_cmd->add_option("--token-file", tune.token_file, "the fleet's token file");
+  tune_cmd->add_option("--tls-ca", tune.tls_ca, "PEM CA certificate of the tracker");
+  tune_cmd->add_option("--seed", tune.seed, "search seed (same seed and machine: same search)")->capture_default_str();
+  tune_cmd->add_option("--threads", tune.threads, "threads kernels run with")->capture_default_str();
+  tune_cmd->add_option("--batch", tune.batch, "candidates measured per round")->capture_default_str();
+  tune_cmd->add_option("--early-stop", tune.early_stop, "stop a task after N trials without improvement (0: never)");
+  tune_cmd->add_option("--report", tune.report, "also write an HTML report here");
+  tune_cmd->add_option("--cost-model", tune.cost_model, "xgboost or random (a baseline)")->capture_default_str();
+  tune_cmd->add_option("--cost-model-from", tune.cost_model_from, "also warm-start the model from this database");
+  ReportOptions report;
+  auto *report_cmd = app.add_subcommand(
+      "report", "Write one self-contained HTML report of a tuning database: best GFLOP/s against trials and\n"
+                "time per task (SVG), a table of tasks with their best kernels, the best traces.\n"
+                "Examples:\n  tessel report -o report.html\n  tessel report --db fleet.db --threads 2 -o r.html");
+  report_cmd->add_option("--db", report.db, "tuning database (default: $TESSEL_DB, else ./tessel.db)");
+  report_cmd->add_option("-o,--output", report.output, "HTML file to write")->capture_default_str();
+  report_cmd->add_option("--target", report.target, "the target whose records to show")->capture_default_str();
+  report_cmd->add_option("--threads", report.threads, "the thread count whose records to show")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
@@ -238,6 +273,8 @@ int tessel_main(int argc, char **argv) {
     return cmd_run(run);
   }
   if (*compile_cmd) return cmd_compile(compile);
+  if (*tune_cmd) return cmd_tune(tune);
+  if (*report_cmd) return cmd_report(report);
   if (*tracker_cmd) return cmd_tracker(fleet);
   if (*server_cmd) return cmd_server(fleet);
   if (*fleet_status) return cmd_fleet_status(fleet);

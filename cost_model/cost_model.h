@@ -1,0 +1,53 @@
+// The cost model: scores candidate programs from their features
+// (cost_model/features.h) so the search measures the promising ones. Trained
+// online on measured throughput, normalized per task (1 = the task's best), so
+// tasks of different sizes share one model.
+#pragma once
+
+#include "support/error.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tessel::cost {
+
+struct Sample {
+  std::vector<float> features;
+  double throughput = 0; // flops per second; 0 for a failed candidate
+  std::string task;      // normalization and ranking groups
+};
+
+class CostModel {
+public:
+  virtual ~CostModel() = default;
+  // Adds measured samples; retrains when the data has grown enough since the last training.
+  virtual Status update(const std::vector<Sample> &samples) = 0;
+  // Higher is better; comparable within one task.
+  virtual std::vector<double> predict(const std::vector<std::vector<float>> &features) const = 0;
+  virtual Status save(const std::string &path) const = 0;
+  virtual Status load(const std::string &path) = 0;
+  virtual std::string describe() const = 0;
+  virtual size_t samples() const = 0;
+};
+
+enum class Objective {
+  PairwiseRank,    // XGBoost rank:pairwise, one group per task
+  WeightedSquared, // Ansor's: squared error on normalized throughput, weighted by it
+};
+struct XgboostOptions {
+  Objective objective = Objective::PairwiseRank;
+  int rounds = 60; // boosting rounds per training
+  int max_depth = 8;
+  double eta = 0.2;
+  double retrain_growth = 0.2; // retrain when samples grew by this fraction (and by >= 16)
+  uint64_t seed = 1;
+};
+std::unique_ptr<CostModel> make_xgboost_model(XgboostOptions options = {});
+// Uniform random scores, for baselines and the first round.
+std::unique_ptr<CostModel> make_random_model(uint64_t seed = 1);
+
+// Fraction of pairs of distinct throughputs within each task that the scores order the same way.
+double pairwise_accuracy(const std::vector<double> &scores, const std::vector<Sample> &samples);
+
+} // namespace tessel::cost

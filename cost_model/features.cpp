@@ -1,0 +1,314 @@
+#include "cost_model/features.h"
+
+#include "ir/affine.h"
+#include "ir/printer.h"
+#include "ir/visitor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+
+namespace tessel::cost {
+
+namespace {
+
+using namespace ir;
+
+struct LoopInfo {
+  Expr var;
+  int64_t extent;
+  ForKind kind;
+};
+
+int64_t const_extent(const Expr &e) {
+  if (auto *i = e.as<IntImm>()) return std::max<int64_t>(1, i->value);
+  return 1; // symbolic extents are rare after simplification; count them once
+}
+
+// Operation counts of one evaluation of an expression (vector lanes included).
+struct OpCounts {
+  double f_add = 0, f_mul = 0, f_div = 0, f_minmax = 0, f_math = 0, cmp_select = 0, i_arith = 0, casts = 0;
+  int max_lanes = 1;
+};
+
+struct Access {
+  std::string buffer;
+  Expr index;
+  int elem_bytes;
+  int lanes;
+  bool write;
+};
+
+class ExprScan : public IRVisitor {
+public:
+  OpCounts ops;
+  std::vector<Access> loads;
+  void visit(const Binary *b) override {
+    int lanes = b->type.lanes;
+    ops.max_lanes = std::max(ops.max_lanes, lanes);
+    if (b->type.is_float()) {
+      switch (b->op) {
+      case BinaryOp::Add:
+      case BinaryOp::Sub: ops.f_add += lanes; break;
+      case BinaryOp::Mul: ops.f_mul += lanes; break;
+      case BinaryOp::Div:
+      case BinaryOp::Mod: ops.f_div += lanes; break;
+      case BinaryOp::Min:
+      case BinaryOp::Max: ops.f_minmax += lanes; break;
+      default: ops.cmp_select += lanes;
+      }
+    } else if (b->op >= BinaryOp::EQ) {
+      ops.cmp_select += lanes;
+    } else {
+      ops.i_arith += lanes;
+    }
+    IRVisitor::visit(b);
+  }
+  void visit(const Select *s) override {
+    ops.cmp_select += s->type.lanes;
+    IRVisitor::visit(s);
+  }
+  void visit(const Call *c) override {
+    ops.f_math += c->type.lanes;
+    IRVisitor::visit(c);
+  }
+  void visit(const Cast *c) override {
+    ops.casts += c->type.lanes;
+    IRVisitor::visit(c);
+  }
+  void visit(const Load *l) override {
+    std::string name = l->buffer.as<Var>() ? l->buffer.as<Var>()->name : "?";
+    loads.push_back({name, l->index, std::max(1, l->type.bits / 8), l->type.lanes, false});
+    ops.max_lanes = std::max(ops.max_lanes, int(l->type.lanes));
+    IRVisitor::visit(l);
+  }
+};
+
+double log2p(double x) { return std::log2(1.0 + std::max(0.0, x)); }
+
+// One statement's features (FEATURES.md, "statement").
+struct StatementFeatures {
+  std::vector<float> f = std::vector<float>(kStatementFeatures, 0.f);
+  double weight = 0; // flops x trips: which statements matter most
+};
+
+class Extractor : public IRVisitor {
+public:
+  std::vector<StatementFeatures> statements;
+  double alloc_local_bytes = 0, alloc_global_bytes = 0;
+  int allocations = 0, extern_calls = 0, guards = 0;
+
+  void visit(const For *op) override {
+    loops_.push_back({op->var, const_extent(op->extent), op->kind});
+    op->body.accept(this);
+    loops_.pop_back();
+  }
+  void visit(const Allocate *op) override {
+    double bytes = double(const_extent(op->extent)) * std::max(1, op->dtype.bits / 8);
+    (op->scope == MemoryScope::Global ? alloc_global_bytes : alloc_local_bytes) += bytes;
+    ++allocations;
+    IRVisitor::visit(op);
+  }
+  void visit(const IfThenElse *op) override {
+    ++guards;
+    IRVisitor::visit(op);
+  }
+  void visit(const Store *op) override {
+    ExprScan scan;
+    op->value.accept(&scan);
+    op->index.accept(&scan);
+    std::vector<Access> accesses = scan.loads;
+    std::string name = op->buffer.as<Var>() ? op->buffer.as<Var>()->name : "?";
+    accesses.push_back({name, op->index, std::max(1, op->value.type().bits / 8), op->value.type().lanes, true});
+    statement(scan.ops, accesses, 0, 0, 0);
+  }
+  void visit(const ExternCall *op) override {
+    ++extern_calls;
+    // Micro-kernel ABI (src/lower/tensorize.cpp): C, ldc, A, lda_m, lda_k, B, ldb_k, m, n, k.
+    int64_t m = 1, n = 1, k = 1;
+    if (op->args.size() >= 10) {
+      m = const_extent(op->args[7]), n = const_extent(op->args[8]), k = const_extent(op->args[9]);
+    }
+    OpCounts ops;
+    ops.f_add = ops.f_mul = double(m * n * k);
+    std::vector<Access> accesses;
+    for (size_t a : {size_t(0), size_t(2), size_t(5)})
+      if (a < op->args.size())
+        if (auto *addr = op->args[a].as<AddressOf>()) {
+          std::string name = addr->buffer.as<Var>() ? addr->buffer.as<Var>()->name : "?";
+          accesses.push_back({name, addr->index, std::max(1, addr->element.bits / 8), 1, a == 0});
+        }
+    statement(ops, accesses, double(m), double(n), double(k));
+  }
+
+private:
+  // The statement's features inside the current loops; `tile_*`: a tensor intrinsic's tile.
+  void statement(const OpCounts &ops, const std::vector<Access> &accesses, double tile_m, double tile_n,
+                 double tile_k) {
+    StatementFeatures s;
+    auto &f = s.f;
+    double trips = 1, parallel = 1, vector_extent = 1, unrolled = 1;
+    int parallel_loops = 0, gpu_bound = 0;
+    for (auto &l : loops_) {
+      trips *= double(l.extent);
+      if (l.kind == ForKind::Parallel) parallel *= double(l.extent), ++parallel_loops;
+      if (l.kind == ForKind::Vectorized) vector_extent *= double(l.extent);
+      if (l.kind == ForKind::Unrolled) unrolled *= double(l.extent);
+      if (l.kind == ForKind::GpuBlock || l.kind == ForKind::GpuThread || l.kind == ForKind::Vthread) ++gpu_bound;
+    }
+    double tile_flops = tile_m > 0 ? 2 * tile_m * tile_n * tile_k : 0;
+    double flops_per = ops.f_add + ops.f_mul + ops.f_div + ops.f_minmax + ops.f_math;
+    double total_flops = (flops_per + tile_flops) * trips;
+    s.weight = total_flops + trips;
+    int i = 0;
+    // Arithmetic, per evaluation and in all.
+    for (double v : {ops.f_add, ops.f_mul, ops.f_div, ops.f_minmax, ops.f_math, ops.cmp_select, ops.i_arith, ops.casts})
+      f[size_t(i++)] = float(log2p(v * trips));
+    f[size_t(i++)] = float(log2p(total_flops));
+    f[size_t(i++)] = float(ops.max_lanes);
+    // The loop nest.
+    f[size_t(i++)] = float(loops_.size());
+    f[size_t(i++)] = float(log2p(trips));
+    f[size_t(i++)] = float(log2p(parallel));
+    f[size_t(i++)] = float(parallel_loops);
+    f[size_t(i++)] = float(log2p(vector_extent));
+    f[size_t(i++)] = float(log2p(unrolled));
+    f[size_t(i++)] = float(loops_.empty() ? 0 : log2p(double(loops_.back().extent)));
+    f[size_t(i++)] = float(gpu_bound);
+    // Tensor intrinsic tile.
+    f[size_t(i++)] = float(log2p(tile_m));
+    f[size_t(i++)] = float(log2p(tile_n));
+    f[size_t(i++)] = float(log2p(tile_k));
+    // Memory: the working set of the innermost 1..6 loops (unique bytes of every access), the
+    // bytes moved in all, and per access kind its innermost stride and reuse.
+    std::vector<Expr> vars;
+    for (auto &l : loops_) vars.push_back(l.var);
+    std::vector<std::optional<Affine>> forms;
+    for (auto &a : accesses) forms.push_back(affine(a.index, vars));
+    double moved = 0;
+    for (auto &a : accesses) moved += double(a.elem_bytes) * a.lanes * trips;
+    for (int depth = 1; depth <= 6; ++depth) {
+      double ws = 0;
+      size_t first = loops_.size() > size_t(depth) ? loops_.size() - size_t(depth) : 0;
+      for (size_t a = 0; a < accesses.size(); ++a) {
+        double elems = accesses[a].lanes;
+        for (size_t l = first; l < loops_.size(); ++l) {
+          bool used = !forms[a] || forms[a]->coefficient(loops_[l].var) != 0;
+          if (used) elems *= double(loops_[l].extent);
+        }
+        ws += elems * accesses[a].elem_bytes;
+      }
+      f[size_t(i++)] = float(log2p(ws));
+    }
+    f[size_t(i++)] = float(log2p(moved));
+    f[size_t(i++)] = float(log2p(total_flops / std::max(1.0, moved))); // arithmetic intensity (x1, log)
+    // Reads and the write: stride of the innermost loop in elements (0: reused across it),
+    // the reuse factor (trips of loops the index ignores), cache lines per innermost run.
+    auto describe = [&](size_t a, int slot) {
+      int base = i + slot * 6;
+      if (a >= accesses.size()) return;
+      double stride = 0, reuse = 1, strided_loops = 0;
+      if (forms[a] && !loops_.empty()) stride = double(std::llabs(forms[a]->coefficient(loops_.back().var)));
+      for (auto &l : loops_) {
+        int64_t c = forms[a] ? forms[a]->coefficient(l.var) : 1;
+        if (c == 0) reuse *= double(l.extent);
+        if (std::llabs(c) > 1) ++strided_loops;
+      }
+      double inner = loops_.empty() ? 1 : double(loops_.back().extent);
+      double lines = stride == 0 ? 1 : std::min(inner, std::ceil(inner * stride * accesses[a].elem_bytes / 64.0));
+      f[size_t(base + 0)] = float(log2p(stride));
+      f[size_t(base + 1)] = float(log2p(reuse));
+      f[size_t(base + 2)] = float(log2p(lines));
+      f[size_t(base + 3)] = float(strided_loops);
+      f[size_t(base + 4)] = forms[a] ? 1.f : 0.f; // affine index
+      f[size_t(base + 5)] = float(accesses[a].lanes);
+    };
+    // The write, then the two biggest reads (by bytes moved: lanes x element size).
+    std::vector<size_t> reads;
+    size_t write = accesses.size();
+    for (size_t a = 0; a < accesses.size(); ++a) {
+      if (accesses[a].write)
+        write = a;
+      else
+        reads.push_back(a);
+    }
+    std::stable_sort(reads.begin(), reads.end(), [&](size_t x, size_t y) {
+      return accesses[x].lanes * accesses[x].elem_bytes > accesses[y].lanes * accesses[y].elem_bytes;
+    });
+    describe(write, 0);
+    describe(reads.size() > 0 ? reads[0] : accesses.size(), 1);
+    describe(reads.size() > 1 ? reads[1] : accesses.size(), 2);
+    i += 18;
+    f[size_t(i++)] = float(reads.size());
+    statements.push_back(std::move(s));
+  }
+
+  std::vector<LoopInfo> loops_;
+};
+
+} // namespace
+
+std::vector<float> program_features(const lower::LoweredProgram &program) {
+  Extractor x;
+  program.kernel.body.accept(&x);
+  std::vector<float> out(kProgramFeatures, 0.f);
+  std::vector<size_t> order(x.statements.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return x.statements[a].weight > x.statements[b].weight; });
+  for (size_t k = 0; k < 2 && k < order.size(); ++k)
+    std::copy(x.statements[order[k]].f.begin(), x.statements[order[k]].f.end(),
+              out.begin() + long(k * kStatementFeatures));
+  double total_weight = 0;
+  for (auto &s : x.statements) total_weight += s.weight;
+  size_t i = 2 * kStatementFeatures;
+  out[i++] = float(x.statements.size());
+  out[i++] = float(log2p(total_weight));
+  out[i++] = float(order.empty() ? 0 : x.statements[order[0]].weight / std::max(1.0, total_weight));
+  out[i++] = float(log2p(x.alloc_local_bytes));
+  out[i++] = float(log2p(x.alloc_global_bytes));
+  out[i++] = float(x.allocations);
+  out[i++] = float(x.extern_calls);
+  out[i++] = float(x.guards);
+  out[i++] = float(program.prepack.size());
+  return out;
+}
+
+const std::vector<std::string> &feature_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> stmt = {
+        "float_add_sub",    "float_mul",        "float_div",       "float_min_max",       "float_math_calls",
+        "compare_select",   "int_arith",        "casts",           "total_flops",         "max_vector_lanes",
+        "loop_depth",       "trip_count",       "parallel_extent", "parallel_loops",      "vectorized_extent",
+        "unrolled_extent",  "innermost_extent", "gpu_bound_loops", "intrinsic_tile_m",    "intrinsic_tile_n",
+        "intrinsic_tile_k", "working_set_1",    "working_set_2",   "working_set_3",       "working_set_4",
+        "working_set_5",    "working_set_6",    "bytes_moved",     "arithmetic_intensity"};
+    for (std::string who : {"write", "read0", "read1"})
+      for (std::string what : {"stride", "reuse", "lines", "strided_loops", "affine", "lanes"})
+        stmt.push_back(who + "_" + what);
+    stmt.push_back("reads");
+    while (stmt.size() < size_t(kStatementFeatures)) stmt.push_back("reserved_" + std::to_string(stmt.size()));
+    std::vector<std::string> all;
+    for (std::string which : {"s0_", "s1_"})
+      for (auto &n : stmt) all.push_back(which + n);
+    for (std::string n : {"statements", "total_work", "heaviest_share", "local_alloc_bytes", "global_alloc_bytes",
+                          "allocations", "intrinsic_calls", "guards", "prepacked_inputs"})
+      all.push_back(n);
+    while (all.size() < size_t(kProgramFeatures)) all.push_back("reserved_" + std::to_string(all.size()));
+    return all;
+  }();
+  return names;
+}
+
+std::string program_hash(const lower::LoweredProgram &program) {
+  std::string text = ir::to_string(program.kernel.body);
+  for (auto &p : program.prepack) text += "\n#prepack\n" + ir::to_string(p.body);
+  uint64_t h = 1469598103934665603ull; // FNV-1a, as the workload hash
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+} // namespace tessel::cost

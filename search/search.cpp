@@ -1,0 +1,151 @@
+#include "search/search.h"
+
+#include "cost_model/features.h"
+#include "lower/lower.h"
+#include "schedules/trace.h"
+
+#include <algorithm>
+#include <map>
+
+namespace tessel::search {
+
+namespace {
+
+// The decisions a mutation may change (TRACE_FORMAT.md): tile factors, unroll depth and
+// compute location. The result replays or is dropped.
+std::optional<sched::Schedule> mutate(const te::Workload &w, const std::vector<sched::Step> &steps, sched::Rng &rng) {
+  std::vector<size_t> mutable_steps;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const auto &op = steps[i].op;
+    if ((op == "split" || op == "split_exact" || op == "split_nparts" || op == "auto_unroll") &&
+        steps[i].ints.size() >= 2)
+      mutable_steps.push_back(i);
+    if (op == "compute_at" && !steps[i].ints.empty()) mutable_steps.push_back(i);
+  }
+  if (mutable_steps.empty()) return std::nullopt;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    std::vector<sched::Step> s = steps;
+    // One or two decisions per child.
+    for (int changes = 1 + int(rng.below(2)); changes > 0; --changes) {
+      sched::Step &step = s[mutable_steps[size_t(rng.below(int64_t(mutable_steps.size())))]];
+      if (step.op == "auto_unroll") {
+        static const int64_t steps_[] = {0, 16, 64, 512};
+        step.ints[1] = steps_[rng.below(4)];
+      } else if (step.op == "compute_at") {
+        step.ints[0] = std::max<int64_t>(0, step.ints[0] + (rng.below(2) ? 1 : -1));
+      } else {
+        int64_t f = step.ints[1];
+        switch (rng.below(4)) {
+        case 0: f *= 2; break;
+        case 1: f = std::max<int64_t>(1, f / 2); break;
+        case 2: f = int64_t(1) << rng.below(7); break; // 1..64
+        default: f = std::max<int64_t>(1, f + (rng.below(2) ? 1 : -1));
+        }
+        step.ints[1] = f;
+      }
+    }
+    if (s == steps) continue;
+    auto replayed = sched::replay(w, s);
+    if (replayed) return replayed.take();
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+std::optional<Proposal> make_proposal(const sched::Schedule &s) {
+  auto lowered = lower::lower(s, "candidate");
+  if (!lowered) return std::nullopt;
+  Proposal p;
+  p.trace_json = sched::trace_to_json(s);
+  p.program_hash = cost::program_hash(*lowered);
+  p.features = cost::program_features(*lowered);
+  return p;
+}
+
+std::vector<Proposal> EvolutionarySearch::propose(const te::Workload &w, int n, const std::vector<std::string> &seeds,
+                                                  const std::set<std::string> &measured, const cost::CostModel &model,
+                                                  sched::Rng &rng) const {
+  auto sketches = gen_.sketches(w);
+  std::map<std::string, Proposal> pool; // by program hash: every distinct program seen this round
+  std::vector<std::pair<sched::Schedule, std::string>> population; // with its program hash
+  auto add = [&](sched::Schedule s) {
+    auto p = make_proposal(s);
+    if (!p || pool.count(p->program_hash)) return;
+    pool.emplace(p->program_hash, *p);
+    population.push_back({std::move(s), p->program_hash});
+  };
+  for (auto &trace : seeds)
+    if (auto s = sched::replay_json(w, trace)) add(s.take());
+  auto sample = [&] {
+    if (sketches.empty()) return;
+    const auto &k = sketches[size_t(rng.below(int64_t(sketches.size())))];
+    if (auto s = gen_.sample(w, k, rng)) add(s.take());
+  };
+  for (int i = 0; int(population.size()) < options_.population && i < 4 * options_.population; ++i) sample();
+
+  auto score_all = [&] {
+    std::vector<std::vector<float>> feats;
+    std::vector<std::string> keys;
+    for (auto &[hash, p] : pool) feats.push_back(p.features), keys.push_back(hash);
+    auto scores = model.predict(feats);
+    for (size_t i = 0; i < keys.size(); ++i) pool[keys[i]].score = scores[i];
+  };
+  score_all();
+  for (int g = 0; g < options_.generations && !population.empty(); ++g) {
+    // Parents: the better-scored half (each schedule's score is its program's).
+    std::vector<std::pair<double, size_t>> ranked;
+    for (size_t i = 0; i < population.size(); ++i) ranked.push_back({pool[population[i].second].score, i});
+    std::sort(ranked.rbegin(), ranked.rend());
+    size_t parents = std::max<size_t>(1, ranked.size() / 2);
+    std::vector<std::pair<sched::Schedule, std::string>> next;
+    for (size_t i = 0; i < parents; ++i) next.push_back(population[ranked[i].second]);
+    population = next;
+    int children = options_.population - int(population.size());
+    for (int c = 0; c < children; ++c) {
+      if (double(rng.below(1000)) / 1000.0 < options_.mutation_share) {
+        const auto &parent = population[size_t(rng.below(int64_t(parents)))].first;
+        if (auto child = mutate(w, parent.trace, rng)) add(std::move(*child));
+      } else {
+        sample();
+      }
+    }
+    score_all();
+  }
+
+  std::vector<Proposal> fresh;
+  for (auto &[hash, p] : pool)
+    if (!measured.count(hash)) fresh.push_back(p);
+  std::stable_sort(fresh.begin(), fresh.end(), [](const Proposal &a, const Proposal &b) { return a.score > b.score; });
+  int random_picks = std::min(int(fresh.size()), int(double(n) * options_.epsilon + 0.5));
+  std::vector<Proposal> out(fresh.begin(), fresh.begin() + std::min<long>(long(fresh.size()), n - random_picks));
+  std::vector<Proposal> rest(fresh.begin() + long(out.size()), fresh.end());
+  for (int i = 0; i < random_picks && !rest.empty(); ++i) {
+    size_t k = size_t(rng.below(int64_t(rest.size())));
+    rest[k].random = true;
+    out.push_back(rest[k]);
+    rest.erase(rest.begin() + long(k));
+  }
+  return out;
+}
+
+int next_task(const std::vector<TaskProgress> &tasks) {
+  for (size_t i = 0; i < tasks.size(); ++i)
+    if (!tasks[i].done && tasks[i].best_after_round.empty()) return int(i);
+  int best = -1;
+  double best_gain = -1;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const auto &t = tasks[i];
+    if (t.done) continue;
+    // Relative improvement over the last rounds (at least a little: a flat task still gets turns).
+    const auto &h = t.best_after_round;
+    size_t back = std::min<size_t>(3, h.size() - 1);
+    double old = h[h.size() - 1 - back], now = h.back();
+    double rate = old > 0 && now > 0 && back > 0 ? (old - now) / old / double(back) : 0.5;
+    double gain = t.weight * (t.best_seconds > 0 ? t.best_seconds : 1.0) * std::max(rate, 0.02);
+    if (gain > best_gain) best_gain = gain, best = int(i);
+  }
+  return best;
+}
+
+} // namespace tessel::search

@@ -1,0 +1,62 @@
+// Search: which schedules to measure next. EvolutionarySearch proposes a batch
+// for one task (a population from sampled sketches and known good traces,
+// evolved by mutation under the cost model's scores, deduplicated by the
+// lowered program); TaskScheduler picks the task whose next batch is expected
+// to gain most. The tuning loop that measures and records them: search/tuner.h.
+#pragma once
+
+#include "cost_model/cost_model.h"
+#include "schedules/space.h"
+
+#include <set>
+#include <string>
+#include <vector>
+
+namespace tessel::search {
+
+// A schedule ready to build: its trace, lowered program hash and features.
+struct Proposal {
+  std::string trace_json;
+  std::string program_hash;
+  std::vector<float> features;
+  double score = 0;
+  bool random = false; // epsilon-greedy pick, not the model's
+};
+
+struct SearchOptions {
+  int population = 64;
+  int generations = 2;
+  double mutation_share = 0.85; // of each generation's children; the rest are fresh samples
+  double epsilon = 0.1;         // share of a batch picked at random rather than by score
+};
+
+class EvolutionarySearch {
+public:
+  EvolutionarySearch(Target target, SearchOptions options) : gen_(std::move(target)), options_(options) {}
+  // Up to `n` proposals whose programs are not in `measured` (program hashes). `seeds`: traces
+  // known to be good (the database's best for this and similar workloads), kept when they replay.
+  std::vector<Proposal> propose(const te::Workload &w, int n, const std::vector<std::string> &seeds,
+                                const std::set<std::string> &measured, const cost::CostModel &model,
+                                sched::Rng &rng) const;
+
+private:
+  sched::SpaceGenerator gen_;
+  SearchOptions options_;
+};
+
+// Lowered, hashed and featurized; nullopt when the schedule does not lower.
+std::optional<Proposal> make_proposal(const sched::Schedule &s);
+
+// The tasks' state as the scheduler sees it.
+struct TaskProgress {
+  double weight = 1;
+  double best_seconds = 0;              // 0: nothing measured yet
+  std::vector<double> best_after_round; // best seconds after each round (for the gradient)
+  int trials = 0, trial_limit = 0;
+  bool done = false; // plateaued, failed or out of trials
+};
+// Round-robin until every task had a round, then the largest expected gain of total time:
+// weight x best time x recent relative improvement (Ansor's gradient, simplified). -1: none left.
+int next_task(const std::vector<TaskProgress> &tasks);
+
+} // namespace tessel::search
