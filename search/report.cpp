@@ -162,16 +162,13 @@ Expected<TuneReport> report_from_database(const db::Database &db, const Target &
     t.workload_key = s.workload_key;
     t.workload_hash = s.workload_hash;
     t.flops = s.flops;
-    std::string default_trace;
-    if (auto w = te::parse_workload(mine.empty() ? "" : mine.front().workload_text, "record"))
-      default_trace = sched::trace_to_json(sched::default_schedule(*w));
     double best = 0;
     int64_t first_time = mine.empty() ? 0 : mine.front().timestamp;
     for (auto &rec : mine) {
       ++t.trials;
       bool ok = rec.status == db::RecordStatus::Ok && rec.median_seconds > 0;
       if (!ok) ++t.failures;
-      if (ok && rec.trace_json == default_trace && t.default_seconds == 0) t.default_seconds = rec.median_seconds;
+      if (ok && rec.message.rfind(kDefaultScheduleNote, 0) == 0) t.default_seconds = rec.median_seconds; // the latest
       if (ok && (best == 0 || rec.median_seconds < best)) best = rec.median_seconds, t.best_trace = rec.trace_json;
       t.curve.push_back({t.trials, double(rec.timestamp - first_time), best > 0 ? t.flops / best * 1e-9 : 0});
     }

@@ -16,6 +16,7 @@ namespace tessel::search {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 double median(std::vector<double> v) {
@@ -124,10 +125,15 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     auto known = db.records_for_workload(t.workload.hash_hex());
     if (!known) return make_error(known.error());
     std::vector<cost::Sample> samples;
+    std::set<std::string> searched;
     for (auto &r : *known) {
       if (r.target.canonical != key.canonical || r.workload_text != te::to_text(t.workload)) continue;
       auto p = proposal_of(t.workload, r.trace_json);
-      if (!p || !s.measured.insert(p->program_hash).second) continue;
+      if (!p) continue;
+      s.measured.insert(p->program_hash);
+      // Baselines and re-measurements are not trials; each searched program counts once.
+      if (r.message.rfind(kDefaultScheduleNote, 0) == 0 || r.message.rfind(kRemeasuredNote, 0) == 0) continue;
+      if (!searched.insert(p->program_hash).second) continue;
       ++s.report.resumed;
       bool ok = r.status == db::RecordStatus::Ok && r.median_seconds > 0;
       samples.push_back({p->features, ok ? s.report.flops / r.median_seconds : 0, s.report.workload_hash});
@@ -147,19 +153,29 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
   // The default schedule of each task, measured in this run: what the speed-up is over.
   {
     std::vector<measure::Candidate> defaults;
-    for (auto &s : states)
-      defaults.push_back({"default/" + s.report.workload_hash, te::to_text(s.task.workload),
-                          sched::trace_to_json(sched::default_schedule(s.task.workload))});
+    for (auto &s : states) {
+      sched::Schedule plain = sched::default_schedule(s.task.workload);
+      if (auto p = make_proposal(plain)) s.measured.insert(p->program_hash); // the search never repeats it
+      defaults.push_back(
+          {"default/" + s.report.workload_hash, te::to_text(s.task.workload), sched::trace_to_json(plain)});
+    }
     auto t0 = Clock::now();
     auto built = builder.build(defaults);
     report.compile_seconds += since(t0);
+    std::vector<db::Record> records;
     for (size_t i = 0; i < built.size(); ++i) {
       if (built[i].status != db::RecordStatus::Ok) continue;
       t0 = Clock::now();
       auto r = runner.run({built[i].artifact}, run);
       report.measure_seconds += since(t0);
-      if (r[0].status == db::RecordStatus::Ok) states[i].report.default_seconds = median(r[0].run_seconds);
+      if (r[0].status != db::RecordStatus::Ok || r[0].run_seconds.empty()) continue;
+      states[i].report.default_seconds = median(r[0].run_seconds);
+      db::Record rec = record_of(states[i], key, *run_id, defaults[i].trace_json);
+      rec.run_seconds = r[0].run_seconds;
+      rec.message = kDefaultScheduleNote;
+      records.push_back(rec);
     }
+    commit(records);
   }
 
   int total_limit = 0, total_done = 0;
@@ -267,7 +283,11 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
 
   // The figure to report: each task's best re-measured interleaved with its runners-up.
   for (auto &s : states) {
-    auto top = db.top_k(s.report.workload_hash, key, std::max(1, o.remeasure_top));
+    if (o.remeasure_top <= 0) {
+      s.report.best_seconds = s.progress.best_seconds; // asked for no re-measurement: the single shot
+      continue;
+    }
+    auto top = db.top_k(s.report.workload_hash, key, o.remeasure_top);
     if (!top || top->empty()) {
       if (s.report.message.empty()) s.report.message = "no ok record to re-measure";
       continue;
@@ -295,7 +315,8 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
       if (again[i].status != db::RecordStatus::Ok || again[i].run_seconds.empty()) continue;
       db::Record rec = record_of(s, key, *run_id, artifact_traces[i]);
       rec.run_seconds = again[i].run_seconds;
-      rec.message = "re-measured: " + std::to_string(again[i].run_seconds.size()) + " interleaved rounds";
+      rec.message =
+          std::string(kRemeasuredNote) + ": " + std::to_string(again[i].run_seconds.size()) + " interleaved rounds";
       records.push_back(rec);
       double m = median(again[i].run_seconds);
       if (best == 0 || m < best) best = m, s.report.best_trace = artifact_traces[i];

@@ -1,0 +1,293 @@
+// Tuning end to end (search/tuner.h): real builds and measurements of small
+// workloads, resuming, suites, all-failing tasks, bounded memory, the cost
+// model's ranking, features and the HTML report.
+#include "codegen/cpu_compiler.h"
+#include "cost_model/features.h"
+#include "interp/interpreter.h"
+#include "lower/lower.h"
+#include "search/report.h"
+#include "search/tuner.h"
+#include "te/ops.h"
+#include "te/text.h"
+#include "temp_dir.h"
+
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <fstream>
+#include <random>
+#include <set>
+
+using namespace tessel;
+using db::RecordStatus;
+using tessel::testing::TempDir;
+
+namespace {
+
+search::TuneTask task(const std::string &spec, double weight = 1) {
+  return {spec, te::make_op_workload(spec).take(), weight};
+}
+
+search::TuneOptions quick(int trials) {
+  search::TuneOptions o;
+  o.trials = trials;
+  o.batch = 8;
+  o.run.repeat = 2;
+  o.run.min_repeat_ms = 2;
+  o.remeasure_rounds = 3;
+  o.remeasure_top = 3;
+  o.search.population = 32;
+  return o;
+}
+
+int64_t records(const db::Database &db) { return db.stats()->records; }
+
+TEST(Tune, SmallMatmulBeatsTheDefaultAndItsBestMatchesTheInterpreter) {
+  auto db = db::make_memory_database();
+  auto builder = measure::make_local_builder(Target::host());
+  auto runner = measure::make_local_runner();
+  auto model = cost::make_xgboost_model();
+  auto t = task("matmul:M=64,N=64,K=64");
+  auto report = search::tune({t}, quick(64), *db, *builder, *runner, *model);
+  ASSERT_TRUE(report) << report.error();
+  ASSERT_EQ(report->tasks.size(), 1u);
+  const auto &r = report->tasks[0];
+  EXPECT_EQ(r.trials, 64);
+  EXPECT_GT(r.default_seconds, 0);
+  ASSERT_GT(r.best_seconds, 0) << r.message;
+  EXPECT_LT(r.best_seconds, r.default_seconds) << "tuned beats the default schedule";
+  EXPECT_GE(records(*db), 64) << "every trial is a record (plus the re-measured ones)";
+  EXPECT_TRUE(report->database_error.empty()) << report->database_error;
+  EXPECT_FALSE(r.curve.empty());
+
+  // The best record, applied as builds apply it, matches the interpreter.
+  auto best = db::apply_best(*db, t.workload, db::target_key(Target::host(), 1));
+  ASSERT_TRUE(best) << best.error();
+  auto lowered = lower::lower(best->schedule, "best");
+  ASSERT_TRUE(lowered) << lowered.error();
+  auto program = codegen::jit_compile(*lowered, Target::host());
+  ASSERT_TRUE(program) << program.error();
+  auto inputs = interp::random_inputs(t.workload, 7);
+  auto outputs = interp::empty_outputs(t.workload);
+  std::vector<void *> in, out;
+  for (auto &a : inputs) in.push_back(a.data());
+  for (auto &a : outputs) out.push_back(a.data());
+  program->pack(in);
+  program->run(in, out);
+  auto expected = interp::interpret(t.workload, inputs);
+  ASSERT_TRUE(expected);
+  EXPECT_TRUE(interp::compare(outputs[0], (*expected)[0]).ok);
+}
+
+TEST(Tune, ResumingContinuesWithoutMeasuringAProgramTwice) {
+  TempDir dir("tessel_test_tune");
+  auto db = db::open_sqlite(dir.file("t.db")).take();
+  auto builder = measure::make_local_builder(Target::host());
+  auto runner = measure::make_local_runner();
+  auto t = task("matmul:M=48,N=40,K=32");
+  auto o = quick(16);
+  o.remeasure_top = 0;
+  {
+    auto model = cost::make_xgboost_model();
+    auto first = search::tune({t}, o, *db, *builder, *runner, *model);
+    ASSERT_TRUE(first) << first.error();
+    EXPECT_EQ(first->tasks[0].trials, 16);
+  }
+  int64_t after_first = records(*db);
+  o.trials = 32;
+  auto model = cost::make_xgboost_model();
+  auto second = search::tune({t}, o, *db, *builder, *runner, *model);
+  ASSERT_TRUE(second) << second.error();
+  EXPECT_EQ(second->tasks[0].resumed, 16) << "the first run's programs are known";
+  EXPECT_EQ(second->tasks[0].trials, 16) << "only the missing trials are measured";
+  // No lowered program measured twice by the search (each run's baseline and final re-measurement aside).
+  std::set<std::string> programs;
+  int64_t searched = 0;
+  ASSERT_TRUE(db->for_each([&](const db::Record &r) {
+    if (r.message.rfind(search::kRemeasuredNote, 0) == 0 || r.message.rfind(search::kDefaultScheduleNote, 0) == 0)
+      return true;
+    auto s = sched::replay_json(t.workload, r.trace_json);
+    EXPECT_TRUE(s) << s.error();
+    programs.insert(cost::program_hash(lower::lower(*s, "x").take()));
+    ++searched;
+    return true;
+  }));
+  EXPECT_EQ(int64_t(programs.size()), searched);
+  EXPECT_GT(records(*db), after_first);
+}
+
+TEST(Tune, TwoTaskSuiteTunesBoth) {
+  auto db = db::make_memory_database();
+  auto builder = measure::make_local_builder(Target::host());
+  auto runner = measure::make_local_runner();
+  auto model = cost::make_xgboost_model();
+  auto report = search::tune({task("matmul:M=32,N=32,K=32", 2), task("softmax:M=16,N=64")}, quick(16), *db, *builder,
+                             *runner, *model);
+  ASSERT_TRUE(report) << report.error();
+  ASSERT_EQ(report->tasks.size(), 2u);
+  for (auto &r : report->tasks) {
+    EXPECT_EQ(r.trials, 16) << r.name;
+    EXPECT_GT(r.best_seconds, 0) << r.name << ": " << r.message;
+  }
+}
+
+// Runners and builders standing in for hardware, for the tuner's own behaviour.
+class FailingRunner : public measure::Runner {
+public:
+  std::vector<measure::RunResult> run(const std::vector<measure::Artifact> &a, const measure::RunOptions &,
+                                      double) override {
+    std::vector<measure::RunResult> out;
+    for (auto &x : a)
+      out.push_back({x.candidate_id, RecordStatus::RuntimeError, "tensor intrinsic amx_bf16 needs amx-bf16"});
+    calls += int(a.size());
+    return out;
+  }
+  std::string describe() const override { return "failing"; }
+  int calls = 0;
+};
+
+TEST(Tune, EveryCandidateFailingEndsWithAClearMessage) {
+  auto db = db::make_memory_database();
+  auto builder = measure::make_local_builder(Target::host());
+  FailingRunner runner;
+  auto model = cost::make_xgboost_model();
+  auto report = search::tune({task("matmul:M=32,N=32,K=32")}, quick(200), *db, *builder, runner, *model);
+  ASSERT_TRUE(report) << report.error();
+  const auto &r = report->tasks[0];
+  EXPECT_EQ(r.best_seconds, 0);
+  EXPECT_NE(r.message.find("every candidate failed"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("amx-bf16"), std::string::npos) << r.message;
+  EXPECT_LT(r.trials, 200) << "it gives up instead of spending every trial";
+  EXPECT_EQ(records(*db), r.trials) << "the failures are recorded";
+}
+
+class InstantBuilder : public measure::Builder {
+public:
+  std::vector<measure::BuildResult> build(const std::vector<measure::Candidate> &c) override {
+    std::vector<measure::BuildResult> out;
+    for (auto &x : c) {
+      measure::BuildResult r;
+      r.candidate_id = x.id;
+      r.artifact.candidate_id = x.id;
+      out.push_back(r);
+    }
+    return out;
+  }
+};
+// A deterministic time per candidate id: the search's bookkeeping, not the hardware, is under test.
+class HashRunner : public measure::Runner {
+public:
+  std::vector<measure::RunResult> run(const std::vector<measure::Artifact> &a, const measure::RunOptions &,
+                                      double) override {
+    std::vector<measure::RunResult> out;
+    for (auto &x : a) {
+      double s = 1e-4 * (1 + double(std::hash<std::string>()(x.candidate_id) % 1000) / 100.0);
+      out.push_back({x.candidate_id, RecordStatus::Ok, "", {s, s}});
+    }
+    return out;
+  }
+  std::string describe() const override { return "hash"; }
+};
+
+long max_rss_kib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
+TEST(Tune, MemoryStaysBoundedOverAThousandTrials) {
+  auto db = db::make_memory_database();
+  InstantBuilder builder;
+  HashRunner runner;
+  auto model = cost::make_xgboost_model();
+  auto o = quick(100);
+  o.batch = 25;
+  o.remeasure_top = 0;
+  auto t = task("matmul:M=256,N=256,K=256");
+  auto warm = search::tune({t}, o, *db, builder, runner, *model); // allocators and caches warmed
+  ASSERT_TRUE(warm) << warm.error();
+  long before = max_rss_kib();
+  o.trials = 1100;
+  auto report = search::tune({t}, o, *db, builder, runner, *model);
+  ASSERT_TRUE(report) << report.error();
+  EXPECT_GE(report->tasks[0].trials + report->tasks[0].resumed, 1000);
+  long grown_mib = (max_rss_kib() - before) / 1024;
+  EXPECT_LT(grown_mib, 256) << "1,000 trials grew the tuner by " << grown_mib << " MiB";
+}
+
+TEST(CostModel, RanksByWhatItLearnedAndTheRandomModelDoesNot) {
+  // Throughput a known function of two features, on two tasks; trained on one, ranked on the other.
+  std::mt19937 rng(3);
+  auto make = [&](const std::string &task, int n) {
+    std::vector<cost::Sample> s;
+    for (int i = 0; i < n; ++i) {
+      std::vector<float> f(cost::kProgramFeatures, 0.f);
+      f[3] = float(rng() % 100) / 10.f, f[7] = float(rng() % 100) / 10.f, f[11] = float(rng() % 100) / 10.f;
+      s.push_back({f, 1.0 + f[3] * 2 - f[7] + 0.01 * f[11], task});
+    }
+    return s;
+  };
+  auto train = make("a", 300), test = make("b", 200);
+  std::vector<std::vector<float>> feats;
+  for (auto &s : test) feats.push_back(s.features);
+  for (auto objective : {cost::Objective::PairwiseRank, cost::Objective::WeightedSquared}) {
+    cost::XgboostOptions o;
+    o.objective = objective;
+    auto model = cost::make_xgboost_model(o);
+    ASSERT_TRUE(model->update(train));
+    EXPECT_GT(cost::pairwise_accuracy(model->predict(feats), test), 0.85) << model->describe();
+  }
+  auto random = cost::make_random_model(1);
+  double acc = cost::pairwise_accuracy(random->predict(feats), test);
+  EXPECT_GT(acc, 0.4);
+  EXPECT_LT(acc, 0.6);
+}
+
+TEST(Features, FixedLengthDeterministicAndTellSchedulesApart) {
+  auto w = te::make_op_workload("matmul:M=128,N=128,K=128").take();
+  sched::SpaceGenerator gen(Target::host());
+  sched::Rng rng(4);
+  auto sketches = gen.sketches(w);
+  std::set<std::vector<float>> distinct;
+  for (int i = 0; i < 12; ++i) {
+    auto s = gen.sample(w, sketches[size_t(i) % sketches.size()], rng);
+    ASSERT_TRUE(s) << s.error();
+    auto lowered = lower::lower(*s, "k").take();
+    auto f = cost::program_features(lowered);
+    EXPECT_EQ(f.size(), size_t(cost::kProgramFeatures));
+    EXPECT_EQ(f, cost::program_features(lower::lower(*s, "k").take())) << "deterministic";
+    for (float v : f) EXPECT_TRUE(std::isfinite(v));
+    distinct.insert(f);
+  }
+  EXPECT_GE(distinct.size(), 8u) << "different schedules, different features";
+  EXPECT_EQ(cost::feature_names().size(), size_t(cost::kProgramFeatures));
+  auto plain = cost::program_features(lower::lower(sched::default_schedule(w), "k").take());
+  EXPECT_GT(plain[8], 0) << "total flops are counted";
+}
+
+TEST(Report, IsWellFormedAndHoldsThePlotsAndTheTable) {
+  auto db = db::make_memory_database();
+  auto builder = measure::make_local_builder(Target::host());
+  auto runner = measure::make_local_runner();
+  auto model = cost::make_xgboost_model();
+  auto report = search::tune({task("matmul:M=32,N=48,K=16")}, quick(24), *db, *builder, *runner, *model);
+  ASSERT_TRUE(report) << report.error();
+  TempDir dir("tessel_test_report");
+  for (auto html : {search::html_report(*report),
+                    search::html_report(search::report_from_database(*db, Target::host(), 1).take())}) {
+    std::string path = dir.file("r.html");
+    std::ofstream(path) << html;
+    EXPECT_EQ(std::system(("xmllint --noout " + path + " 2>" + dir.file("err.txt")).c_str()), 0)
+        << std::ifstream(dir.file("err.txt")).rdbuf();
+    EXPECT_NE(html.find("best GFLOP/s vs trials"), std::string::npos);
+    EXPECT_NE(html.find("best GFLOP/s vs seconds"), std::string::npos);
+    EXPECT_NE(html.find("<polyline"), std::string::npos);
+    EXPECT_NE(html.find("matmul:M=32,N=48,K=16"), std::string::npos);
+    EXPECT_NE(html.find("&#215;"), std::string::npos) << "a speed-up over the default";
+  }
+  std::string live = search::html_report(*report);
+  EXPECT_NE(live.find("predicted vs measured"), std::string::npos);
+  EXPECT_NE(live.find("Where the time went"), std::string::npos);
+}
+
+} // namespace
