@@ -75,8 +75,11 @@ std::vector<Proposal> EvolutionarySearch::propose(const te::Workload &w, int n, 
     pool.emplace(p->program_hash, *p);
     population.push_back({std::move(s), p->program_hash});
   };
+  // Seeds may come from similar workloads: their steps are replayed on this one (legality is
+  // checked step by step), not their workload identity.
   for (auto &trace : seeds)
-    if (auto s = sched::replay_json(w, trace)) add(s.take());
+    if (auto parsed = sched::parse_trace(trace))
+      if (auto s = sched::replay(w, parsed->steps)) add(s.take());
   auto sample = [&] {
     if (sketches.empty()) return;
     const auto &k = sketches[size_t(rng.below(int64_t(sketches.size())))];

@@ -34,7 +34,8 @@ class EvolutionarySearch {
 public:
   EvolutionarySearch(Target target, SearchOptions options) : gen_(std::move(target)), options_(options) {}
   // Up to `n` proposals whose programs are not in `measured` (program hashes). `seeds`: traces
-  // known to be good (the database's best for this and similar workloads), kept when they replay.
+  // known to be good (the database's best for this and similar workloads), kept when their
+  // steps replay on `w`.
   std::vector<Proposal> propose(const te::Workload &w, int n, const std::vector<std::string> &seeds,
                                 const std::set<std::string> &measured, const cost::CostModel &model,
                                 sched::Rng &rng) const;

@@ -146,6 +146,13 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     s.progress.trials = s.report.resumed;
     if (auto top = db.top_k(t.workload.hash_hex(), key, 8))
       for (auto &r : *top) s.seeds.push_back(r.trace_json);
+    // Similar workloads (the same operator, other shapes) tuned on this target: their best traces.
+    std::string op = t.workload.key.substr(0, t.workload.key.find(':') + 1);
+    if (auto sums = db.summaries())
+      for (auto &m : *sums)
+        if (s.seeds.size() < 16 && m.target.canonical == key.canonical && m.workload_hash != t.workload.hash_hex() &&
+            m.workload_key.rfind(op, 0) == 0 && m.ok_records > 0)
+          if (auto best = db.best(m.workload_hash, key)) s.seeds.push_back(best->trace_json);
     if (Status st = model.update(samples); !st) return make_error(st.message());
     states.push_back(std::move(s));
   }
@@ -165,8 +172,12 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     std::vector<db::Record> records;
     for (size_t i = 0; i < built.size(); ++i) {
       if (built[i].status != db::RecordStatus::Ok) continue;
+      // Default schedules can take seconds per call (a 1024^3 matmul: ~6 s): one timed call, no warm-up.
+      measure::RunOptions once = run;
+      once.warmup = 0, once.number = 1, once.repeat = 1;
+      once.timeout_seconds = std::max(run.timeout_seconds, 120.0);
       t0 = Clock::now();
-      auto r = runner.run({built[i].artifact}, run);
+      auto r = runner.run({built[i].artifact}, once);
       report.measure_seconds += since(t0);
       if (r[0].status != db::RecordStatus::Ok || r[0].run_seconds.empty()) continue;
       states[i].report.default_seconds = median(r[0].run_seconds);

@@ -19,7 +19,7 @@ check() { # check NAME EXPECTED_RC PATTERN -- command...
 }
 
 check help 0 "Examples" -- "$tessel" --help
-for sub in ops show run compile space targets db tracker server fleet; do check "help-$sub" 0 "Example" -- "$tessel" "$sub" --help; done
+for sub in ops show run compile space targets db tracker server fleet tune report; do check "help-$sub" 0 "Example" -- "$tessel" "$sub" --help; done
 check no-subcommand 2 "subcommand" -- "$tessel"
 check ops 0 "conv2d" -- "$tessel" ops
 check run-matmul 0 "verify +ok.*matches the reference interpreter" -- "$tessel" run matmul:M=64,N=48,K=32 --repeat 3
@@ -77,6 +77,14 @@ check run-amx-emulated 0 "verify +ok" -- "$tessel" run $amx --target cpu-avx512-
 if ! grep -q amx /proc/cpuinfo; then
   check run-amx-unrunnable nonzero "emulate-intrinsics" -- "$tessel" run $amx --target cpu-avx512-amx --trace "$tmp/amx.json"
 fi
+
+# Tuning: a small matmul into a fresh database, its best run from the database, a report.
+check tune 0 "speed-up" -- "$tessel" tune matmul:M=32,N=32,K=32 --trials 8 --batch 8 --db "$tmp/tune.db"
+check tune-run-db 0 "verify +ok" -- "$tessel" run matmul:M=32,N=32,K=32 --db "$tmp/tune.db" --repeat 1
+check tune-resume 0 "speed-up" -- "$tessel" tune matmul:M=32,N=32,K=32 --trials 8 --db "$tmp/tune.db"
+check report 0 "wrote" -- "$tessel" report --db "$tmp/tune.db" -o "$tmp/r.html"
+check tune-bad-trials nonzero "trials" -- "$tessel" tune matmul:M=32,N=32,K=32 --trials 0 --db "$tmp/tune.db"
+check tune-bad-suite nonzero "cannot read suite" -- "$tessel" tune nope.spec --db "$tmp/tune.db"
 
 if [[ $failures -gt 0 ]]; then echo "$failures CLI check(s) failed"; exit 1; fi
 echo "all CLI checks passed"

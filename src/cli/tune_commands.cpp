@@ -128,7 +128,7 @@ int cmd_tune(const TuneOptions &o) {
             << "database " << db_path << "\n"
             << "measure  " << runner->describe() << "\n"
             << "model    " << model->describe()
-            << (warm ? " (warm start from " + std::to_string(warm) + " records)" : "") << "\n";
+            << (warm ? " (warm start from " + std::to_string(warm) + " records)" : "") << std::endl;
   ProgressBar bar("tune");
   std::string last_line;
   auto report = search::tune(*tasks, t, **db, *builder, *runner, *model, [&](const search::TuneProgress &p) {
@@ -140,7 +140,7 @@ int cmd_tune(const TuneOptions &o) {
       std::string line = "  " + p.task + ": " + std::to_string(p.task_trials) + "/" +
                          std::to_string(p.task_trial_limit) + " trials, best " + fmt("%.2f", p.best_gflops) +
                          " GFLOP/s";
-      if (line != last_line) std::cout << line << "\n";
+      if (line != last_line) std::cout << line << std::endl; // flushed: logs follow along
       last_line = line;
     }
   });

@@ -1,0 +1,229 @@
+// The search's own costs and the cost model's quality, on this machine:
+//  - features per second (lowering excluded and included);
+//  - pairwise ranking accuracy on measured programs of a task the model was not
+//    trained on (leave one task out), for rank:pairwise, Ansor's weighted squared
+//    error and the random model; from --db (e.g. tune_vs_vendor.db), else from
+//    candidates of three matmuls measured here;
+//  - trials a warm-started tuning of a new matmul shape needs to reach 95% of its
+//    final best, against a cold one.
+//   bench_tune [--db PATH] [--trials N]
+#include "bench_util.h"
+#include "cost_model/features.h"
+#include "lower/lower.h"
+#include "schedules/trace.h"
+#include "search/tuner.h"
+#include "te/ops.h"
+#include "te/text.h"
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+
+using namespace tessel;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string g_db;
+int g_trials = 64;
+
+// Samples from a database's records on this host (one task per workload), or measured here.
+std::vector<cost::Sample> collect() {
+  std::vector<cost::Sample> out;
+  db::TargetKey key = db::target_key(Target::host(), 1);
+  std::map<std::string, te::Workload> workloads;
+  auto add = [&](const db::Record &r) {
+    if (r.target.canonical != key.canonical) return;
+    auto it = workloads.find(r.workload_hash);
+    if (it == workloads.end()) {
+      auto w = te::parse_workload(r.workload_text, "record");
+      if (!w) return;
+      it = workloads.emplace(r.workload_hash, w.take()).first;
+    }
+    auto s = sched::replay_json(it->second, r.trace_json);
+    if (!s) return;
+    auto lowered = lower::lower(*s, "k");
+    if (!lowered) return;
+    double tp = r.status == db::RecordStatus::Ok && r.median_seconds > 0 ? it->second.flops() / r.median_seconds : 0;
+    out.push_back({cost::program_features(*lowered), tp, r.workload_key});
+  };
+  if (!g_db.empty()) {
+    db::OpenOptions ro;
+    ro.read_only = true;
+    auto db = db::open_sqlite(g_db, ro);
+    if (db)
+      (void)(*db)->for_each([&](const db::Record &r) {
+        add(r);
+        return true;
+      });
+    if (!out.empty()) return out;
+    std::fprintf(stderr, "bench_tune: no records of this host in %s; measuring candidates here\n", g_db.c_str());
+  }
+  auto db = db::make_memory_database();
+  auto builder = measure::make_local_builder(Target::host());
+  auto runner = measure::make_local_runner();
+  auto model = cost::make_random_model(3);
+  search::TuneOptions o;
+  o.trials = 96;
+  o.batch = 32;
+  o.remeasure_top = 0;
+  o.run.repeat = 2;
+  o.run.min_repeat_ms = 2;
+  std::vector<search::TuneTask> tasks;
+  for (const char *spec : {"matmul:M=128,N=128,K=128", "matmul:M=256,N=64,K=192", "dense:M=64,N=256,K=128"})
+    tasks.push_back({spec, te::make_op_workload(spec).take(), 1});
+  (void)search::tune(tasks, o, *db, *builder, *runner, *model);
+  (void)db->for_each([&](const db::Record &r) {
+    add(r);
+    return true;
+  });
+  return out;
+}
+
+struct Figures {
+  double features_per_s = 0, lower_and_features_per_s = 0;
+  std::map<std::string, double> accuracy; // model -> mean held-out pairwise accuracy
+  int tasks = 0, samples = 0;
+  int cold_to_95 = 0, warm_to_95 = 0;
+  double cold_best = 0, warm_best = 0;
+} g;
+
+void BM_Features(benchmark::State &state) {
+  auto w = te::make_op_workload("conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,pad=1").take();
+  sched::SpaceGenerator gen(Target::host());
+  sched::Rng rng(1);
+  auto sketches = gen.sketches(w);
+  std::vector<lower::LoweredProgram> programs;
+  std::vector<sched::Schedule> schedules;
+  for (int i = 0; programs.size() < 64 && i < 500; ++i)
+    if (auto s = gen.sample(w, sketches[size_t(i) % sketches.size()], rng))
+      if (auto p = lower::lower(*s, "k")) programs.push_back(p.take()), schedules.push_back(s.take());
+  size_t n = 0;
+  double t_features = 0, t_both = 0;
+  for (auto _ : state) {
+    auto t0 = Clock::now();
+    for (auto &p : programs) benchmark::DoNotOptimize(cost::program_features(p));
+    t_features += since(t0);
+    t0 = Clock::now();
+    for (auto &s : schedules) benchmark::DoNotOptimize(cost::program_features(lower::lower(s, "k").take()));
+    t_both += since(t0);
+    n += programs.size();
+  }
+  g.features_per_s = double(n) / t_features;
+  g.lower_and_features_per_s = double(n) / t_both;
+}
+BENCHMARK(BM_Features)->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_HeldOutRanking(benchmark::State &state) {
+  auto samples = collect();
+  std::map<std::string, int> per_task;
+  for (auto &s : samples) ++per_task[s.task];
+  for (auto _ : state) {
+    std::map<std::string, std::vector<double>> acc;
+    for (auto &[held, count] : per_task) {
+      if (count < 16) continue;
+      std::vector<cost::Sample> train, test;
+      for (auto &s : samples) (s.task == held ? test : train).push_back(s);
+      std::vector<std::vector<float>> feats;
+      for (auto &s : test) feats.push_back(s.features);
+      for (auto objective : {cost::Objective::PairwiseRank, cost::Objective::WeightedSquared}) {
+        cost::XgboostOptions o;
+        o.objective = objective;
+        auto m = cost::make_xgboost_model(o);
+        (void)m->update(train);
+        acc[objective == cost::Objective::PairwiseRank ? "xgboost rank:pairwise" : "xgboost weighted squared"]
+            .push_back(cost::pairwise_accuracy(m->predict(feats), test));
+      }
+      auto r = cost::make_random_model(7);
+      acc["random"].push_back(cost::pairwise_accuracy(r->predict(feats), test));
+    }
+    for (auto &[name, v] : acc) {
+      double sum = 0;
+      for (double x : v) sum += x;
+      g.accuracy[name] = v.empty() ? 0 : sum / double(v.size());
+    }
+  }
+  g.samples = int(samples.size());
+  g.tasks = int(per_task.size());
+}
+BENCHMARK(BM_HeldOutRanking)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Trials until the running best is within 5% of `final_best`.
+int trials_to_95(const search::TaskReport &r, double final_gflops) {
+  for (auto &c : r.curve)
+    if (c.best_gflops >= 0.95 * final_gflops) return c.trial;
+  return -1;
+}
+
+void BM_WarmVersusCold(benchmark::State &state) {
+  auto builder = measure::make_local_builder(Target::host());
+  auto runner = measure::make_local_runner();
+  search::TuneOptions o;
+  o.trials = g_trials;
+  o.batch = 8;
+  o.remeasure_top = 0;
+  o.run.repeat = 2;
+  search::TuneTask fresh{"matmul:M=384,N=384,K=384", te::make_op_workload("matmul:M=384,N=384,K=384").take(), 1};
+  for (auto _ : state) {
+    // Warm: a model trained on other matmul shapes first (measured here, into a scratch database).
+    auto history = db::make_memory_database();
+    auto warm_model = cost::make_xgboost_model();
+    {
+      search::TuneOptions h = o;
+      h.trials = 48;
+      auto rnd = cost::make_random_model(5);
+      std::vector<search::TuneTask> others;
+      for (const char *spec : {"matmul:M=256,N=256,K=256", "matmul:M=512,N=256,K=384"})
+        others.push_back({spec, te::make_op_workload(spec).take(), 1});
+      (void)search::tune(others, h, *history, *builder, *runner, *rnd);
+      (void)search::warm_start(*warm_model, *history, Target::host(), 1);
+    }
+    auto cold_db = db::make_memory_database(), warm_db = db::make_memory_database();
+    auto cold_model = cost::make_xgboost_model();
+    auto cold = search::tune({fresh}, o, *cold_db, *builder, *runner, *cold_model);
+    auto warm = search::tune({fresh}, o, *warm_db, *builder, *runner, *warm_model);
+    if (!cold || !warm) {
+      state.SkipWithError("tuning failed");
+      return;
+    }
+    double flops = fresh.workload.flops();
+    g.cold_best = flops / cold->tasks[0].best_seconds * 1e-9;
+    g.warm_best = flops / warm->tasks[0].best_seconds * 1e-9;
+    double final_best = std::max(g.cold_best, g.warm_best);
+    g.cold_to_95 = trials_to_95(cold->tasks[0], final_best);
+    g.warm_to_95 = trials_to_95(warm->tasks[0], final_best);
+  }
+}
+BENCHMARK(BM_WarmVersusCold)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+} // namespace
+
+int main(int argc, char **argv) {
+  std::vector<char *> rest = {argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--db" && i + 1 < argc)
+      g_db = argv[++i];
+    else if (a == "--trials" && i + 1 < argc)
+      g_trials = std::max(8, std::atoi(argv[++i]));
+    else
+      rest.push_back(argv[i]);
+  }
+  int n = int(rest.size());
+  benchmark::Initialize(&n, rest.data());
+  bench::SummaryReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  std::printf("\n== Summary (search and cost model; %s) ==\n", Target::host().str().c_str());
+  std::printf("features: %.0f programs/s (lowering excluded), %.0f programs/s with lowering\n", g.features_per_s,
+              g.lower_and_features_per_s);
+  std::printf("held-out pairwise ranking accuracy (%d samples, %d tasks, each left out in turn; aim >= 0.8):\n",
+              g.samples, g.tasks);
+  for (auto &[name, a] : g.accuracy) std::printf("  %-28s %.3f\n", name.c_str(), a);
+  std::printf("new shape matmul 384^3, %d trials: cold start %d trials to 95%% (best %.1f GFLOP/s), warm start %d "
+              "(best %.1f GFLOP/s)\n",
+              g_trials, g.cold_to_95, g.cold_best, g.warm_to_95, g.warm_best);
+  benchmark::Shutdown();
+  return 0;
+}
