@@ -76,10 +76,15 @@ std::vector<Proposal> EvolutionarySearch::propose(const te::Workload &w, int n, 
     population.push_back({std::move(s), p->program_hash});
   };
   // Seeds may come from similar workloads: their steps are replayed on this one (legality is
-  // checked step by step), not their workload identity.
+  // checked step by step), not their workload identity. Unmeasured ones are measured first.
+  std::vector<std::string> seed_programs;
   for (auto &trace : seeds)
     if (auto parsed = sched::parse_trace(trace))
-      if (auto s = sched::replay(w, parsed->steps)) add(s.take());
+      if (auto s = sched::replay(w, parsed->steps))
+        if (auto p = make_proposal(*s); p && !pool.count(p->program_hash)) {
+          seed_programs.push_back(p->program_hash);
+          add(s.take());
+        }
   auto sample = [&] {
     if (sketches.empty()) return;
     const auto &k = sketches[size_t(rng.below(int64_t(sketches.size())))];
@@ -116,13 +121,18 @@ std::vector<Proposal> EvolutionarySearch::propose(const te::Workload &w, int n, 
     score_all();
   }
 
-  std::vector<Proposal> fresh;
+  std::vector<Proposal> out, fresh;
+  for (auto &hash : seed_programs)
+    if (!measured.count(hash) && int(out.size()) < std::max(1, n / 2)) out.push_back(pool[hash]);
   for (auto &[hash, p] : pool)
-    if (!measured.count(hash)) fresh.push_back(p);
+    if (!measured.count(hash) &&
+        std::none_of(out.begin(), out.end(), [&](const Proposal &o) { return o.program_hash == hash; }))
+      fresh.push_back(p);
   std::stable_sort(fresh.begin(), fresh.end(), [](const Proposal &a, const Proposal &b) { return a.score > b.score; });
-  int random_picks = std::min(int(fresh.size()), int(double(n) * options_.epsilon + 0.5));
-  std::vector<Proposal> out(fresh.begin(), fresh.begin() + std::min<long>(long(fresh.size()), n - random_picks));
-  std::vector<Proposal> rest(fresh.begin() + long(out.size()), fresh.end());
+  int random_picks = std::min(int(fresh.size()), int(double(n - int(out.size())) * options_.epsilon + 0.5));
+  size_t by_score = size_t(std::max<long>(0, std::min<long>(long(fresh.size()), n - long(out.size()) - random_picks)));
+  out.insert(out.end(), fresh.begin(), fresh.begin() + long(by_score));
+  std::vector<Proposal> rest(fresh.begin() + long(by_score), fresh.end());
   for (int i = 0; i < random_picks && !rest.empty(); ++i) {
     size_t k = size_t(rng.below(int64_t(rest.size())));
     rest[k].random = true;

@@ -146,12 +146,13 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     s.progress.trials = s.report.resumed;
     if (auto top = db.top_k(t.workload.hash_hex(), key, 8))
       for (auto &r : *top) s.seeds.push_back(r.trace_json);
+    for (auto &trace : o.library_traces) s.seeds.push_back(trace);
     // Similar workloads (the same operator, other shapes) tuned on this target: their best traces.
     std::string op = t.workload.key.substr(0, t.workload.key.find(':') + 1);
     if (auto sums = db.summaries())
       for (auto &m : *sums)
-        if (s.seeds.size() < 16 && m.target.canonical == key.canonical && m.workload_hash != t.workload.hash_hex() &&
-            m.workload_key.rfind(op, 0) == 0 && m.ok_records > 0)
+        if (s.seeds.size() < 16 + o.library_traces.size() && m.target.canonical == key.canonical &&
+            m.workload_hash != t.workload.hash_hex() && m.workload_key.rfind(op, 0) == 0 && m.ok_records > 0)
           if (auto best = db.best(m.workload_hash, key)) s.seeds.push_back(best->trace_json);
     if (Status st = model.update(samples); !st) return make_error(st.message());
     states.push_back(std::move(s));

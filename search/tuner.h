@@ -39,6 +39,9 @@ struct TuneOptions {
   SearchOptions search;
   measure::RunOptions run;
   std::string config_json; // stored with the tuning run
+  // Known-good traces (e.g. configs/traces/*.json) tried on every task whose steps they replay on:
+  // measured in its first round, then evolved like any other.
+  std::vector<std::string> library_traces;
 };
 
 struct CurvePoint {

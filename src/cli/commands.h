@@ -110,6 +110,7 @@ struct TuneOptions {
   std::string report;
   std::string cost_model = "xgboost";
   std::string cost_model_from;
+  bool no_trace_library = false; // do not seed with configs/traces/*.json
 };
 int cmd_tune(const TuneOptions &o);
 

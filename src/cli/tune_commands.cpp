@@ -112,6 +112,21 @@ int cmd_tune(const TuneOptions &o) {
   }
 
   search::TuneOptions t;
+  // The trace library: configs/traces next to each configs/targets directory Tessel searches.
+  size_t library = 0;
+  if (!o.no_trace_library)
+    for (auto &dir : Target::search_dirs()) {
+      std::error_code ec;
+      for (auto &entry : fs::directory_iterator(fs::path(dir).parent_path() / "traces", ec))
+        if (entry.path().extension() == ".json") {
+          std::ifstream in(entry.path());
+          std::stringstream text;
+          text << in.rdbuf();
+          t.library_traces.push_back(text.str());
+          ++library;
+        }
+      if (library) break;
+    }
   t.target = *target;
   t.threads = o.threads;
   t.trials = o.trials;
@@ -127,6 +142,10 @@ int cmd_tune(const TuneOptions &o) {
             << ", " << o.threads << " thread" << (o.threads == 1 ? "" : "s") << "\n"
             << "database " << db_path << "\n"
             << "measure  " << runner->describe() << "\n"
+            << "seeds    "
+            << (library ? std::to_string(library) + " committed traces (configs/traces; --no-trace-library)"
+                        : std::string("none from a trace library"))
+            << "\n"
             << "model    " << model->describe()
             << (warm ? " (warm start from " + std::to_string(warm) + " records)" : "") << std::endl;
   ProgressBar bar("tune");
