@@ -8,9 +8,9 @@ namespace tessel::measure {
 Timing time_calls(const std::function<void()> &call, const TimingOptions &o) {
   using clock = std::chrono::steady_clock;
   for (int i = 0; i < o.warmup_calls; ++i) call();
-  // Calibrate: double the call count until one batch reaches min_repeat_ms.
-  int calls = 1;
-  for (;;) {
+  int calls = std::max(1, o.number);
+  // Calibrate: grow the call count until one batch reaches min_repeat_ms.
+  for (; o.number <= 0;) {
     auto t0 = clock::now();
     for (int i = 0; i < calls; ++i) call();
     double ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
@@ -20,9 +20,14 @@ Timing time_calls(const std::function<void()> &call, const TimingOptions &o) {
   Timing t;
   t.calls_per_repeat = calls;
   for (int r = 0; r < std::max(1, o.repeats); ++r) {
+    if (o.before_repeat) o.before_repeat();
     auto t0 = clock::now();
     for (int i = 0; i < calls; ++i) call();
     t.per_repeat_seconds.push_back(std::chrono::duration<double>(clock::now() - t0).count() / calls);
+    if (r == 0 && o.stop_after_first && o.stop_after_first(t.per_repeat_seconds[0])) {
+      t.stopped_early = true;
+      break;
+    }
   }
   std::vector<double> s = t.per_repeat_seconds;
   std::sort(s.begin(), s.end());

@@ -7,6 +7,7 @@
 #include "db/record.h"
 #include "interp/interpreter.h"
 #include "lower/lower.h"
+#include "measure/timing.h"
 #include "measure/wire.h"
 #include "measure/worker_process.h"
 #include "runtime/runtime.h"
@@ -164,34 +165,20 @@ private:
     for (size_t i = 0; i < flush_.size(); i += 64) flush_[i] = char(flush_round_ + i);
   }
 
-  // TVM's protocol: warm-up, then `repeat` repeats of `number` calls (calibrated to
-  // min_repeat_ms when 0); a first repeat already hopeless against the best so far ends it.
+  // The one timing protocol (measure/timing.h), with the cache flush and the hopeless cut-off.
   void time(Loaded &k, const RunOptions &o, double best_seconds, wire::RunReply &reply) {
-    auto call = [&] { k.program.run(k.in_ptrs, k.out_ptrs); };
-    for (int i = 0; i < o.warmup; ++i) call();
-    int number = o.number;
-    if (number <= 0) {
-      number = 1;
-      for (;;) {
-        auto t0 = Clock::now();
-        for (int i = 0; i < number; ++i) call();
-        double ms = seconds_since(t0) * 1e3;
-        if (ms >= o.min_repeat_ms || number >= (1 << 20)) break;
-        number = ms <= 0 ? number * 16 : std::max(number * 2, int(number * o.min_repeat_ms / ms * 1.2));
-      }
-    }
-    reply.set_calls_per_repeat(number);
-    for (int r = 0; r < std::max(1, o.repeat); ++r) {
-      if (o.flush_cache) flush_caches();
-      auto t0 = Clock::now();
-      for (int i = 0; i < number; ++i) call();
-      double per_call = seconds_since(t0) / number;
-      reply.add_run_seconds(per_call);
-      if (r == 0 && o.hopeless_ratio > 0 && best_seconds > 0 && per_call > o.hopeless_ratio * best_seconds) {
-        reply.set_stopped_early(true);
-        break;
-      }
-    }
+    TimingOptions t;
+    t.repeats = o.repeat;
+    t.min_repeat_ms = o.min_repeat_ms;
+    t.warmup_calls = o.warmup;
+    t.number = o.number;
+    if (o.flush_cache) t.before_repeat = [&] { flush_caches(); };
+    if (o.hopeless_ratio > 0 && best_seconds > 0)
+      t.stop_after_first = [&](double first) { return first > o.hopeless_ratio * best_seconds; };
+    Timing timing = time_calls([&] { k.program.run(k.in_ptrs, k.out_ptrs); }, t);
+    reply.set_calls_per_repeat(timing.calls_per_repeat);
+    for (double s : timing.per_repeat_seconds) reply.add_run_seconds(s);
+    reply.set_stopped_early(timing.stopped_early);
   }
 
   static constexpr size_t kCached = 32;
