@@ -6,10 +6,13 @@
 #include "schedules/primitives.h"
 #include "te/ops.h"
 #include "te/tensor.h"
+#include "te/text.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 using namespace tessel;
 using tessel::ir::Expr;
@@ -205,3 +208,51 @@ int main(void) {
   std::filesystem::remove_all(dir);
 }
 #endif
+
+namespace {
+
+// Y = exp(X) compiled, scalar and vectorized, on chosen inputs.
+std::vector<float> compiled_exp(const std::vector<float> &x, bool vectorized) {
+  auto w = te::parse_workload("input X: f32[" + std::to_string(x.size()) + "]\nY[i < " + std::to_string(x.size()) +
+                              "] = exp(X[i])\n")
+               .take();
+  sched::Schedule s = sched::default_schedule(w);
+  if (vectorized) {
+    auto sp = sched::split_exact(s, "Y", 0, 16);
+    EXPECT_TRUE(sp) << sp.error();
+    EXPECT_TRUE(sched::vectorize(s, "Y", sp->inner));
+  }
+  auto program = codegen::jit_compile(lower::lower(s, "exp").take(), Target::host());
+  EXPECT_TRUE(program) << program.error();
+  std::vector<float> y(x.size());
+  std::vector<void *> in = {const_cast<float *>(x.data())}, out = {y.data()};
+  program->run(in, out);
+  return y;
+}
+
+} // namespace
+
+TEST(Codegen, InlineExpIsWithinTwoUlpAndKeepsSpecialValues) {
+  std::vector<float> x;
+  for (int i = 0; i < 4000; ++i) x.push_back(-87.0f + 175.5f * float(i) / 3999.0f); // the normal range
+  for (float v : {0.f, -0.f, 1e-30f, -1e-30f, 0.5f, -0.5f, 1.f, -1.f, 10.f, -10.f, 88.7f, -87.3f}) x.push_back(v);
+  float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> special = {inf, -inf, std::nanf(""), 100.f, -100.f, 89.f, -104.f, 1e30f};
+  x.insert(x.end(), special.begin(), special.end());
+  while (x.size() % 16) x.push_back(0.f);
+  for (bool vectorized : {false, true}) {
+    auto y = compiled_exp(x, vectorized);
+    for (size_t i = 0; i < x.size(); ++i) {
+      float want = std::exp(x[i]);
+      if (std::isnan(want)) {
+        EXPECT_TRUE(std::isnan(y[i])) << x[i];
+      } else if (std::isinf(want) || want == 0.f) {
+        EXPECT_EQ(y[i], want) << "exp(" << x[i] << ")";
+      } else if (want < std::numeric_limits<float>::min()) {
+        EXPECT_LT(std::fabs(y[i] - want), 1e-37f) << "exp(" << x[i] << ") (a denormal result may flush to 0)";
+      } else {
+        EXPECT_LE(std::fabs(y[i] - want) / want, 2.5e-7f) << "exp(" << x[i] << ") vectorized=" << vectorized;
+      }
+    }
+  }
+}

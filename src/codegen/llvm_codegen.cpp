@@ -11,6 +11,7 @@
 #include "schedules/intrinsics.h"
 #include "support/error.h"
 
+#include <limits>
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/LLVMContext.h>
@@ -263,13 +264,53 @@ private:
     return b_.CreateCall(callee, {x});
   }
 
+  // exp of f32 (scalar or vector), inline: LLVM has no vector exp of its own (llvm.exp on a vector
+  // becomes one libm call per lane), and inline arithmetic lets unrolled scalar code be
+  // SLP-vectorized where a call could not be. Cephes' expf: x = n ln2 + r
+  // with |r| <= ln2/2, a degree-6 polynomial for e^r, 2^n built in the exponent bits; within
+  // 2 ulp of expf over [-87.3, 88.7], NaN propagated, overflow to +inf, underflow to 0.
+  llvm::Value *inline_expf(llvm::Value *x) {
+    llvm::Type *vt = x->getType();
+    auto c = [&](float v) { return llvm::ConstantFP::get(vt, v); };
+    auto fma = [&](llvm::Value *a, llvm::Value *b, llvm::Value *acc) {
+      return b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {vt}, {a, b, acc});
+    };
+    llvm::Value *hi = c(88.7228390f), *lo = c(-87.3365448f);
+    llvm::Value *clamped = b_.CreateSelect(b_.CreateFCmpOGT(x, hi), hi, x);
+    clamped = b_.CreateSelect(b_.CreateFCmpOLT(clamped, lo), lo, clamped);
+    llvm::Value *fx = b_.CreateUnaryIntrinsic(llvm::Intrinsic::floor, fma(clamped, c(1.44269504088896341f), c(0.5f)));
+    llvm::Value *r = fma(fx, c(-0.693359375f), clamped);
+    r = fma(fx, c(2.12194440e-4f), r);
+    llvm::Value *p = c(1.9875691500e-4f);
+    for (float k : {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f})
+      p = fma(p, r, c(k));
+    llvm::Value *y = fma(p, b_.CreateFMul(r, r), b_.CreateFAdd(r, c(1.0f)));
+    llvm::Type *it = b_.getInt32Ty();
+    if (auto *v = llvm::dyn_cast<llvm::FixedVectorType>(vt)) it = llvm::FixedVectorType::get(it, v->getNumElements());
+    llvm::Value *n = b_.CreateFPToSI(fx, it);
+    // 2^n as (n + 127) << 23; n is within [-126, 128] after the clamp; 128 is split as 2^127 * 2.
+    llvm::Value *n1 =
+        b_.CreateSelect(b_.CreateICmpSGT(n, llvm::ConstantInt::get(it, 127)), llvm::ConstantInt::get(it, 127), n);
+    llvm::Value *scale = b_.CreateBitCast(b_.CreateShl(b_.CreateAdd(n1, llvm::ConstantInt::get(it, 127)), 23), vt);
+    llvm::Value *out = b_.CreateFMul(y, scale);
+    out = b_.CreateSelect(b_.CreateICmpSGT(n, llvm::ConstantInt::get(it, 127)), b_.CreateFMul(out, c(2.0f)), out);
+    out = b_.CreateSelect(b_.CreateFCmpOGT(x, hi), c(std::numeric_limits<float>::infinity()), out);
+    out = b_.CreateSelect(b_.CreateFCmpOLT(x, lo), c(0.0f), out);
+    return b_.CreateSelect(b_.CreateFCmpUNO(x, x), x, out); // NaN in, NaN out
+  }
+
   void visit(const Call *op) override {
     std::vector<llvm::Value *> args;
     for (auto &a : op->args) args.push_back(gen(a));
     llvm::Value *x = args[0];
     bool f = op->type.is_float();
     switch (op->func) {
-    case Intrinsic::Exp: value_ = b_.CreateUnaryIntrinsic(llvm::Intrinsic::exp, x); return;
+    case Intrinsic::Exp:
+      if (x->getType()->getScalarType()->isFloatTy())
+        value_ = inline_expf(x);
+      else
+        value_ = b_.CreateUnaryIntrinsic(llvm::Intrinsic::exp, x);
+      return;
     case Intrinsic::Log: value_ = b_.CreateUnaryIntrinsic(llvm::Intrinsic::log, x); return;
     case Intrinsic::Sqrt: value_ = b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, x); return;
     case Intrinsic::Rsqrt:
