@@ -99,13 +99,16 @@ bool wants_cross_thread(const ir::Tensor &t) {
   return outputs <= 4096 && r->axes.back().extent >= 32;
 }
 
-// A reduction with few outputs over a long axis: rfactor gives its loops something to vectorize.
+// A reduction with few outputs over a long axis, or a row reduction (one output per row, as in
+// softmax and layernorm, whose only spatial axis strides across rows): rfactor gives its loops
+// something to vectorize along the contiguous reduction axis.
 bool wants_rfactor(const ir::Tensor &t) {
   auto *r = t->body.as<ir::Reduce>();
   if (!r) return false;
   int64_t outputs = 1;
   for (auto e : t->shape) outputs *= e;
-  return outputs <= 16 && r->axes.back().extent >= 16;
+  int64_t extent = r->axes.back().extent;
+  return (outputs <= 16 && extent >= 16) || (t->shape.size() == 1 && extent >= 64);
 }
 
 std::vector<int64_t> divisors(int64_t n, int64_t max) {
