@@ -11,6 +11,34 @@ namespace tessel::search {
 
 namespace {
 
+// With several threads: a root stage whose outer loops all run serially gets its first leaf
+// with more than one iteration (up to the second) marked parallel. Schedules made for one
+// thread (the trace library's, say) then use the others.
+std::optional<sched::Schedule> parallelize(const te::Workload &w, const sched::Schedule &parent, sched::Rng &rng) {
+  std::vector<std::pair<std::string, int>> choices;
+  for (auto &st : parent.stages) {
+    if (st.attach != sched::Attach::Root || st.tensor->is_input() || st.leaves.empty()) continue;
+    bool any = false;
+    for (int l : st.leaves) any |= st.loops[size_t(l)].kind == ir::ForKind::Parallel;
+    if (any) continue;
+    for (size_t i = 0; i < st.leaves.size() && i < 2; ++i) {
+      const auto &loop = st.loops[size_t(st.leaves[i])];
+      if (loop.is_reduce) break;
+      if (loop.extent > 1 && loop.kind == ir::ForKind::Serial) {
+        choices.push_back({st.tensor->name, st.leaves[i]});
+        break;
+      }
+    }
+  }
+  if (choices.empty()) return std::nullopt;
+  auto [stage, loop] = choices[size_t(rng.below(int64_t(choices.size())))];
+  std::vector<sched::Step> steps = parent.trace;
+  steps.push_back({"parallel", stage, {loop}, ""});
+  auto replayed = sched::replay(w, steps);
+  if (!replayed) return std::nullopt;
+  return replayed.take();
+}
+
 // The decisions a mutation may change (TRACE_FORMAT.md): tile factors, unroll depth and
 // compute location. The result replays or is dropped.
 std::optional<sched::Schedule> mutate(const te::Workload &w, const std::vector<sched::Step> &steps, sched::Rng &rng) {
@@ -80,11 +108,18 @@ std::vector<Proposal> EvolutionarySearch::propose(const te::Workload &w, int n, 
   std::vector<std::string> seed_programs;
   for (auto &trace : seeds)
     if (auto parsed = sched::parse_trace(trace))
-      if (auto s = sched::replay(w, parsed->steps))
-        if (auto p = make_proposal(*s); p && !pool.count(p->program_hash)) {
-          seed_programs.push_back(p->program_hash);
-          add(s.take());
-        }
+      if (auto s = sched::replay(w, parsed->steps)) {
+        // With several threads, a serial seed also comes parallelized.
+        std::vector<sched::Schedule> variants;
+        if (options_.threads > 1)
+          if (auto par = parallelize(w, *s, rng)) variants.push_back(std::move(*par));
+        variants.push_back(s.take());
+        for (auto &v : variants)
+          if (auto p = make_proposal(v); p && !pool.count(p->program_hash)) {
+            seed_programs.push_back(p->program_hash);
+            add(std::move(v));
+          }
+      }
   auto sample = [&] {
     if (sketches.empty()) return;
     const auto &k = sketches[size_t(rng.below(int64_t(sketches.size())))];
@@ -113,7 +148,9 @@ std::vector<Proposal> EvolutionarySearch::propose(const te::Workload &w, int n, 
     for (int c = 0; c < children; ++c) {
       if (double(rng.below(1000)) / 1000.0 < options_.mutation_share) {
         const auto &parent = population[size_t(rng.below(int64_t(parents)))].first;
-        if (auto child = mutate(w, parent.trace, rng)) add(std::move(*child));
+        auto child = options_.threads > 1 && rng.below(4) == 0 ? parallelize(w, parent, rng) : std::nullopt;
+        if (!child) child = mutate(w, parent.trace, rng);
+        if (child) add(std::move(*child));
       } else {
         sample();
       }

@@ -28,6 +28,7 @@ struct SearchOptions {
   int generations = 2;
   double mutation_share = 0.85; // of each generation's children; the rest are fresh samples
   double epsilon = 0.1;         // share of a batch picked at random rather than by score
+  int threads = 1;              // > 1: also mutate serial schedules into parallel ones
 };
 
 class EvolutionarySearch {

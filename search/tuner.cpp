@@ -103,7 +103,9 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
   report.run_id = *run_id;
   measure::RunOptions run = o.run;
   run.threads = o.threads;
-  EvolutionarySearch search(o.target, o.search);
+  SearchOptions search_options = o.search;
+  search_options.threads = o.threads;
+  EvolutionarySearch search(o.target, search_options);
   sched::Rng rng(o.seed);
   std::string db_error;
 
