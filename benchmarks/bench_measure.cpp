@@ -10,6 +10,7 @@
 #include "measure/rpc.h"
 #include "schedules/space.h"
 #include "schedules/trace.h"
+#include "support/stats.h"
 #include "te/ops.h"
 #include "te/text.h"
 
@@ -25,21 +26,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
-
-double cv(const std::vector<double> &v) {
-  if (v.size() < 2) return 0;
-  double mean = 0, var = 0;
-  for (double x : v) mean += x;
-  mean /= double(v.size());
-  for (double x : v) var += (x - mean) * (x - mean);
-  return std::sqrt(var / double(v.size() - 1)) / mean;
-}
 
 std::vector<measure::Candidate> candidates(const std::string &spec, int n, uint64_t seed) {
   te::Workload w = te::make_op_workload(spec).take();
@@ -177,7 +163,7 @@ void BM_Variation(benchmark::State &state) {
   for (auto _ : state) {
     std::vector<double> v;
     for (int i = 0; i < 30; ++i) v.push_back(runner->run({kernel}, o)[0].run_seconds.at(0));
-    (o.flush_cache ? figures.cv_flush : figures.cv_plain) = cv(v);
+    (o.flush_cache ? figures.cv_flush : figures.cv_plain) = coefficient_of_variation(v);
   }
 }
 BENCHMARK(BM_Variation)->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -196,7 +182,7 @@ void BM_Interleaving(benchmark::State &state) {
     for (size_t j = 1; j < t.size(); ++j) {
       std::vector<double> ratios;
       for (size_t i = 0; i < t[j].size() && i < t[0].size(); ++i) ratios.push_back(t[j][i] / t[0][i]);
-      spreads.push_back(cv(ratios));
+      spreads.push_back(coefficient_of_variation(ratios));
     }
     return median(spreads);
   };

@@ -1,6 +1,7 @@
 // Record values: status names, derived timing figures, validation, and the
 // content hash that makes identical records one (db/FORMAT.md, "Identity").
 #include "db/detail.h"
+#include "support/stats.h"
 #include "te/text.h"
 
 #include <algorithm>
@@ -194,17 +195,10 @@ std::string content_hash(const Record &r, std::string_view seconds_json, double 
 void fill_derived(Record &r, int64_t now) {
   if (!r.run_seconds.empty()) {
     std::vector<double> sorted = r.run_seconds;
-    std::sort(sorted.begin(), sorted.end());
-    size_t n = sorted.size();
-    r.median_seconds = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    std::sort(sorted.begin(), sorted.end()); // the cv summed in this order, as stored records were
+    r.median_seconds = median(sorted);
     r.min_seconds = sorted.front();
-    double mean = 0;
-    for (double v : sorted) mean += v;
-    mean /= double(n);
-    double var = 0;
-    for (double v : sorted) var += (v - mean) * (v - mean);
-    // Sample standard deviation over the mean; one repeat has no spread to speak of.
-    r.cv = n > 1 && mean > 0 ? std::sqrt(var / double(n - 1)) / mean : 0;
+    r.cv = coefficient_of_variation(sorted);
   }
   if (r.timestamp == 0) r.timestamp = now;
 }

@@ -7,6 +7,7 @@
 #include "measure.grpc.pb.h"
 #include "measure/wire.h"
 #include "measure/worker_process.h"
+#include "support/host.h"
 
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
@@ -35,12 +36,6 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
 Log or_stderr(Log log) {
   if (log) return log;
   return [](const std::string &line) { std::cerr << line << "\n"; };
-}
-
-std::string host_name() {
-  char buf[256] = {};
-  gethostname(buf, sizeof buf - 1);
-  return buf;
 }
 
 // Compares every byte whatever the first difference, so timing tells nothing about the token.

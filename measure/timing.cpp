@@ -1,5 +1,7 @@
 #include "measure/timing.h"
 
+#include "support/stats.h"
+
 #include <algorithm>
 #include <chrono>
 
@@ -29,11 +31,10 @@ Timing time_calls(const std::function<void()> &call, const TimingOptions &o) {
       break;
     }
   }
-  std::vector<double> s = t.per_repeat_seconds;
-  std::sort(s.begin(), s.end());
-  t.median_seconds = s.size() % 2 ? s[s.size() / 2] : 0.5 * (s[s.size() / 2 - 1] + s[s.size() / 2]);
-  t.min_seconds = s.front();
-  t.max_seconds = s.back();
+  t.median_seconds = median(t.per_repeat_seconds);
+  auto [lo, hi] = std::minmax_element(t.per_repeat_seconds.begin(), t.per_repeat_seconds.end());
+  t.min_seconds = *lo;
+  t.max_seconds = *hi;
   return t;
 }
 

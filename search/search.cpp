@@ -97,11 +97,13 @@ std::vector<Proposal> EvolutionarySearch::propose(const te::Workload &w, int n, 
   auto sketches = gen_.sketches(w);
   std::map<std::string, Proposal> pool; // by program hash: every distinct program seen this round
   std::vector<std::pair<sched::Schedule, std::string>> population; // with its program hash
-  auto add = [&](sched::Schedule s) {
+  // Adds a schedule whose program is new to the pool; returns that program's hash, "" when not added.
+  auto add = [&](sched::Schedule s) -> std::string {
     auto p = make_proposal(s);
-    if (!p || pool.count(p->program_hash)) return;
+    if (!p || pool.count(p->program_hash)) return "";
     pool.emplace(p->program_hash, *p);
     population.push_back({std::move(s), p->program_hash});
+    return p->program_hash;
   };
   // Seeds may come from similar workloads: their steps are replayed on this one (legality is
   // checked step by step), not their workload identity. Unmeasured ones are measured first.
@@ -115,10 +117,7 @@ std::vector<Proposal> EvolutionarySearch::propose(const te::Workload &w, int n, 
           if (auto par = parallelize(w, *s, rng)) variants.push_back(std::move(*par));
         variants.push_back(s.take());
         for (auto &v : variants)
-          if (auto p = make_proposal(v); p && !pool.count(p->program_hash)) {
-            seed_programs.push_back(p->program_hash);
-            add(std::move(v));
-          }
+          if (std::string hash = add(std::move(v)); !hash.empty()) seed_programs.push_back(hash);
       }
   auto sample = [&] {
     if (sketches.empty()) return;

@@ -3,6 +3,8 @@
 #include "cost_model/features.h"
 #include "lower/lower.h"
 #include "schedules/trace.h"
+#include "support/host.h"
+#include "support/stats.h"
 #include "te/text.h"
 
 #include <unistd.h>
@@ -19,20 +21,9 @@ using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
-
-std::string host_name() {
-  char buf[256] = {};
-  gethostname(buf, sizeof buf - 1);
-  return buf;
-}
-
 struct TaskState {
   TuneTask task;
+  std::string text; // te::to_text of the workload: what records and candidates carry
   TaskProgress progress;
   TaskReport report;
   std::set<std::string> measured; // program hashes
@@ -46,7 +37,7 @@ db::Record record_of(const TaskState &t, const db::TargetKey &key, int64_t run_i
   db::Record r;
   r.workload_key = t.task.workload.key;
   r.workload_hash = t.task.workload.hash_hex();
-  r.workload_text = te::to_text(t.task.workload);
+  r.workload_text = t.text;
   r.target = key;
   r.run_id = run_id;
   r.trace_json = trace;
@@ -117,6 +108,7 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
   for (auto &t : tasks) {
     TaskState s;
     s.task = t;
+    s.text = te::to_text(t.workload);
     s.progress.weight = t.weight;
     s.progress.trial_limit = o.trials;
     s.report.name = t.name;
@@ -129,7 +121,7 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     std::vector<cost::Sample> samples;
     std::set<std::string> searched;
     for (auto &r : *known) {
-      if (r.target.canonical != key.canonical || r.workload_text != te::to_text(t.workload)) continue;
+      if (r.target.canonical != key.canonical || r.workload_text != s.text) continue;
       auto p = proposal_of(t.workload, r.trace_json);
       if (!p) continue;
       s.measured.insert(p->program_hash);
@@ -166,8 +158,7 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     for (auto &s : states) {
       sched::Schedule plain = sched::default_schedule(s.task.workload);
       if (auto p = make_proposal(plain)) s.measured.insert(p->program_hash); // the search never repeats it
-      defaults.push_back(
-          {"default/" + s.report.workload_hash, te::to_text(s.task.workload), sched::trace_to_json(plain)});
+      defaults.push_back({"default/" + s.report.workload_hash, s.text, sched::trace_to_json(plain)});
     }
     auto t0 = Clock::now();
     auto built = builder.build(defaults);
@@ -215,7 +206,7 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     }
     std::vector<measure::Candidate> candidates;
     for (auto &p : proposals)
-      candidates.push_back({s.report.workload_hash + "/" + p.program_hash, te::to_text(s.task.workload), p.trace_json});
+      candidates.push_back({s.report.workload_hash + "/" + p.program_hash, s.text, p.trace_json});
     t0 = Clock::now();
     auto built = builder.build(candidates);
     report.compile_seconds += since(t0);
@@ -310,7 +301,7 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     std::set<std::string> traces;
     for (auto &r : *top)
       if (traces.insert(r.trace_json).second)
-        candidates.push_back({"remeasure/" + std::to_string(r.id), te::to_text(s.task.workload), r.trace_json});
+        candidates.push_back({"remeasure/" + std::to_string(r.id), s.text, r.trace_json});
     auto t0 = Clock::now();
     auto built = builder.build(candidates);
     report.compile_seconds += since(t0);

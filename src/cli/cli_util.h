@@ -23,6 +23,11 @@ inline std::string fmt(const char *f, double v) {
   return buf;
 }
 
+// GFLOP/s of `flops` in `seconds` with printf format `f`; "-" when either is unknown (0).
+inline std::string gflops(double flops, double seconds, const char *f = "%.1f") {
+  return flops > 0 && seconds > 0 ? fmt(f, flops / seconds * 1e-9) : "-";
+}
+
 // `s` padded to `width` columns plus one space (cut with '~' when longer): table columns.
 inline std::string pad_right(std::string s, size_t width) {
   if (s.size() > width) s = s.substr(0, width - 1) + "~";

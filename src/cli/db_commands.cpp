@@ -48,10 +48,6 @@ std::string human_seconds(double s) {
   return fmt("%.3g us", s * 1e6);
 }
 
-std::string gflops(double flops, double seconds) {
-  return flops > 0 && seconds > 0 ? fmt("%.1f", flops / seconds * 1e-9) : "-";
-}
-
 // "sapphirerapids, 512-bit, 1 thread" / "sm_90, 132 SMs, 1 thread": the canonical key's words that
 // tell targets apart at a glance (`tessel db best` prints the whole key).
 std::string compact_target(const db::TargetKey &key) {

@@ -55,8 +55,6 @@ Expected<std::vector<search::TuneTask>> load_tasks(const std::vector<std::string
   return tasks;
 }
 
-std::string gflops(double flops, double seconds) { return seconds > 0 ? fmt("%.2f", flops / seconds * 1e-9) : "-"; }
-
 } // namespace
 
 int cmd_tune(const TuneOptions &o) {
@@ -173,8 +171,8 @@ int cmd_tune(const TuneOptions &o) {
     std::string speedup =
         r.default_seconds > 0 && r.best_seconds > 0 ? fmt("%.1fx", r.default_seconds / r.best_seconds) : "-";
     std::cout << pad_right(r.name, 44) << pad_right(std::to_string(r.trials + r.resumed), 8)
-              << pad_right(gflops(r.flops, r.default_seconds), 12) << pad_right(gflops(r.flops, r.best_seconds), 12)
-              << speedup << "\n";
+              << pad_right(gflops(r.flops, r.default_seconds, "%.2f"), 12)
+              << pad_right(gflops(r.flops, r.best_seconds, "%.2f"), 12) << speedup << "\n";
     if (!r.message.empty()) std::cout << "    " << r.message << "\n";
     if (r.best_seconds <= 0) ++failed_tasks;
   }
