@@ -13,7 +13,6 @@
 
 namespace tessel::db::detail {
 
-std::string tessel_version(); // "0.1.0"
 int64_t unix_now();
 
 // The dedup identity (db/FORMAT.md): "<workload hash>:<32 hex digits of MurmurHash3 x64

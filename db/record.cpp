@@ -10,10 +10,6 @@
 #include <cmath>
 #include <cstring>
 
-#ifndef TESSEL_VERSION
-#define TESSEL_VERSION "unknown"
-#endif
-
 namespace tessel::db {
 
 namespace {
@@ -116,8 +112,6 @@ Expected<Record> Database::best(const std::string &workload_hash, const TargetKe
 }
 
 namespace detail {
-
-std::string tessel_version() { return TESSEL_VERSION; }
 
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();

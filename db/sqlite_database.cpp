@@ -4,6 +4,7 @@
 // writer holds the lock; a batch that cannot be written stays pending.
 #include "db/detail.h"
 #include "db/schema.h"
+#include "support/version.h"
 #include "te/text.h"
 
 #include <sqlite3.h>
@@ -565,7 +566,7 @@ private:
           failure_text = path_ + " is a SQLite database but not a Tessel tuning database; refusing to touch it";
           return SqlError{SQLITE_MISUSE, failure_text};
         }
-        if (auto st = schema::create_v1(db_, "tessel " + detail::tessel_version()); !st)
+        if (auto st = schema::create_v1(db_, "tessel " + tessel::version()); !st)
           return SqlError{SQLITE_ERROR, "creating schema version 1: " + st.message()};
         v = 1;
       }

@@ -1,10 +1,12 @@
 #include "search/tuner.h"
 
+#include "codegen/cpu_compiler.h"
 #include "cost_model/features.h"
 #include "lower/lower.h"
 #include "schedules/trace.h"
 #include "support/host.h"
 #include "support/stats.h"
+#include "support/version.h"
 #include "te/text.h"
 
 #include <unistd.h>
@@ -87,8 +89,8 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
   db::RunInfo info;
   info.config_json = o.config_json.empty() ? "{}" : o.config_json;
   info.host = host_name();
-  info.tessel_version = TESSEL_VERSION;
-  info.llvm_version = "16";
+  info.tessel_version = tessel::version();
+  info.llvm_version = codegen::llvm_version();
   auto run_id = db.begin_run(info);
   if (!run_id) return make_error(run_id.error());
   report.run_id = *run_id;

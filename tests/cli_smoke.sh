@@ -34,10 +34,16 @@ check show-ir 0 "for \(" -- "$tessel" show matmul:M=8,N=8,K=8 --ir
 check show-te 0 "sum\(" -- "$tessel" show matmul:M=8,N=8,K=8 --te
 check show-llvm 0 "define" -- "$tessel" show softmax:M=4,N=16 --llvm
 check show-asm 0 "ret" -- "$tessel" show relu:M=4,N=16 --asm
-check compile 0 "wrote" -- "$tessel" compile matmul:M=8,N=8,K=8 -o "$tmp/mm.o" --name my_mm
-[[ -s "$tmp/mm.o" && -s "$tmp/mm.h" ]] && grep -q "void my_mm(" "$tmp/mm.h" && echo "ok   compile-files" ||
-  { echo "FAIL compile-files"; failures=$((failures + 1)); }
-check compile-bad-name nonzero "identifier" -- "$tessel" compile matmul:M=8,N=8,K=8 -o "$tmp/x.o" --name 9bad
+export TESSEL_DB="$tmp/no-such.db" # compile: no database, so default schedules with a warning
+check compile 0 "wrote .*1 object" -- "$tessel" compile mm@matmul:M=8,N=8,K=8 -o "$tmp/lib" --name my
+[[ -s "$tmp/lib/libmy.a" && -s "$tmp/lib/my.h" && -s "$tmp/lib/my.json" ]] && grep -q "int32_t my_mm(" "$tmp/lib/my.h" &&
+  echo "ok   compile-files" || { echo "FAIL compile-files"; failures=$((failures + 1)); }
+check compile-warns 0 "warning: no tuning database" -- "$tessel" compile matmul:M=8,N=8,K=8 -o "$tmp/lib2"
+check compile-require-tuned nonzero "no tuning database" -- "$tessel" compile matmul:M=8,N=8,K=8 -o "$tmp/lib3" --require-tuned
+check compile-missing-db nonzero "no tuning database at $tmp/missing.db" -- "$tessel" compile matmul:M=8,N=8,K=8 --db "$tmp/missing.db"
+check compile-bad-name nonzero "identifier" -- "$tessel" compile matmul:M=8,N=8,K=8 -o "$tmp/x" --name 9bad
+check compile-aarch64 0 "cross .*aarch64" -- "$tessel" compile matmul:M=16,N=16,K=16 --target aarch64-neon -o "$tmp/arm"
+unset TESSEL_DB
 
 check targets 0 "cpu-avx512" -- "$tessel" targets
 check space 0 "sketch 1: tile\+cache_write" -- "$tessel" space matmul:M=32,N=32,K=32 --sample 2
@@ -64,7 +70,7 @@ check run-avx2-sample 0 "verify +ok" -- "$tessel" run matmul:M=96,N=64,K=48 --tr
 check too-big-spec 1 "C needs 149 GiB .* available" -- "$tessel" run matmul:M=200000,N=200000,K=1
 printf 'input A: f32[99999999999, 99999999999]\nB[i, j] = A[i, j]\n' >"$tmp/big.te"
 check too-big-text 1 "more than the limit of 2\^31" -- "$tessel" run "$tmp/big.te"
-check compile-trace 0 "wrote" -- "$tessel" compile dense:M=16,N=32,K=24 --trace "$tmp/t.json" -o "$tmp/d.o"
+check compile-trace 0 "wrote" -- "$tessel" compile dense:M=16,N=32,K=24 --trace "$tmp/t.json" -o "$tmp/d"
 check run-unrunnable-target nonzero "lacks|CUDA" -- "$tessel" run matmul:M=4,N=4,K=4 --target h100
 # Tensor intrinsics for hardware this machine may lack, checked through their emulations.
 tc=matmul:M=64,N=32,K=32,dtype=f16

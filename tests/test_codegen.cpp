@@ -174,41 +174,6 @@ TEST(Codegen, HostTargetUsesWideVectors) {
   EXPECT_NE(llvm_ir->find("\"prefer-vector-width\"=\"" + std::to_string(t.vector_bits) + "\""), std::string::npos);
 }
 
-#ifdef TESSEL_RUNTIME_LIB
-// Ahead-of-time: object + header, linked into a C program by the system compiler.
-TEST(Codegen, ObjectFileLinksIntoACProgram) {
-  te::Workload w = matmul(8, 24, 5);
-  sched::Schedule s = ikj_vectorized(w, 8);
-  auto f = lower::lower(s, "tessel_mm_test");
-  ASSERT_TRUE(f.has_value());
-  auto dir = std::filesystem::temp_directory_path() / ("tessel_aot_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  ASSERT_TRUE(codegen::emit_object(*f, Target::host(), (dir / "mm.o").string(), (dir / "mm.h").string()));
-  std::ofstream(dir / "main.c") << R"(#include "mm.h"
-#include <stdio.h>
-int main(void) {
-  float A[8 * 5], B[5 * 24], C[8 * 24];
-  for (int i = 0; i < 8 * 5; ++i) A[i] = (float)(i % 7) - 3;
-  for (int i = 0; i < 5 * 24; ++i) B[i] = (float)(i % 5) - 2;
-  tessel_set_num_threads(2);
-  tessel_mm_test(A, B, C);
-  for (int i = 0; i < 8; ++i)
-    for (int j = 0; j < 24; ++j) {
-      float ref = 0;
-      for (int k = 0; k < 5; ++k) ref += A[i * 5 + k] * B[k * 24 + j];
-      if (ref != C[i * 24 + j]) { printf("mismatch at %d,%d\n", i, j); return 1; }
-    }
-  printf("ok\n");
-  return 0;
-}
-)";
-  std::string cmd =
-      "cd " + dir.string() + " && cc -O1 main.c mm.o " TESSEL_RUNTIME_LIB " -lstdc++ -lpthread -lm -o main && ./main";
-  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  std::filesystem::remove_all(dir);
-}
-#endif
-
 namespace {
 
 // Y = exp(X) compiled, scalar and vectorized, on chosen inputs.

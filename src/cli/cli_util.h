@@ -28,6 +28,14 @@ inline std::string gflops(double flops, double seconds, const char *f = "%.1f") 
   return flops > 0 && seconds > 0 ? fmt(f, flops / seconds * 1e-9) : "-";
 }
 
+// "0.412 ms", "37.1 us", "2.10 s": three significant digits in the unit that suits.
+inline std::string human_seconds(double s) {
+  if (s <= 0) return "-";
+  if (s >= 1) return fmt("%.3g s", s);
+  if (s >= 1e-3) return fmt("%.3g ms", s * 1e3);
+  return fmt("%.3g us", s * 1e6);
+}
+
 // `s` padded to `width` columns plus one space (cut with '~' when longer): table columns.
 inline std::string pad_right(std::string s, size_t width) {
   if (s.size() > width) s = s.substr(0, width - 1) + "~";

@@ -256,26 +256,4 @@ int cmd_run(const RunOptions &o) {
   return rc;
 }
 
-int cmd_compile(const CompileOptions &o) {
-  auto w = te::load_workload(o.workload);
-  if (!w) return fail(w.error());
-  std::string name = o.name.empty() ? kernel_name(*w) : o.name;
-  bool ident = !name.empty() && (std::isalpha((unsigned char)name[0]) || name[0] == '_');
-  for (char c : name) ident &= std::isalnum((unsigned char)c) || c == '_';
-  if (!ident) return fail("--name '" + name + "' is not a C identifier (letters, digits, '_')");
-  std::string obj = o.output.empty() ? name + ".o" : o.output;
-  std::string header = std::filesystem::path(obj).replace_extension(".h").string();
-  auto target = load_target(o.target);
-  if (!target) return fail(target.error());
-  if (!target->is_cpu())
-    return fail("target " + target->name + " is a GPU: the CUDA back end is not part of this build yet");
-  auto schedule = load_schedule(*w, o.trace, true);
-  if (!schedule) return fail(schedule.error());
-  auto f = lower::lower(*schedule, name);
-  if (!f) return fail(f.error());
-  if (Status s = codegen::emit_object(*f, *target, obj, header); !s) return fail(s.message());
-  std::cout << "wrote " << obj << " and " << header << " (kernel " << name << ", workload " << w->key << ")\n";
-  return 0;
-}
-
 } // namespace tessel::cli

@@ -51,12 +51,18 @@ struct RunOptions {
 };
 int cmd_run(const RunOptions &o);
 
+// `tessel compile`: a kernel library (static archive, objects, C header, JSON manifest)
+// of the best record per workload in the database, for applications to link.
 struct CompileOptions {
-  std::string workload;
+  std::vector<std::string> workloads; // specs (LABEL@SPEC names a kernel), .te files, .spec suites
   std::string target = "host";
-  std::string trace;
-  std::string output; // object path; the header goes beside it (.h)
-  std::string name;   // kernel symbol; default derived from the workload
+  std::string db;          // empty: $TESSEL_DB, else ./tessel.db when it exists
+  int threads = 1;         // the thread count the records were tuned with
+  bool compatible = false; // accept records of a compatible target (announced)
+  bool require_tuned = false;
+  std::string trace;                     // one workload only: this schedule instead of the database's
+  std::string output = "tessel_kernels"; // directory
+  std::string name = "tessel_kernels";   // library name and symbol prefix
 };
 int cmd_compile(const CompileOptions &o);
 

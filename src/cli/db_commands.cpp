@@ -40,14 +40,6 @@ std::string utc_date(int64_t unix_seconds) {
   return buf;
 }
 
-// "0.412 ms", "37.1 us", "2.10 s": three significant digits in the unit that suits.
-std::string human_seconds(double s) {
-  if (s <= 0) return "-";
-  if (s >= 1) return fmt("%.3g s", s);
-  if (s >= 1e-3) return fmt("%.3g ms", s * 1e3);
-  return fmt("%.3g us", s * 1e6);
-}
-
 // "sapphirerapids, 512-bit, 1 thread" / "sm_90, 132 SMs, 1 thread": the canonical key's words that
 // tell targets apart at a glance (`tessel db best` prints the whole key).
 std::string compact_target(const db::TargetKey &key) {

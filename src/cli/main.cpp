@@ -54,7 +54,7 @@ int tessel_main(int argc, char **argv) {
                "  tessel ops\n"
                "  tessel run matmul:M=256,N=256,K=256\n"
                "  tessel show conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1 --ir\n"
-               "  tessel compile softmax:M=128,N=1000 -o softmax.o\n"
+               "  tessel compile softmax:M=128,N=1000 -o kernels\n"
                "  tessel db list",
                "tessel"};
   app.require_subcommand(1);
@@ -128,14 +128,30 @@ int tessel_main(int argc, char **argv) {
                     "level and threads, another CPU model), and say so");
 
   CompileOptions compile;
-  auto *compile_cmd = app.add_subcommand("compile", "Emit an object file and a C header for a workload's kernel\n"
-                                                    "(link with libtessel_runtime.a).\n"
-                                                    "Example:\n  tessel compile matmul:M=512,N=512,K=512 -o mm.o");
-  compile_cmd->add_option("workload", compile.workload, "operator spec or workload file")->required();
-  compile_cmd->add_option("-o,--output", compile.output, "object file path (header written beside it as .h)");
-  compile_cmd->add_option("--name", compile.name, "kernel symbol name");
-  compile_cmd->add_option("--trace", compile.trace, "compile this schedule trace (JSON) instead of the default");
+  auto *compile_cmd = app.add_subcommand(
+      "compile", "Build a kernel library for an application: the best record per workload in the tuning\n"
+                 "database (else the default schedule, with a warning) becomes a kernel behind a stable C ABI.\n"
+                 "Writes DIR/lib<NAME>.a, DIR/<NAME>.h, DIR/<NAME>.json (manifest) and one object per kernel;\n"
+                 "link libtessel_runtime.a beside it. Kernels are named NAME_<op>_<hash>, or NAME_<label> for\n"
+                 "LABEL@SPEC. Cross-compiles for any --target (objects only when the host lacks its ISA).\n"
+                 "Examples:\n"
+                 "  tessel compile matmul:M=512,N=512,K=512 --db tessel.db -o kernels\n"
+                 "  tessel compile fc1@dense:M=1,N=512,K=784 fc2@dense:M=1,N=10,K=512 --name mlp -o mlp_kernels\n"
+                 "  tessel compile configs/workloads/resnet50_conv.spec --require-tuned --target x86-64-v4 -o out\n"
+                 "  tessel compile matmul:M=64,N=64,K=64 --target aarch64-neon -o arm");
+  compile_cmd->add_option("workloads", compile.workloads, "operator specs (LABEL@SPEC), workload files, .spec suites")
+      ->required();
+  compile_cmd->add_option("-o,--output", compile.output, "output directory")->capture_default_str();
+  compile_cmd->add_option("--name", compile.name, "library name and kernel symbol prefix")->capture_default_str();
+  compile_cmd->add_option("--db", compile.db, "tuning database (default: $TESSEL_DB, else ./tessel.db if present)");
   compile_cmd->add_option("--target", compile.target, "target to compile for")->capture_default_str();
+  compile_cmd->add_option("--threads", compile.threads, "the thread count the records were tuned with")
+      ->capture_default_str();
+  compile_cmd->add_flag("--compatible", compile.compatible,
+                        "accept records of a compatible target (same x86-64 level and threads), announced");
+  compile_cmd->add_flag("--require-tuned", compile.require_tuned,
+                        "fail when a workload has no record that applies, instead of its default schedule");
+  compile_cmd->add_option("--trace", compile.trace, "one workload: compile this schedule trace (JSON) instead");
 
   DbOptions dbo;
   auto *db_cmd = app.add_subcommand(

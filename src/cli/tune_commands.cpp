@@ -17,41 +17,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Workloads and suite files (*.spec: one spec per line, optionally "xN" for its weight).
 Expected<std::vector<search::TuneTask>> load_tasks(const std::vector<std::string> &args) {
+  auto entries = te::load_workloads(args);
+  if (!entries) return make_error(entries.error());
   std::vector<search::TuneTask> tasks;
-  for (auto &arg : args) {
-    if (arg.size() > 5 && arg.substr(arg.size() - 5) == ".spec") {
-      std::ifstream in(arg);
-      if (!in) return make_error("cannot read suite file " + arg);
-      std::string line;
-      for (int no = 1; std::getline(in, line); ++no) {
-        if (auto hash = line.find('#'); hash != std::string::npos) line.erase(hash);
-        std::istringstream words(line);
-        std::string spec, weight;
-        if (!(words >> spec)) continue;
-        double w = 1;
-        if (words >> weight) {
-          if (weight.size() < 2 || weight[0] != 'x')
-            return make_error(arg + ":" + std::to_string(no) + ": after the spec, only a weight like x4 may follow");
-          try {
-            w = std::stod(weight.substr(1));
-          } catch (const std::exception &) {
-            return make_error(arg + ":" + std::to_string(no) + ": weight '" + weight + "' is not a number");
-          }
-          if (w <= 0) return make_error(arg + ":" + std::to_string(no) + ": the weight must be positive");
-        }
-        auto wl = te::make_op_workload(spec);
-        if (!wl) return make_error(arg + ":" + std::to_string(no) + ": " + wl.error());
-        tasks.push_back({spec, wl.take(), w});
-      }
-      continue;
-    }
-    auto wl = te::load_workload(arg);
-    if (!wl) return make_error(wl.error());
-    tasks.push_back({arg, wl.take(), 1});
-  }
-  if (tasks.empty()) return make_error("nothing to tune: give workload specs, .te files or .spec suites");
+  for (auto &e : *entries) tasks.push_back({e.name, std::move(e.workload), e.weight});
   return tasks;
 }
 

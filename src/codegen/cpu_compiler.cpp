@@ -3,6 +3,7 @@
 #include "codegen/llvm_codegen.h"
 #include "runtime/runtime.h"
 
+#include <llvm/Config/llvm-config.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/IR/LLVMContext.h>
@@ -31,9 +32,12 @@ namespace {
 void init_llvm() {
   static std::once_flag once;
   std::call_once(once, [] {
-    llvm::InitializeNativeTarget();
-    llvm::InitializeNativeTargetAsmPrinter();
-    llvm::InitializeNativeTargetAsmParser();
+    // Every target LLVM was built with: objects are cross-compiled (aarch64, ...) too.
+    llvm::InitializeAllTargetInfos();
+    llvm::InitializeAllTargets();
+    llvm::InitializeAllTargetMCs();
+    llvm::InitializeAllAsmPrinters();
+    llvm::InitializeAllAsmParsers();
     // For diagnosing the code generator: TESSEL_LLVM_ARGS="-opt-bisect-limit=40" etc.
     if (const char *args = std::getenv("TESSEL_LLVM_ARGS")) {
       static std::vector<std::string> words{"tessel"};
@@ -91,10 +95,13 @@ void optimize(llvm::Module &m, llvm::TargetMachine &tm) {
 // Lowered function -> optimized module for `tm`.
 Expected<std::unique_ptr<llvm::Module>> compile_module(const std::vector<const lower::LoweredFunc *> &funcs,
                                                        const Target &target, llvm::LLVMContext &ctx,
-                                                       llvm::TargetMachine &tm, bool optimized) {
+                                                       llvm::TargetMachine &tm, bool optimized,
+                                                       const std::function<void(llvm::Module &)> &extend = {}) {
   try {
     auto m = build_llvm_module(funcs, target, ctx);
     m->setDataLayout(tm.createDataLayout());
+    m->setTargetTriple(target.triple);
+    if (extend) extend(*m);
     if (optimized) optimize(*m, tm);
     return m;
   } catch (const Error &e) {
@@ -110,11 +117,12 @@ std::vector<const lower::LoweredFunc *> all_funcs(const lower::LoweredProgram &p
   return v;
 }
 
-Expected<std::string> emit_file(const lower::LoweredProgram &p, const Target &target, llvm::CodeGenFileType type) {
+Expected<std::string> emit_file(const std::vector<const lower::LoweredFunc *> &funcs, const Target &target,
+                                llvm::CodeGenFileType type, const std::function<void(llvm::Module &)> &extend = {}) {
   auto tm = make_target_machine(target);
   if (!tm) return make_error(tm.error());
   llvm::LLVMContext ctx;
-  auto m = compile_module(all_funcs(p), target, ctx, **tm, true);
+  auto m = compile_module(funcs, target, ctx, **tm, true, extend);
   if (!m) return make_error(m.error());
   llvm::SmallVector<char, 0> buf;
   llvm::raw_svector_ostream os(buf);
@@ -123,16 +131,6 @@ Expected<std::string> emit_file(const lower::LoweredProgram &p, const Target &ta
     return make_error("LLVM cannot emit this file type for " + target.str());
   pm.run(**m);
   return std::string(buf.begin(), buf.end());
-}
-
-const char *c_type(ir::DataType t) {
-  switch (t.code) {
-  case ir::DataType::Float: return t.bits == 64 ? "double" : t.bits == 32 ? "float" : "uint16_t /* f16 */";
-  case ir::DataType::BFloat: return "uint16_t /* bf16 */";
-  case ir::DataType::Int: return t.bits == 8 ? "int8_t" : t.bits == 32 ? "int32_t" : "int64_t";
-  case ir::DataType::UInt: return t.bits == 1 ? "uint8_t" : "uint32_t";
-  default: return "void";
-  }
 }
 
 } // namespace
@@ -207,7 +205,7 @@ Expected<CpuKernel> jit_compile(const lower::LoweredFunc &f, const Target &targe
 }
 
 Expected<ObjectCode> compile_object(const lower::LoweredProgram &p, const Target &target) {
-  auto obj = emit_file(p, target, llvm::CGFT_ObjectFile);
+  auto obj = emit_file(all_funcs(p), target, llvm::CGFT_ObjectFile);
   if (!obj) return make_error(obj.error());
   ObjectCode code;
   code.object = obj.take();
@@ -315,58 +313,14 @@ Expected<std::string> emit_llvm_ir(const lower::LoweredProgram &p, const Target 
 }
 
 Expected<std::string> emit_assembly(const lower::LoweredProgram &p, const Target &target) {
-  return emit_file(p, target, llvm::CGFT_AssemblyFile);
+  return emit_file(all_funcs(p), target, llvm::CGFT_AssemblyFile);
 }
 
-namespace {
-void declare(std::ostringstream &os, const lower::LoweredFunc &f) {
-  os << "void " << f.name << "(";
-  for (size_t i = 0; i < f.arg_tensors.size(); ++i) {
-    const auto &t = f.arg_tensors[i];
-    bool out = i + 1 == f.arg_tensors.size() || !t->is_input();
-    if (i) os << ",";
-    os << "\n    " << (out ? "" : "const ") << c_type(t->dtype) << " *" << t->name << " /* " << t->dtype.str() << "[";
-    for (size_t d = 0; d < t->shape.size(); ++d) os << (d ? ", " : "") << t->shape[d];
-    os << "] */";
-  }
-  os << ");\n";
-  os << "int32_t " << f.name << "_packed(void **args); // the same; args[i] points to the i-th buffer\n\n";
-}
-} // namespace
+std::string llvm_version() { return LLVM_VERSION_STRING; }
 
-std::string c_header(const lower::LoweredProgram &p, const std::string &comment) {
-  const lower::LoweredFunc &f = p.kernel;
-  std::ostringstream os;
-  std::string guard = "TESSEL_KERNEL_" + f.name + "_H";
-  for (auto &c : guard) c = char(std::toupper((unsigned char)c));
-  os << "// Generated by Tessel. Do not edit.\n";
-  if (!comment.empty()) os << "// " << comment << "\n";
-  os << "// Link with libtessel_runtime.a (thread pool). Buffers are dense, row-major, must not overlap,\n"
-     << "// and are best 64-byte aligned.\n"
-     << "#ifndef " << guard << "\n#define " << guard << "\n\n#include <stdint.h>\n\n"
-     << "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n";
-  if (!p.prepack.empty())
-    os << "// Constant inputs are re-laid-out ahead of time: call each packing function once on the\n"
-       << "// constant, then pass the packed buffer to the kernel.\n";
-  for (auto &pf : p.prepack) declare(os, pf);
-  declare(os, f);
-  os << "// Threads used by parallel loops (default: one per hardware thread).\n"
-     << "void tessel_set_num_threads(int n);\n\n";
-  os << "#ifdef __cplusplus\n}\n#endif\n\n#endif\n";
-  return os.str();
-}
-
-Status emit_object(const lower::LoweredProgram &p, const Target &target, const std::string &object_path,
-                   const std::string &header_path) {
-  auto obj = emit_file(p, target, llvm::CGFT_ObjectFile);
-  if (!obj) return Status::error(obj.error());
-  std::ofstream o(object_path, std::ios::binary);
-  if (!(o << *obj)) return Status::error("cannot write " + object_path);
-  if (!header_path.empty()) {
-    std::ofstream h(header_path);
-    if (!(h << c_header(p))) return Status::error("cannot write " + header_path);
-  }
-  return Status::ok();
+Expected<std::string> emit_object_code(const std::vector<const lower::LoweredFunc *> &funcs, const Target &target,
+                                       const std::function<void(llvm::Module &)> &extend) {
+  return emit_file(funcs, target, llvm::CGFT_ObjectFile, extend);
 }
 
 } // namespace tessel::codegen

@@ -1,6 +1,7 @@
 // The CPU back end: a lowered function becomes LLVM IR for the target CPU,
 // optimized with LLVM's -O3 pipeline, then either JIT-compiled into a
-// callable kernel (ORC LLJIT) or emitted as an object file plus a C header.
+// callable kernel (ORC LLJIT) or emitted as object code (for runners here and,
+// behind a stable C ABI, for applications: codegen/kernel_library.h).
 //
 // Every kernel `NAME` has two entry points:
 //   void NAME(T0 *arg0, T1 *arg1, ...);       // typed: inputs, then outputs
@@ -85,14 +86,11 @@ Expected<CompiledProgram> load_object(const ObjectCode &code, const Target &targ
 // compile_object, then load_object.
 Expected<CompiledProgram> jit_compile(const lower::LoweredProgram &p, const Target &target);
 
+// The LLVM version kernels are generated with ("16.0.6").
+std::string llvm_version();
+
 // Text of the generated code (for `tessel show`).
 Expected<std::string> emit_llvm_ir(const lower::LoweredProgram &p, const Target &target, bool optimized = true);
 Expected<std::string> emit_assembly(const lower::LoweredProgram &p, const Target &target);
-
-// Ahead-of-time: writes a relocatable object and a C header declaring both
-// entry points (link the object with libtessel_runtime.a).
-Status emit_object(const lower::LoweredProgram &p, const Target &target, const std::string &object_path,
-                   const std::string &header_path);
-std::string c_header(const lower::LoweredProgram &p, const std::string &comment = "");
 
 } // namespace tessel::codegen

@@ -4,7 +4,11 @@
 #include "lower/lower.h"
 #include "target/target.h"
 
+#include "support/error.h"
+
+#include <functional>
 #include <memory>
+#include <string>
 
 namespace llvm {
 class LLVMContext;
@@ -17,5 +21,10 @@ namespace tessel::codegen {
 // tessel::Error on IR the CPU back end cannot compile (e.g. GPU-bound loops).
 std::unique_ptr<llvm::Module> build_llvm_module(const std::vector<const lower::LoweredFunc *> &funcs,
                                                 const Target &target, llvm::LLVMContext &ctx);
+
+// Object code (ELF) of `funcs` for `target`, optimized at -O3; `extend` adds to the
+// module before it is optimized (the kernel library's C ABI wrappers).
+Expected<std::string> emit_object_code(const std::vector<const lower::LoweredFunc *> &funcs, const Target &target,
+                                       const std::function<void(llvm::Module &)> &extend = {});
 
 } // namespace tessel::codegen

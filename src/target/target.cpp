@@ -753,12 +753,13 @@ std::vector<std::string> Target::search_dirs() {
     for (auto &d : split(env, ':')) candidates.emplace_back(d);
   candidates.emplace_back("configs/targets");
   // The build tree is <repo>/build/src/tessel and <repo>/build/tests/test_x, so the repository's configs are two
-  // levels up; one level up covers an install as <prefix>/bin/tessel next to <prefix>/configs.
+  // levels up; an install is <prefix>/bin/tessel with <prefix>/share/tessel/configs (or <prefix>/configs).
   std::error_code ec;
   fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec && !exe.empty()) {
     candidates.push_back((exe.parent_path() / "../../configs/targets").lexically_normal());
     candidates.push_back((exe.parent_path() / "../configs/targets").lexically_normal());
+    candidates.push_back((exe.parent_path() / "../share/tessel/configs/targets").lexically_normal());
   }
   std::vector<std::string> out;
   std::vector<fs::path> seen;

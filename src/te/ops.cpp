@@ -727,4 +727,56 @@ Expected<Workload> load_workload(std::string_view spec_or_path) {
                     "' is neither a workload file nor a spec OP:KEY=VAL,... (known operators: " + known_ops() + ")");
 }
 
+namespace {
+// "LABEL@REST" -> {LABEL, REST} when LABEL is a C identifier; else {"", text}.
+std::pair<std::string, std::string> split_label(const std::string &text) {
+  size_t at = text.find('@');
+  if (at == std::string::npos || at == 0) return {"", text};
+  std::string label = text.substr(0, at);
+  if (std::isdigit((unsigned char)label[0])) return {"", text};
+  for (char c : label)
+    if (!std::isalnum((unsigned char)c) && c != '_') return {"", text};
+  return {label, text.substr(at + 1)};
+}
+} // namespace
+
+Expected<std::vector<SuiteEntry>> load_workloads(const std::vector<std::string> &args) {
+  std::vector<SuiteEntry> entries;
+  for (auto &labelled : args) {
+    auto [label, arg] = split_label(labelled);
+    if (arg.size() > 5 && arg.substr(arg.size() - 5) == ".spec") {
+      std::ifstream in(arg);
+      if (!in) return make_error("cannot read suite file " + arg);
+      std::string line;
+      for (int no = 1; std::getline(in, line); ++no) {
+        if (auto hash = line.find('#'); hash != std::string::npos) line.erase(hash);
+        std::istringstream words(line);
+        std::string labelled_spec, weight;
+        if (!(words >> labelled_spec)) continue;
+        auto [line_label, spec] = split_label(labelled_spec);
+        double w = 1;
+        if (words >> weight) {
+          if (weight.size() < 2 || weight[0] != 'x')
+            return make_error(arg + ":" + std::to_string(no) + ": after the spec, only a weight like x4 may follow");
+          try {
+            w = std::stod(weight.substr(1));
+          } catch (const std::exception &) {
+            return make_error(arg + ":" + std::to_string(no) + ": weight '" + weight + "' is not a number");
+          }
+          if (w <= 0) return make_error(arg + ":" + std::to_string(no) + ": the weight must be positive");
+        }
+        auto wl = make_op_workload(spec);
+        if (!wl) return make_error(arg + ":" + std::to_string(no) + ": " + wl.error());
+        entries.push_back({spec, line_label, wl.take(), w});
+      }
+      continue;
+    }
+    auto wl = load_workload(arg);
+    if (!wl) return make_error(wl.error());
+    entries.push_back({arg, label, wl.take(), 1});
+  }
+  if (entries.empty()) return make_error("no workloads: give workload specs, .te files or .spec suites");
+  return entries;
+}
+
 } // namespace tessel::te

@@ -37,4 +37,15 @@ Expected<Workload> make_op_workload(std::string_view spec);
 // workload file (see te/text.h).
 Expected<Workload> load_workload(std::string_view spec_or_path);
 
+// Workloads named by specs, workload files and suite files (*.spec: one spec per line,
+// '#' comments, optionally "xN" after a spec for its weight: how often it occurs).
+// "LABEL@SPEC" (LABEL a C identifier) names an entry, e.g. fc1@dense:M=1,N=512,K=784.
+struct SuiteEntry {
+  std::string name;  // the spec or the file, for people
+  std::string label; // from LABEL@; empty when none was given
+  Workload workload;
+  double weight = 1;
+};
+Expected<std::vector<SuiteEntry>> load_workloads(const std::vector<std::string> &args);
+
 } // namespace tessel::te
