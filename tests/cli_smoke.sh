@@ -88,6 +88,8 @@ fi
 check tune 0 "speed-up" -- "$tessel" tune matmul:M=32,N=32,K=32 --trials 8 --batch 8 --db "$tmp/tune.db"
 check tune-run-db 0 "verify +ok" -- "$tessel" run matmul:M=32,N=32,K=32 --db "$tmp/tune.db" --repeat 1
 check tune-resume 0 "speed-up" -- "$tessel" tune matmul:M=32,N=32,K=32 --trials 8 --db "$tmp/tune.db"
+check tune-saved-model 0 "model +loaded .*cost_model.json" -- "$tessel" tune matmul:M=48,N=32,K=32 --trials 8 --batch 8 --db "$tmp/tune2.db" --cost-model-from "$tmp/tune.db.cost_model.json"
+check tune-compile-db 0 "record [0-9]+" -- "$tessel" compile matmul:M=32,N=32,K=32 --db "$tmp/tune.db" -o "$tmp/tuned_lib"
 check report 0 "wrote" -- "$tessel" report --db "$tmp/tune.db" -o "$tmp/r.html"
 check tune-bad-trials nonzero "trials" -- "$tessel" tune matmul:M=32,N=32,K=32 --trials 0 --db "$tmp/tune.db"
 check tune-bad-suite nonzero "cannot read suite" -- "$tessel" tune nope.spec --db "$tmp/tune.db"

@@ -264,7 +264,9 @@ int tessel_main(int argc, char **argv) {
   tune_cmd->add_option("--early-stop", tune.early_stop, "stop a task after N trials without improvement (0: never)");
   tune_cmd->add_option("--report", tune.report, "also write an HTML report here");
   tune_cmd->add_option("--cost-model", tune.cost_model, "xgboost or random (a baseline)")->capture_default_str();
-  tune_cmd->add_option("--cost-model-from", tune.cost_model_from, "also warm-start the model from this database");
+  tune_cmd->add_option("--cost-model-from", tune.cost_model_from,
+                       "also warm-start the model from this database's records, or\n"
+                       "start from a saved model (a .json file: <db>.cost_model.json)");
   tune_cmd->add_flag("--no-trace-library", tune.no_trace_library,
                      "do not seed the search with the committed traces (configs/traces/*.json)");
   ReportOptions report;

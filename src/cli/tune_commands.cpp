@@ -69,7 +69,13 @@ int cmd_tune(const TuneOptions &o) {
   // Warm start: this target's records in the database, and in --cost-model-from.
   size_t warm = 0;
   if (Status st = search::warm_start(*model, **db, *target, o.threads, &warm); !st) return fail(st.message());
-  if (!o.cost_model_from.empty()) {
+  if (fs::path(o.cost_model_from).extension() == ".json") {
+    // A saved model (`<db>.cost_model.json`, written at the end of every xgboost run): it
+    // scores the first rounds; the first retraining replaces it with one trained on records.
+    if (o.cost_model != "xgboost") return fail("--cost-model-from FILE.json needs --cost-model xgboost");
+    if (Status st = model->load(o.cost_model_from); !st) return fail("--cost-model-from: " + st.message());
+    std::cout << "model    loaded " << o.cost_model_from << "\n";
+  } else if (!o.cost_model_from.empty()) {
     db::OpenOptions ro;
     ro.read_only = true;
     auto other = db::open_sqlite(o.cost_model_from, ro);
