@@ -15,6 +15,7 @@
 //      (G = 2 for bf16, 4 for int8: the "VNNI" layout tdp* instructions read)
 //   C: row r holds C[r, j0 .. j0 + 16) in f32 or i32.
 #include "runtime/runtime.h"
+#include "support/amx.h"
 #include "support/float16.h"
 
 #include <immintrin.h>
@@ -46,16 +47,7 @@ struct Int8 {
 constexpr int kRows = 16, kRowBytes = 64;
 
 // ------------------------------------------------------------------ hardware
-// Linux only grants a process the AMX tile state on request (since 5.16).
-bool amx_usable() {
-  static const bool usable = [] {
-    unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24))) return false; // AMX-TILE
-    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
-    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
-  }();
-  return usable;
-}
+bool amx_usable() { return tessel::amx_tiles_usable(); } // support/amx.h: CPU, Linux and a real try
 
 struct alignas(64) TileConfig {
   uint8_t palette = 1, start_row = 0, reserved[14] = {};
@@ -66,7 +58,9 @@ struct alignas(64) TileConfig {
 __attribute__((target("amx-tile"))) void load_tile_config() {
   TileConfig cfg;
   for (int t = 0; t < 8; ++t) cfg.colsb[t] = kRowBytes, cfg.rows[t] = kRows;
-  _tile_loadconfig(&cfg);
+  // Not GCC 12's _tile_loadconfig: its asm operand covers only 8 bytes of the config, so the
+  // stores of colsb/rows were dropped as dead and tiles stayed unconfigured (SIGILL on use).
+  asm volatile("ldtilecfg %0" ::"m"(cfg));
 }
 
 // Tile numbers are part of the instructions, hence template parameters.

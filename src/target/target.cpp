@@ -1,5 +1,7 @@
 #include "target/target.h"
 
+#include "support/amx.h"
+
 #include <llvm/ADT/SmallVector.h>
 #include <llvm/ADT/StringMap.h>
 #include <llvm/MC/MCSubtargetInfo.h>
@@ -716,6 +718,11 @@ Target Target::host() {
       features[f] = false;
       llvm::X86::updateImpliedFeatures(f, false, features);
     }
+  }
+  // AMX in CPUID is not enough: Linux must grant the tile state and the tiles must run.
+  if (detected && features.lookup("amx-tile") && !amx_tiles_usable()) {
+    features["amx-tile"] = false;
+    llvm::X86::updateImpliedFeatures("amx-tile", false, features);
   }
   if (detected)
     for (auto &f : features) on.push_back((f.second ? "+" : "-") + f.first().str());
