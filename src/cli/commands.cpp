@@ -2,6 +2,7 @@
 #include "cli/cli_util.h"
 
 #include "codegen/cpu_compiler.h"
+#include "codegen/cuda_compiler.h"
 #include "interp/interpreter.h"
 #include "ir/printer.h"
 #include "lower/lower.h"
@@ -133,7 +134,7 @@ int cmd_show(const ShowOptions &o) {
   auto sc = load_schedule(*w, o.trace, false);
   if (!sc) return fail(sc.error());
   sched::Schedule s = sc.take();
-  bool any = o.te || o.ir || o.llvm || o.assembly || o.schedule;
+  bool any = o.te || o.ir || o.llvm || o.assembly || o.schedule || o.cuda || o.resources;
   if (o.te || !any) {
     std::cout << "# workload " << w->key << "  (hash " << w->hash_hex() << ", " << w->flops() << " flop)\n";
     std::cout << te::to_text(*w);
@@ -151,7 +152,19 @@ int cmd_show(const ShowOptions &o) {
   if (!loaded) return fail(loaded.error());
   Target target = *loaded;
   if ((o.llvm || o.assembly) && !target.is_cpu())
-    return fail("target " + target.name + " is a GPU: the CUDA back end is not part of this build yet");
+    return fail("target " + target.name + " is a GPU: its code is CUDA C++ (--cuda; --resources compiles it)");
+  if ((o.cuda || o.resources) && !target.is_cuda())
+    return fail("--cuda and --resources need a GPU target (e.g. --target h100); " + target.name + " is a CPU");
+  if (o.cuda || o.resources) {
+    auto cuda = codegen::generate_cuda(*f, target);
+    if (!cuda) return fail(cuda.error());
+    if (o.cuda) std::cout << cuda->source;
+    if (o.resources) {
+      auto report = codegen::cuda_resource_report(*cuda, target);
+      if (!report) return fail(report.error());
+      std::cout << *report;
+    }
+  }
   if (o.llvm) {
     auto text = codegen::emit_llvm_ir(*f, target);
     if (!text) return fail(text.error());

@@ -33,6 +33,8 @@ struct ShowOptions {
   std::string target = "host";
   std::string trace;
   bool te = false, ir = false, llvm = false, assembly = false, schedule = false;
+  bool cuda = false;      // the generated CUDA C++ (GPU targets)
+  bool resources = false; // compile it with NVRTC and print each kernel's registers and memory
 };
 int cmd_show(const ShowOptions &o);
 

@@ -93,6 +93,9 @@ int tessel_main(int argc, char **argv) {
   show_cmd->add_flag("--ir", show.ir, "lowered loop IR");
   show_cmd->add_flag("--llvm", show.llvm, "optimized LLVM IR");
   show_cmd->add_flag("--asm", show.assembly, "assembly for the host CPU");
+  show_cmd->add_flag("--cuda", show.cuda, "the generated CUDA C++ (GPU targets)");
+  show_cmd->add_flag("--resources", show.resources,
+                     "compile the CUDA with NVRTC and print each kernel's launch, registers and memory");
 
   RunOptions run;
   auto *run_cmd =

@@ -1,0 +1,37 @@
+// The CUDA back end's compile step: a lowered GPU program becomes CUDA C++
+// (codegen/cuda_codegen.h), NVRTC compiles it for the target's architecture
+// (codegen/nvrtc.h), and each kernel's resources, read back from the cubin,
+// are checked against the target's limits before anything is measured.
+#pragma once
+
+#include "codegen/cuda_codegen.h"
+#include "codegen/nvrtc.h"
+
+namespace tessel::codegen {
+
+// One kernel's launch and what it takes of an SM.
+struct CudaKernelUsage {
+  std::string name;
+  std::array<int64_t, 3> grid{1, 1, 1}, block{1, 1, 1};
+  int registers = 0;
+  int64_t shared_bytes = 0; // static (the cubin's) plus the dynamic arena
+  int64_t local_bytes = 0;  // per thread: spills and stack
+};
+
+struct CudaProgram {
+  CudaSource source;
+  CudaBinary binary;
+  std::vector<CudaKernelUsage> usage; // per kernel, in launch order
+};
+
+// Generates, compiles and checks; a kernel over a limit is an error naming the limit.
+Expected<CudaProgram> compile_cuda_program(const lower::LoweredProgram &p, const Target &target);
+
+// The per-kernel usage of a compiled source, and whether it fits `target`.
+Expected<std::vector<CudaKernelUsage>> cuda_kernel_usage(const CudaSource &src, const CudaBinary &bin);
+Status check_cuda_limits(const std::vector<CudaKernelUsage> &usage, const Target &target);
+
+// A table of the kernels' launches and resources (for `tessel show --resources`).
+Expected<std::string> cuda_resource_report(const CudaSource &src, const Target &target);
+
+} // namespace tessel::codegen

@@ -1,0 +1,652 @@
+// GPU kernels from a lowered GPU program, as a list of passes per kernel (see
+// lower_gpu_kernels at the end). The schedule's semantics follow TVM's: loops
+// bound to the same thread index are the same thread; a shared stage computed
+// inside thread loops serves the whole block (its region was relaxed over
+// them); a reduction loop bound to threads is a cross-thread reduction.
+#include "lower/gpu_kernels.h"
+
+#include "ir/op.h"
+#include "ir/simplify.h"
+#include "ir/visitor.h"
+#include "schedules/intrinsics.h"
+
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <map>
+#include <set>
+
+namespace tessel::lower {
+
+using namespace ir;
+
+namespace {
+
+const char *const kTags[] = {"blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y", "threadIdx.z"};
+
+int tag_slot(const std::string &tag) {
+  for (int i = 0; i < 6; ++i)
+    if (tag == kTags[i]) return i;
+  return -1;
+}
+
+bool is_warp_call(const std::string &name) {
+  const sched::TensorIntrinsic *in = sched::intrinsic_of_symbol(name);
+  return in && in->warp_level;
+}
+
+// ------------------------------------------------------------ checks and facts
+class KernelFacts : public IRVisitor {
+public:
+  using IRVisitor::visit;
+  std::array<int64_t, 6> dims{1, 1, 1, 1, 1, 1}; // per tag: the largest bound extent
+  std::array<bool, 6> bound{};
+  bool warp_calls = false;
+  std::string error;
+
+  void check_type(DataType t) {
+    if (t.is_vector() && error.empty())
+      error = "vector IR (" + t.str() + ") reached the CUDA back end; GPU schedules do not vectorize loops";
+  }
+  void visit(const For *op) override {
+    if (!op->thread_tag.empty() && op->kind != ForKind::Vthread) {
+      int slot = tag_slot(op->thread_tag);
+      int64_t n = 0;
+      if (slot < 0 && error.empty()) error = "unknown GPU binding " + op->thread_tag;
+      if (!is_const_int(op->extent, &n) && error.empty())
+        error = "loop " + op->var.as<Var>()->name + " bound to " + op->thread_tag + " has no constant extent";
+      if (slot >= 0) dims[size_t(slot)] = std::max(dims[size_t(slot)], n), bound[size_t(slot)] = true;
+    }
+    if (op->kind == ForKind::Parallel || op->kind == ForKind::Vectorized)
+      if (error.empty())
+        error = std::string("a ") + for_kind_name(op->kind) + " loop (" + op->var.as<Var>()->name +
+                ") in a GPU kernel; bind it to blocks or threads instead";
+    IRVisitor::visit(op);
+  }
+  void visit(const ExternCall *op) override {
+    if (is_warp_call(op->name))
+      warp_calls = true;
+    else if (error.empty())
+      error = "call of " + op->name + " in a GPU kernel: CPU micro-kernels have no CUDA form";
+    IRVisitor::visit(op);
+  }
+  void visit(const Load *op) override {
+    check_type(op->type);
+    IRVisitor::visit(op);
+  }
+  void visit(const Store *op) override {
+    check_type(op->value.type());
+    IRVisitor::visit(op);
+  }
+  void visit(const Ramp *op) override {
+    check_type(op->type);
+    IRVisitor::visit(op);
+  }
+  void visit(const Broadcast *op) override {
+    check_type(op->type);
+    IRVisitor::visit(op);
+  }
+};
+
+// Variables and buffers defined inside a statement (loop variables, lets, allocations).
+class DefinedVars : public IRVisitor {
+public:
+  using IRVisitor::visit;
+  std::vector<Expr> vars;
+  std::set<const ExprNode *> buffers;
+  void visit(const Allocate *op) override {
+    buffers.insert(op->buffer.get());
+    IRVisitor::visit(op);
+  }
+  void visit(const For *op) override {
+    vars.push_back(op->var);
+    IRVisitor::visit(op);
+  }
+  void visit(const LetStmt *op) override {
+    vars.push_back(op->var);
+    IRVisitor::visit(op);
+  }
+};
+
+// ------------------------------------------------- pass: scope nested buffers
+// An intermediate computed inside a kernel's loops (a fused epilogue's
+// accumulator, say) keeps the global scope of its stage, but its storage is
+// private to where it is computed: per thread inside thread loops, else per block.
+class ScopeNestedBuffers : public IRMutator {
+public:
+  using IRMutator::mutate;
+
+protected:
+  Stmt visit(const For *op, const Stmt &s) override {
+    bool thread = op->kind == ForKind::GpuThread, block = op->kind == ForKind::GpuBlock;
+    threads_ += thread, blocks_ += block;
+    Stmt r = IRMutator::visit(op, s);
+    threads_ -= thread, blocks_ -= block;
+    return r;
+  }
+  Stmt visit(const Allocate *op, const Stmt &s) override {
+    Stmt body = mutate(op->body);
+    if (op->scope != MemoryScope::Global)
+      return body.same_as(op->body) ? s : Allocate::make(op->buffer, op->dtype, op->extent, op->scope, body);
+    MemoryScope scope = threads_ > 0 || blocks_ == 0 ? MemoryScope::Local : MemoryScope::Shared;
+    return Allocate::make(op->buffer, op->dtype, op->extent, scope, body);
+  }
+
+private:
+  int threads_ = 0, blocks_ = 0;
+};
+
+// ------------------------------------------------- pass: cross-thread reduction
+// A loop bound to threads whose body accumulates into one element that does not
+// depend on the thread (X[i] = X[i] + f(tx)) is a reduction across threads: each
+// thread accumulates a private partial, the block combines the partials, and
+// one thread folds the total into X[i] (the guard pass picks the thread).
+struct Accumulation {
+  const Store *store = nullptr;
+  BinaryOp op = BinaryOp::Add;
+};
+
+// Whether `s` is X[idx] = combine(X[idx], rest) (either operand order); `rest` gets the other operand.
+bool match_accumulation(const Store *s, BinaryOp *op, Expr *rest) {
+  auto *b = s->value.as<Binary>();
+  if (!b || (b->op != BinaryOp::Add && b->op != BinaryOp::Max && b->op != BinaryOp::Min)) return false;
+  auto self = [&](const Expr &e) {
+    auto *l = e.as<Load>();
+    return l && l->buffer.same_as(s->buffer) && equal(l->index, s->index);
+  };
+  if (self(b->a))
+    *rest = b->b;
+  else if (self(b->b))
+    *rest = b->a;
+  else
+    return false;
+  *op = b->op;
+  return true;
+}
+
+class CrossThreadReduction : public IRMutator {
+public:
+  explicit CrossThreadReduction(const std::set<const ExprNode *> &local_buffers) : local_(local_buffers) {}
+  using IRMutator::mutate;
+  std::string error;
+  int rewritten = 0;
+
+protected:
+  Stmt visit(const For *op, const Stmt &s) override {
+    if (op->kind != ForKind::GpuThread) return IRMutator::visit(op, s);
+    DefinedVars inner;
+    op->body.accept(&inner);
+    inner.vars.push_back(op->var);
+    // Stores to non-local buffers at indices invariant to the thread and the loops inside it.
+    const Store *target = nullptr;
+    BinaryOp combine = BinaryOp::Add;
+    bool mixed = false;
+    visit_stores(op->body, [&](const Store *st) {
+      if (local_.count(st->buffer.get()) || inner.buffers.count(st->buffer.get())) return;
+      for (auto &v : inner.vars)
+        if (uses_var(st->index, v)) return; // an ordinary per-thread store
+      Expr rest;
+      BinaryOp bop;
+      if (!match_accumulation(st, &bop, &rest) ||
+          (target && (!target->buffer.same_as(st->buffer) || !equal(target->index, st->index) || bop != combine))) {
+        mixed = true;
+        return;
+      }
+      target = st, combine = bop;
+    });
+    if (mixed) {
+      error = "loop " + op->var.as<Var>()->name + " bound to " + op->thread_tag +
+              " writes one element from every thread in a form that is not a sum, max or min reduction";
+      return s;
+    }
+    if (!target) return IRMutator::visit(op, s);
+    // acc = identity; <loop, accumulating into acc>; allreduce(acc); X[i] = combine(X[i], acc)
+    DataType t = target->value.type();
+    Expr acc = Var::make(DataType::handle(), target->buffer.as<Var>()->name + "_partial");
+    Expr zero = int64_t(0);
+    Expr identity = combine == BinaryOp::Add ? make_zero(t) : combine == BinaryOp::Max ? min_value(t) : max_value(t);
+    Stmt body = replace_accumulation(op->body, target, acc);
+    Stmt loop = For::make(op->var, op->min, op->extent, op->kind, body, op->thread_tag);
+    std::string fn = std::string(kBlockAllreducePrefix) + (combine == BinaryOp::Add   ? "sum"
+                                                           : combine == BinaryOp::Max ? "max"
+                                                                                      : "min");
+    Stmt fold = Store::make(
+        target->buffer, Binary::make(combine, Load::make(t, target->buffer, target->index), Load::make(t, acc, zero)),
+        target->index);
+    ++rewritten;
+    return Allocate::make(acc, t, zero + int64_t(1), MemoryScope::Local,
+                          Block::make({Store::make(acc, identity, zero), loop,
+                                       ExternCall::make(fn, {AddressOf::make(acc, zero, t)}), fold}));
+  }
+
+private:
+  template <typename F> static void visit_stores(const Stmt &s, F f) {
+    struct V : IRVisitor {
+      F &f;
+      explicit V(F &g) : f(g) {}
+      using IRVisitor::visit;
+      void visit(const Store *op) override {
+        f(op);
+        IRVisitor::visit(op);
+      }
+    } v(f);
+    s.accept(&v);
+  }
+  static Stmt replace_accumulation(const Stmt &s, const Store *target, const Expr &acc) {
+    struct M : IRMutator {
+      const Store *target;
+      Expr acc;
+      using IRMutator::mutate;
+      Stmt visit(const Store *op, const Stmt &s) override {
+        if (!op->buffer.same_as(target->buffer) || !equal(op->index, target->index)) return IRMutator::visit(op, s);
+        BinaryOp bop;
+        Expr rest;
+        match_accumulation(op, &bop, &rest);
+        Expr zero = int64_t(0);
+        return Store::make(acc, Binary::make(bop, Load::make(op->value.type(), acc, zero), rest), zero);
+      }
+    } m;
+    m.target = target, m.acc = acc;
+    return m.mutate(s);
+  }
+  const std::set<const ExprNode *> &local_;
+};
+
+// ------------------------------------------------------ pass: redundant stores
+// Code outside the loops bound to a thread index runs in every thread along
+// it. A store to memory the block shares (global, shared, a warp's
+// accumulator) there is made by thread 0 of that index alone: the others would
+// repeat it, and a read-modify-write repeated is wrong. Warp-level calls need
+// all lanes (threadIdx.x) but only one warp along y and z.
+class GuardRedundantStores : public IRMutator {
+public:
+  GuardRedundantStores(const std::array<int64_t, 6> &dims, const std::set<const ExprNode *> &local,
+                       const std::vector<Expr> &index_vars)
+      : dims_(dims), local_(local), index_(index_vars) {}
+  using IRMutator::mutate;
+
+protected:
+  Stmt visit(const For *op, const Stmt &s) override {
+    int slot = tag_slot(op->thread_tag);
+    if (slot >= 0) ++bound_[size_t(slot)];
+    Stmt r = IRMutator::visit(op, s);
+    if (slot >= 0) --bound_[size_t(slot)];
+    return r;
+  }
+  Stmt visit(const Store *op, const Stmt &s) override {
+    if (local_.count(op->buffer.get())) return s;
+    return guard(s, 0);
+  }
+  // Barriers and block reductions are for every thread: only tensor-core calls are guarded.
+  Stmt visit(const ExternCall *op, const Stmt &s) override { return is_warp_call(op->name) ? guard(s, 4) : s; }
+
+private:
+  // Guards `s` on index 0 of every unbound index from `first` (0: blocks too).
+  Stmt guard(const Stmt &s, int first) {
+    Expr cond;
+    for (int slot = std::max(first, 0); slot < 6; ++slot) {
+      if (bound_[size_t(slot)] || dims_[size_t(slot)] <= 1) continue;
+      Expr c = Binary::make(BinaryOp::EQ, index_[size_t(slot)], Expr(int64_t(0)));
+      cond = cond.defined() ? Binary::make(BinaryOp::And, cond, c) : c;
+    }
+    return cond.defined() ? IfThenElse::make(cond, s) : s;
+  }
+  std::array<int64_t, 6> dims_;
+  std::array<int, 6> bound_{};
+  const std::set<const ExprNode *> &local_;
+  const std::vector<Expr> &index_;
+};
+
+// --------------------------------------------------- pass: shared-memory arena
+// Shared and fragment allocations leave the body for one arena the block
+// shares. A fragment (a warp's tensor-core accumulator) gets one copy per warp,
+// selected by the warp's threadIdx.y/z.
+class HoistShared : public IRMutator {
+public:
+  HoistShared(const std::array<int64_t, 6> &dims, const std::vector<Expr> &index_vars)
+      : dims_(dims), index_(index_vars) {}
+  using IRMutator::mutate;
+  std::vector<SharedBuffer> buffers;
+  int64_t bytes = 0;
+  std::string error;
+
+protected:
+  Stmt visit(const For *op, const Stmt &s) override {
+    int slot = tag_slot(op->thread_tag);
+    if (slot >= 0) thread_vars_[size_t(slot)].push_back(op->var);
+    Stmt r = IRMutator::visit(op, s);
+    if (slot >= 0) thread_vars_[size_t(slot)].pop_back();
+    return r;
+  }
+  Stmt visit(const Allocate *op, const Stmt &s) override {
+    if (op->scope != MemoryScope::Shared && op->scope != MemoryScope::Fragment) return IRMutator::visit(op, s);
+    int64_t n = 0;
+    if (!is_const_int(op->extent, &n)) {
+      error = "shared buffer " + op->buffer.as<Var>()->name + " has no constant size";
+      return s;
+    }
+    SharedBuffer b;
+    b.buffer = op->buffer, b.dtype = op->dtype, b.fragment = op->scope == MemoryScope::Fragment;
+    Expr copy; // which copy this warp uses
+    int64_t copies = 1;
+    if (b.fragment) {
+      if (!thread_vars_[3].empty()) {
+        error = "fragment " + op->buffer.as<Var>()->name + " is allocated per lane (inside a threadIdx.x loop)";
+        return s;
+      }
+      for (int slot : {4, 5}) { // threadIdx.y, threadIdx.z: the warp's position in the block
+        if (thread_vars_[size_t(slot)].empty()) continue;
+        Expr v = thread_vars_[size_t(slot)].back();
+        copy = copy.defined() ? copy * Expr(dims_[size_t(slot)]) + v : v;
+        copies *= dims_[size_t(slot)];
+      }
+    }
+    b.elements = n * copies;
+    b.offset = (bytes + 127) / 128 * 128;
+    bytes = b.offset + b.elements * op->dtype.bytes();
+    buffers.push_back(b);
+    Stmt body = mutate(op->body);
+    if (copy.defined()) body = offset_accesses(body, op->buffer, copy * Expr(n));
+    return body;
+  }
+
+private:
+  static Stmt offset_accesses(const Stmt &s, const Expr &buffer, const Expr &offset) {
+    struct M : IRMutator {
+      Expr buffer, offset;
+      using IRMutator::mutate;
+      Expr visit(const Load *op, const Expr &e) override {
+        Expr r = IRMutator::visit(op, e);
+        auto *l = r.as<Load>();
+        return l->buffer.same_as(buffer) ? Load::make(l->type, l->buffer, l->index + offset) : r;
+      }
+      Expr visit(const AddressOf *op, const Expr &e) override {
+        Expr r = IRMutator::visit(op, e);
+        auto *a = r.as<AddressOf>();
+        return a->buffer.same_as(buffer) ? AddressOf::make(a->buffer, a->index + offset, a->element) : r;
+      }
+      Stmt visit(const Store *op, const Stmt &s) override {
+        Stmt r = IRMutator::visit(op, s);
+        auto *st = r.as<Store>();
+        return st->buffer.same_as(buffer) ? Store::make(st->buffer, st->value, st->index + offset) : r;
+      }
+    } m;
+    m.buffer = buffer, m.offset = offset;
+    return m.mutate(s);
+  }
+  std::array<int64_t, 6> dims_;
+  const std::vector<Expr> &index_;
+  std::array<std::vector<Expr>, 6> thread_vars_;
+};
+
+// ------------------------------------------------------- pass: bind the indices
+// A loop bound to an index becomes `var = min + index`, guarded where the
+// launch has more threads (or blocks) along that index than the loop.
+class BindIndices : public IRMutator {
+public:
+  BindIndices(const std::array<int64_t, 6> &dims, const std::vector<Expr> &index_vars)
+      : dims_(dims), index_(index_vars) {}
+  using IRMutator::mutate;
+
+protected:
+  Stmt visit(const For *op, const Stmt &s) override {
+    Stmt body = mutate(op->body);
+    int slot = tag_slot(op->thread_tag);
+    if (op->kind == ForKind::Vthread) // virtual threads: a serial loop in every thread
+      return For::make(op->var, op->min, op->extent, ForKind::Unrolled, body);
+    if (slot < 0) return body.same_as(op->body) ? s : For::make(op->var, op->min, op->extent, op->kind, body);
+    int64_t n = 0;
+    is_const_int(op->extent, &n);
+    if (n < dims_[size_t(slot)])
+      body = IfThenElse::make(Binary::make(BinaryOp::LT, index_[size_t(slot)], Expr(n)), body);
+    return LetStmt::make(op->var, ir::simplify(op->min + index_[size_t(slot)]), body);
+  }
+
+private:
+  std::array<int64_t, 6> dims_;
+  const std::vector<Expr> &index_;
+};
+
+// ------------------------------------------------------ pass: barriers
+// Which shared buffers a statement reads and writes (a call reads its operands: the
+// one it writes, a warp's accumulator, is that warp's alone and synchronized inside).
+struct Access {
+  std::set<const ExprNode *> reads, writes;
+  bool overlaps(const Access &later) const {
+    auto any = [](const std::set<const ExprNode *> &a, const std::set<const ExprNode *> &b) {
+      for (auto *x : a)
+        if (b.count(x)) return true;
+      return false;
+    };
+    return any(writes, later.reads) || any(reads, later.writes);
+  }
+  bool empty() const { return reads.empty() && writes.empty(); }
+};
+
+Access accesses(const Stmt &s, const std::set<const ExprNode *> &arena) {
+  struct V : IRVisitor {
+    const std::set<const ExprNode *> &arena;
+    Access a;
+    explicit V(const std::set<const ExprNode *> &b) : arena(b) {}
+    using IRVisitor::visit;
+    void visit(const Load *op) override {
+      if (arena.count(op->buffer.get())) a.reads.insert(op->buffer.get());
+      IRVisitor::visit(op);
+    }
+    void visit(const Store *op) override {
+      if (arena.count(op->buffer.get())) a.writes.insert(op->buffer.get());
+      IRVisitor::visit(op);
+    }
+    void visit(const AddressOf *op) override {
+      if (arena.count(op->buffer.get())) a.reads.insert(op->buffer.get());
+      IRVisitor::visit(op);
+    }
+  } v(arena);
+  s.accept(&v);
+  return v.a;
+}
+
+Stmt sync_stmt() { return ExternCall::make(kSyncThreads, {}); }
+
+// Before a statement that touches what earlier statements of the same block
+// touched (one of them writing), and at the end of a loop body that carries
+// such a conflict into its next iteration, all threads meet at a barrier.
+class InsertBarriers : public IRMutator {
+public:
+  explicit InsertBarriers(const std::set<const ExprNode *> &arena) : arena_(arena) {}
+  using IRMutator::mutate;
+
+protected:
+  Stmt visit(const Block *op, const Stmt &s) override {
+    std::vector<Stmt> out;
+    Access pending;
+    for (auto &st : op->stmts) {
+      Access a = accesses(st, arena_);
+      if (!a.empty() && pending.overlaps(a)) {
+        out.push_back(sync_stmt());
+        pending = Access();
+      }
+      out.push_back(mutate(st));
+      pending.reads.insert(a.reads.begin(), a.reads.end());
+      pending.writes.insert(a.writes.begin(), a.writes.end());
+    }
+    return Block::make(out);
+  }
+  Stmt visit(const For *op, const Stmt &s) override {
+    Stmt body = mutate(op->body);
+    Access a = accesses(op->body, arena_);
+    if (!a.writes.empty() && a.overlaps(a)) body = Block::make({body, sync_stmt()});
+    return For::make(op->var, op->min, op->extent, op->kind, body, op->thread_tag);
+  }
+
+private:
+  const std::set<const ExprNode *> &arena_;
+};
+
+// A barrier must be reached by every thread of the block: none may sit under a
+// condition on the thread indices.
+class FindDivergentBarrier : public IRVisitor {
+public:
+  explicit FindDivergentBarrier(const std::vector<Expr> &index_vars)
+      : thread_vars_(index_vars.begin() + 3, index_vars.end()) {}
+  using IRVisitor::visit;
+  bool found = false;
+  void visit(const LetStmt *op) override {
+    if (depends_on_thread(op->value)) thread_vars_.push_back(op->var);
+    IRVisitor::visit(op);
+  }
+  void visit(const IfThenElse *op) override {
+    bool divergent = depends_on_thread(op->cond);
+    depth_ += divergent;
+    IRVisitor::visit(op);
+    depth_ -= divergent;
+  }
+  void visit(const ExternCall *op) override {
+    if (depth_ > 0 && (op->name == kSyncThreads || op->name.rfind(kBlockAllreducePrefix, 0) == 0)) found = true;
+    IRVisitor::visit(op);
+  }
+
+private:
+  bool depends_on_thread(const Expr &e) const {
+    for (auto &v : thread_vars_)
+      if (uses_var(e, v)) return true;
+    return false;
+  }
+  std::vector<Expr> thread_vars_; // the thread indices and the variables computed from them
+  int depth_ = 0;
+};
+
+// The global buffers a kernel touches, in first-use order.
+std::vector<Expr> global_buffers(const Stmt &s, const std::set<const ExprNode *> &globals) {
+  struct V : IRVisitor {
+    const std::set<const ExprNode *> &globals;
+    std::vector<Expr> out;
+    explicit V(const std::set<const ExprNode *> &g) : globals(g) {}
+    using IRVisitor::visit;
+    void add(const Expr &b) {
+      if (!globals.count(b.get())) return;
+      for (auto &x : out)
+        if (x.same_as(b)) return;
+      out.push_back(b);
+    }
+    void visit(const Load *op) override {
+      add(op->buffer);
+      IRVisitor::visit(op);
+    }
+    void visit(const Store *op) override {
+      add(op->buffer);
+      IRVisitor::visit(op);
+    }
+    void visit(const AddressOf *op) override {
+      add(op->buffer);
+      IRVisitor::visit(op);
+    }
+  } v(globals);
+  s.accept(&v);
+  return v.out;
+}
+
+std::set<const ExprNode *> local_buffers(const Stmt &s) {
+  struct V : IRVisitor {
+    std::set<const ExprNode *> out;
+    using IRVisitor::visit;
+    void visit(const Allocate *op) override {
+      if (op->scope == MemoryScope::Local) out.insert(op->buffer.get());
+      IRVisitor::visit(op);
+    }
+  } v;
+  s.accept(&v);
+  return v.out;
+}
+
+Expected<GpuKernel> make_kernel(const Stmt &unit, const std::string &name, const std::set<const ExprNode *> &globals,
+                                const Target &target) {
+  GpuKernel k;
+  k.name = name;
+  for (auto *tag : kTags) k.thread_indices.push_back(Var::make(DataType::index(), tag));
+  const std::vector<Expr> &idx = k.thread_indices;
+  KernelFacts facts;
+  unit.accept(&facts);
+  if (!facts.error.empty()) return make_error(name + ": " + facts.error);
+  std::array<int64_t, 6> dims = facts.dims;
+  if (facts.warp_calls) { // tensor-core calls run on whole warps: threadIdx.x is the 32 lanes
+    int warp = target.gpu ? target.gpu->warp_size : 32;
+    if (facts.bound[3] && dims[3] != warp)
+      return make_error(name + ": tensor-core calls need threadIdx.x to be a warp's " + std::to_string(warp) +
+                        " lanes, but a loop binds it to " + std::to_string(dims[3]));
+    dims[3] = warp;
+  }
+  Stmt s = unit;
+  // The passes, in order.
+  s = ScopeNestedBuffers().mutate(s); // intermediates inside the kernel: per thread or per block
+  std::set<const ExprNode *> local = local_buffers(s);
+  CrossThreadReduction ctr(local);
+  s = ctr.mutate(s); // reductions across threads -> private partials + a block allreduce
+  if (!ctr.error.empty()) return make_error(name + ": " + ctr.error);
+  if (ctr.rewritten && (dims[4] > 1 || dims[5] > 1))
+    return make_error(name + ": a cross-thread reduction in a block with threadIdx.y/z is not supported");
+  local = local_buffers(s);
+  s = GuardRedundantStores(dims, local, idx).mutate(s); // shared writes outside thread loops: one thread
+  HoistShared hoist(dims, idx);
+  s = hoist.mutate(s); // shared and fragment buffers -> the block's arena
+  if (!hoist.error.empty()) return make_error(name + ": " + hoist.error);
+  s = BindIndices(dims, idx).mutate(s); // bound loops -> thread indices (+ guards)
+  std::set<const ExprNode *> arena;
+  for (auto &b : hoist.buffers)
+    if (!b.fragment) arena.insert(b.buffer.get());
+  s = InsertBarriers(arena).mutate(s); // __syncthreads where threads hand data over
+  s = ir::simplify(s);
+  FindDivergentBarrier divergent(idx);
+  s.accept(&divergent);
+  if (divergent.found)
+    return make_error(name + ": a barrier (__syncthreads) would sit under a condition on the thread index; the " +
+                      "loops bound to threads that share memory must cover the whole block");
+  k.body = s;
+  k.grid = {dims[0], dims[1], dims[2]};
+  k.block = {dims[3], dims[4], dims[5]};
+  k.shared = hoist.buffers;
+  k.shared_bytes = hoist.bytes;
+  k.params = global_buffers(s, globals);
+  return k;
+}
+
+} // namespace
+
+Expected<GpuProgram> lower_gpu_kernels(const LoweredProgram &p, const Target &target) {
+  if (!p.prepack.empty())
+    return make_error("the schedule packs " + p.prepack.front().arg_tensors.back()->name +
+                      " ahead of time, which the CUDA back end does not support yet");
+  GpuProgram g;
+  for (char c : p.kernel.name) g.name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  if (g.name.empty() || std::isdigit(static_cast<unsigned char>(g.name[0]))) g.name = "k" + g.name;
+  g.args = p.kernel.args;
+  g.arg_tensors = p.kernel.arg_tensors;
+  std::set<const ExprNode *> globals;
+  for (auto &a : g.args) globals.insert(a.get());
+  // Top-level global allocations are workspace between kernels; every other top-level statement is a kernel.
+  std::vector<Stmt> units;
+  std::string error;
+  std::function<void(const Stmt &)> split = [&](const Stmt &s) {
+    if (auto *a = s.as<Allocate>(); a && a->scope == MemoryScope::Global) {
+      int64_t n = 0;
+      if (!is_const_int(a->extent, &n)) error = "intermediate " + a->buffer.as<Var>()->name + " has no constant size";
+      g.workspace.push_back({a->buffer, a->dtype, n});
+      globals.insert(a->buffer.get());
+      split(a->body);
+    } else if (auto *b = s.as<Block>()) {
+      for (auto &x : b->stmts) split(x);
+    } else if (s.defined()) {
+      units.push_back(s);
+    }
+  };
+  split(p.kernel.body);
+  if (!error.empty()) return make_error(error);
+  for (size_t i = 0; i < units.size(); ++i) {
+    auto k = make_kernel(units[i], g.name + "_k" + std::to_string(i), globals, target);
+    if (!k) return make_error(k.error());
+    g.kernels.push_back(k.take());
+  }
+  return g;
+}
+
+} // namespace tessel::lower

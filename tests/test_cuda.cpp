@@ -1,0 +1,193 @@
+// The CUDA back end without a GPU: sampled GPU schedules of every operator
+// family become CUDA that NVRTC compiles for sm_80 and sm_90 with resources
+// read back from the cubin and checked against the target, and the same
+// generated source, compiled as C++ under the host emulation in its prelude,
+// matches the interpreter.
+#include "codegen/cuda_compiler.h"
+#include "interp/interpreter.h"
+#include "kernel_check.h"
+#include "schedules/space.h"
+#include "schedules/trace.h"
+#include "temp_dir.h"
+
+#include <gtest/gtest.h>
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <fstream>
+
+using namespace tessel;
+
+namespace {
+
+Target gpu_target(const std::string &name) {
+  auto t = Target::load(name);
+  EXPECT_TRUE(t.has_value()) << (t ? "" : t.error());
+  return *t;
+}
+
+struct Sample {
+  sched::Schedule schedule;
+  lower::LoweredProgram program;
+  codegen::CudaSource cuda;
+};
+
+// `n` schedules of `spec` for `target` (every sketch in turn, or only `sketch`), each lowered to CUDA
+// under the name s<i>.
+std::vector<Sample> sample_cuda(const std::string &spec, const Target &target, int n, const std::string &sketch = "",
+                                uint64_t seed = 2024) {
+  te::Workload w = tessel::testing::op_workload(spec);
+  sched::SpaceGenerator gen(target);
+  gen.set_validator([target](const sched::Schedule &s) {
+    auto p = lower::lower(s, "k");
+    return p ? lower::check_gpu_limits(p->kernel, target) : Status::error(p.error());
+  });
+  std::vector<sched::Sketch> sketches;
+  for (auto &k : gen.sketches(w))
+    if (sketch.empty() || k.name == sketch) sketches.push_back(k);
+  EXPECT_FALSE(sketches.empty()) << spec << ": no sketch " << sketch;
+  std::vector<Sample> out;
+  sched::Rng rng(seed);
+  for (int i = 0; i < n && !sketches.empty(); ++i) {
+    auto s = gen.sample(w, sketches[size_t(i) % sketches.size()], rng);
+    EXPECT_TRUE(s.has_value()) << spec << ": " << s.error();
+    if (!s) break;
+    auto p = lower::lower(*s, "s" + std::to_string(i));
+    EXPECT_TRUE(p.has_value()) << p.error();
+    if (!p) break;
+    auto cuda = codegen::generate_cuda(*p, target);
+    EXPECT_TRUE(cuda.has_value()) << spec << " sample " << i << ": " << cuda.error() << "\n"
+                                  << sched::trace_to_json(*s);
+    if (!cuda) break;
+    out.push_back({s.take(), p.take(), cuda.take()});
+  }
+  return out;
+}
+
+std::string joined_source(const std::vector<Sample> &samples) {
+  std::string src;
+  for (auto &s : samples) src += s.cuda.source;
+  return src;
+}
+
+// The samples' CUDA, all in one NVRTC program, for `arch`; every kernel is in the cubin and fits the target.
+void check_nvrtc(const std::vector<Sample> &samples, const Target &target, const std::string &what) {
+  std::string why;
+  if (!codegen::nvrtc_available(&why)) GTEST_SKIP() << "NVRTC is not available here: " << why;
+  auto bin = codegen::compile_cuda(joined_source(samples), target.gpu->arch);
+  ASSERT_TRUE(bin.has_value()) << what << ": " << bin.error();
+  int fit = 0, kernels = 0;
+  std::string over;
+  for (auto &s : samples) {
+    auto usage = codegen::cuda_kernel_usage(s.cuda, *bin);
+    ASSERT_TRUE(usage.has_value()) << usage.error();
+    for (auto &u : *usage) {
+      EXPECT_GT(u.registers, 0) << u.name;
+      EXPECT_LE(u.registers, target.gpu->max_registers_per_thread) << u.name;
+      ++kernels;
+    }
+    Status st = codegen::check_cuda_limits(*usage, target);
+    fit += st.is_ok();
+    if (!st) over = st.message();
+  }
+  EXPECT_GE(kernels, int(samples.size()));
+  // The space's own estimate keeps samples in limits; the cubin's real figures may still reject a few.
+  EXPECT_GE(fit * 10, int(samples.size()) * 9)
+      << what << ": only " << fit << " of " << samples.size() << " fit; e.g. " << over;
+  std::cout << what << " on " << target.gpu->arch << ": " << samples.size() << " samples, " << kernels << " kernels, "
+            << fit << " fit, NVRTC " << bin->compile_seconds << " s\n";
+}
+
+// Compiles the samples' CUDA as C++ (the prelude's host emulation) and runs every one on random inputs
+// against the interpreter.
+void check_host_emulation(const std::vector<Sample> &samples, const std::string &what) {
+  tessel::testing::TempDir dir;
+  std::string src = dir.file("kernels.cpp"), lib = dir.file("kernels.so"), log = dir.file("log");
+  std::ofstream(src) << joined_source(samples);
+  std::string cmd =
+      std::string(TESSEL_CXX) + " -std=c++20 -O1 -w -shared -fPIC -pthread -o " + lib + " " + src + " 2> " + log;
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "the generated CUDA does not compile as C++:\n"
+                                         << std::ifstream(log).rdbuf();
+  void *h = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(h, nullptr) << dlerror();
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const Sample &s = samples[i];
+    const te::Workload &w = s.schedule.workload;
+    auto inputs = interp::random_inputs(w, 100 + i);
+    auto expected = interp::interpret(w, inputs);
+    ASSERT_TRUE(expected.has_value()) << expected.error();
+    auto outputs = interp::empty_outputs(w);
+    for (auto &o : outputs)
+      for (int64_t e = 0; e < o.size(); ++e) o.set(e, 12345); // poison: a skipped element shows
+    std::vector<void *> args;
+    for (auto &t : s.cuda.program.arg_tensors) {
+      void *p = nullptr;
+      for (size_t k = 0; k < w.inputs.size(); ++k)
+        if (w.inputs[k] == t) p = inputs[k].data();
+      for (size_t k = 0; k < w.outputs.size(); ++k)
+        if (w.outputs[k] == t) p = outputs[k].data();
+      ASSERT_NE(p, nullptr) << t->name;
+      args.push_back(p);
+    }
+    auto run = reinterpret_cast<int (*)(void **)>(dlsym(h, s.cuda.host_entry.c_str()));
+    ASSERT_NE(run, nullptr) << s.cuda.host_entry;
+    ASSERT_EQ(run(args.data()), 0);
+    for (size_t o = 0; o < outputs.size(); ++o) {
+      interp::Comparison c = interp::compare(outputs[o], (*expected)[o]);
+      EXPECT_TRUE(c.ok) << what << " sample " << i << " output " << w.outputs[o]->name << ": " << c.message << "\n"
+                        << sched::trace_to_json(s.schedule) << "\n"
+                        << s.cuda.source.substr(s.cuda.source.find("// Tessel kernels"));
+    }
+  }
+  dlclose(h);
+}
+
+struct Family {
+  const char *what, *nvrtc_spec, *emulation_spec, *sketch;
+};
+
+// The families the issue names: f32 SIMT, tensor cores in every input type, batched, convolutions, reductions.
+const Family kFamilies[] = {
+    {"matmul_f32", "matmul:M=256,N=256,K=256", "matmul:M=32,N=48,K=24", ""},
+    {"matmul_f16_tc", "matmul:M=256,N=256,K=256,dtype=f16", "matmul:M=32,N=32,K=32,dtype=f16", "gpu-tensorcore"},
+    {"matmul_bf16_tc", "matmul:M=128,N=256,K=128,dtype=bf16", "matmul:M=32,N=32,K=32,dtype=bf16", "gpu-tensorcore"},
+    {"matmul_i8_tc", "matmul:M=128,N=128,K=256,dtype=i8", "matmul:M=32,N=32,K=32,dtype=i8", "gpu-tensorcore"},
+    {"batch_matmul_f16", "batch_matmul:B=12,M=128,N=128,K=64,dtype=f16", "batch_matmul:B=2,M=32,N=16,K=16,dtype=f16",
+     ""},
+    {"conv2d_nhwc", "conv2d:N=1,C=64,H=28,W=28,K=64,R=3,S=3,stride=1,pad=1,layout=NHWC",
+     "conv2d:N=1,C=4,H=6,W=6,K=8,R=3,S=3,stride=1,pad=1,layout=NHWC", ""},
+    {"depthwise", "depthwise_conv2d:N=1,C=64,H=28,W=28,R=3,S=3,stride=1,pad=1",
+     "depthwise_conv2d:N=1,C=8,H=6,W=6,R=3,S=3,stride=1,pad=1", ""},
+    {"softmax", "softmax:M=128,N=3072", "softmax:M=6,N=96", ""},
+    {"layernorm", "layernorm:M=128,N=768", "layernorm:M=5,N=64", ""},
+};
+
+int nvrtc_samples() {
+  const char *env = std::getenv("TESSEL_CUDA_SAMPLES");
+  return env ? std::max(1, std::atoi(env)) : 100;
+}
+
+class CudaFamily : public ::testing::TestWithParam<Family> {};
+
+} // namespace
+
+TEST_P(CudaFamily, NvrtcCompilesSampledSchedulesForSm90AndSm80) {
+  const Family &f = GetParam();
+  for (const char *name : {"h100", "a100"}) {
+    Target t = gpu_target(name);
+    auto samples = sample_cuda(f.nvrtc_spec, t, nvrtc_samples(), f.sketch);
+    ASSERT_EQ(int(samples.size()), nvrtc_samples());
+    check_nvrtc(samples, t, f.what);
+  }
+}
+
+TEST_P(CudaFamily, GeneratedSourceMatchesTheInterpreterUnderHostEmulation) {
+  const Family &f = GetParam();
+  auto samples = sample_cuda(f.emulation_spec, gpu_target("h100"), 6, f.sketch, 7);
+  ASSERT_EQ(samples.size(), 6u);
+  check_host_emulation(samples, f.what);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cuda, CudaFamily, ::testing::ValuesIn(kFamilies),
+                         [](const auto &info) { return std::string(info.param.what); });
