@@ -76,6 +76,17 @@ check run-unrunnable-target nonzero "lacks|CUDA" -- "$tessel" run matmul:M=4,N=4
 tc=matmul:M=64,N=32,K=32,dtype=f16
 check space-tensorcore 0 "wmma_f16_m16n16k16" -- "$tessel" space $tc --target h100 --sketch gpu-tensorcore --sample 1 -o "$tmp/tc.json"
 check run-tensorcore-emulated 0 "verify +ok" -- "$tessel" run $tc --target h100 --trace "$tmp/tc.json" --emulate-gpu --repeat 1
+# The CUDA back end: the generated source, its NVRTC resources, and a clear answer where there is no GPU.
+check show-cuda 0 "TESSEL_KERNEL.*tessel_matmul_.*_k0|tessel_wmma_f16_m16n16k16\(" -- "$tessel" show $tc --target h100 --trace "$tmp/tc.json" --cuda
+check show-cuda-cpu nonzero "need a GPU target" -- "$tessel" show $tc --cuda
+if [[ -e /usr/local/cuda/lib64/libnvrtc.so || -n "${TESSEL_NVRTC:-}" ]]; then
+  check show-resources 0 "^fits a100" -- "$tessel" show $tc --target a100 --trace "$tmp/tc.json" --resources
+  if ! ldconfig -p 2>/dev/null | grep -q libcuda.so.1; then
+    check run-gpu-no-driver nonzero "cannot run it here: no CUDA driver" -- "$tessel" run $tc --target h100 --trace "$tmp/tc.json"
+  fi
+else
+  echo "     skipped show-resources: no NVRTC (the CUDA toolkit) on this machine"
+fi
 check space-bad-sketch nonzero "no sketch 'gpu-tile-typo'.*gpu-tensorcore" -- "$tessel" space $tc --target h100 --sketch gpu-tile-typo
 amx=matmul:M=32,N=48,K=64,dtype=bf16
 check space-amx 0 "amx_bf16" -- "$tessel" space $amx --target cpu-avx512-amx --sketch tile+cache_write+tensorize --sample 1 -o "$tmp/amx.json"

@@ -2,7 +2,7 @@
 #include "cli/cli_util.h"
 
 #include "codegen/cpu_compiler.h"
-#include "codegen/cuda_compiler.h"
+#include "codegen/cuda_driver.h"
 #include "interp/interpreter.h"
 #include "ir/printer.h"
 #include "lower/lower.h"
@@ -11,6 +11,7 @@
 #include "schedules/schedule.h"
 #include "schedules/space.h"
 #include "schedules/trace.h"
+#include "support/stats.h"
 #include "te/ops.h"
 #include "te/text.h"
 
@@ -178,6 +179,66 @@ int cmd_show(const ShowOptions &o) {
   return 0;
 }
 
+// A GPU schedule compiled by NVRTC and run through the CUDA driver, verified and timed with CUDA events.
+static int run_on_gpu(const te::Workload &w, const Target &target, const RunOptions &o) {
+  std::cout << "workload  " << w.key << "  (hash " << w.hash_hex() << ")\n";
+  std::cout << "target    " << target.str() << "\n";
+  auto loaded_schedule =
+      o.db.empty() ? load_schedule(w, o.trace, false) : schedule_from_database(o.db, w, target, 1, o.compatible);
+  if (!loaded_schedule) return fail(loaded_schedule.error());
+  sched::Schedule schedule = loaded_schedule.take();
+  std::cout << "schedule  " << (o.trace.empty() ? o.db.empty() ? "default (untuned)" : o.db : o.trace) << "\n";
+  auto f = lower::lower(schedule, kernel_name(w));
+  if (!f) return fail(f.error());
+  auto program = codegen::compile_cuda_program(*f, target);
+  if (!program) return fail(program.error());
+  std::cout << "compile   " << fmt("%.1f", program->binary.compile_seconds * 1e3) << " ms (NVRTC, " << target.gpu->arch
+            << ", " << program->usage.size() << " kernel" << (program->usage.size() == 1 ? "" : "s") << ")\n";
+  for (auto &u : program->usage)
+    std::cout << "kernel    " << u.name << ": grid " << u.grid[0] << "x" << u.grid[1] << "x" << u.grid[2] << ", block "
+              << u.block[0] << "x" << u.block[1] << "x" << u.block[2] << ", " << u.registers << " registers, "
+              << u.shared_bytes << " B shared, " << u.local_bytes << " B local\n";
+  std::string why;
+  if (!codegen::cuda_driver_available(&why))
+    return fail("cannot run it here: " + why + " (check the schedule on this CPU with --emulate-gpu)");
+  auto dev = codegen::cuda_device();
+  if (!dev) return fail(dev.error());
+  std::cout << "device    " << dev->name << " (" << dev->arch() << ", " << dev->sm_count << " SMs)\n";
+  if (dev->arch() < target.gpu->arch && dev->arch().size() == target.gpu->arch.size())
+    return fail("the kernels are compiled for " + target.gpu->arch + ", newer than this " + dev->arch() + " GPU");
+  std::vector<interp::NDArray> inputs = interp::random_inputs(w, o.seed), outputs = interp::empty_outputs(w);
+  std::vector<void *> args;
+  std::vector<int64_t> bytes;
+  for (auto &t : program->source.program.arg_tensors)
+    for (auto *set : {&inputs, &outputs})
+      for (size_t i = 0; i < set->size(); ++i)
+        if ((set == &inputs ? w.inputs[i] : w.outputs[i]) == t)
+          args.push_back((*set)[i].data()), bytes.push_back((*set)[i].bytes());
+  codegen::CudaRunOptions ropt;
+  ropt.repeats = o.repeats;
+  ropt.flush_bytes = target.l2_bytes;
+  auto seconds = codegen::run_cuda_program(*program, args, bytes, ropt);
+  if (!seconds) return fail(seconds.error());
+  int rc = 0;
+  if (o.verify) {
+    auto expected = interp::interpret(w, inputs);
+    if (!expected) return fail("reference interpreter: " + expected.error());
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      interp::Comparison c = interp::compare(outputs[i], (*expected)[i]);
+      std::cout << "verify    " << (c.ok ? "ok: " : "FAILED for ") << w.outputs[i]->name << ": "
+                << (c.ok ? "matches the reference interpreter (max abs error " + fmt("%.3g", c.max_abs_error) + ")"
+                         : c.message)
+                << "\n";
+      rc |= !c.ok;
+    }
+  }
+  double median = tessel::median(*seconds);
+  std::cout << "time      " << fmt("%.4f", median * 1e3) << " ms median of " << seconds->size()
+            << " (CUDA events, L2 flushed between repeats)\n";
+  std::cout << "perf      " << fmt("%.2f", w.flops() / median * 1e-9) << " GFLOP/s on " << dev->name << "\n";
+  return rc;
+}
+
 int cmd_run(const RunOptions &o) {
   if (o.threads < 1) return fail("--threads must be at least 1, got " + std::to_string(o.threads));
   if (o.repeats < 1) return fail("--repeat must be at least 1, got " + std::to_string(o.repeats));
@@ -187,6 +248,7 @@ int cmd_run(const RunOptions &o) {
   if (!w) return fail(w.error());
   auto loaded = load_target(o.target);
   if (!loaded) return fail(loaded.error());
+  if (loaded->is_cuda() && !o.emulate_gpu) return run_on_gpu(*w, *loaded, o);
   // Emulation checks a schedule made for other hardware on this CPU: it compiles for the host.
   bool emulated = (o.emulate_gpu && loaded->is_cuda()) || (o.emulate_intrinsics && loaded->is_cpu());
   if (Status here = loaded->runnable_here(); !here && !emulated)

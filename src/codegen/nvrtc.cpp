@@ -60,8 +60,7 @@ using GetCUBINFn = NvrtcResult (*)(NvrtcProgram, char *);
 constexpr NvrtcResult kSuccess = NvrtcResult(0);
 
 struct Nvrtc {
-  void *handle = nullptr; // never closed: NVRTC stays loaded for the life of the process
-  std::string path;       // the library loaded
+  void *handle = nullptr;  // never closed: NVRTC stays loaded for the life of the process
   std::string include_dir; // the CUDA headers (mma.h, cuda_fp16.h, ...); empty if not found
   std::string cccl_dir;    // <cuda/std/...>, which CUDA 13 moved to include/cccl (cooperative_groups needs it)
   std::string error;       // why NVRTC could not be loaded
@@ -124,7 +123,7 @@ Nvrtc load_nvrtc() {
     void *handle = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
       const char *e = dlerror();
-      tried += "\n  " + candidate + ": " + (e ? e : "cannot be loaded");
+      tried += "\n  " + (e ? std::string(e) : candidate + ": cannot be loaded"); // dlerror names the file
       continue;
     }
     Nvrtc lib;
@@ -144,11 +143,8 @@ Nvrtc load_nvrtc() {
       continue;
     }
     lib.handle = handle;
-    void *symbol = dlsym(handle, "nvrtcCompileProgram");
-    Dl_info info;
-    lib.path = dladdr(symbol, &info) && info.dli_fname ? info.dli_fname : candidate;
     if (lib.version(&lib.major, &lib.minor) != kSuccess) lib.major = lib.minor = 0;
-    lib.include_dir = find_include_dir(symbol);
+    lib.include_dir = find_include_dir(dlsym(handle, "nvrtcCompileProgram"));
     std::error_code ec;
     if (!lib.include_dir.empty() && std::filesystem::is_directory(lib.include_dir + "/cccl", ec))
       lib.cccl_dir = lib.include_dir + "/cccl";
@@ -229,7 +225,7 @@ std::optional<std::string_view> string_at(const std::string &image, const Elf64_
 
 // .nv.info attributes (EIATTR_*) we read, and their entry formats (EIFMT_*).
 constexpr uint8_t kFmtNval = 0x01, kFmtBval = 0x02, kFmtHval = 0x03, kFmtSval = 0x04;
-constexpr uint8_t kAttrParamCbank = 0x0a;    // SVAL: u32 symbol (.nv.constant0.K), u16 offset, u16 size
+constexpr uint8_t kAttrParamCbank = 0x0a;     // SVAL: u32 symbol (.nv.constant0.K), u16 offset, u16 size
 constexpr uint8_t kAttrCbankParamSize = 0x19; // HVAL: parameter bytes
 constexpr uint8_t kAttrFrameSize = 0x11;      // SVAL: u32 symbol, u32 bytes
 constexpr uint8_t kAttrMinStackSize = 0x12;   // SVAL: u32 symbol, u32 bytes (the frame plus callees')
@@ -297,7 +293,8 @@ Expected<CudaBinary> compile_cuda(const std::string &source, const std::string &
   if (r != kSuccess) {
     std::string hint;
     if (lib.include_dir.empty())
-      hint = "\n(the CUDA headers were not found: set CUDA_HOME to the toolkit, so that $CUDA_HOME/include/mma.h exists)";
+      hint =
+          "\n(the CUDA headers were not found: set CUDA_HOME to the toolkit, so that $CUDA_HOME/include/mma.h exists)";
     return make_error(nvrtc_name + " cannot compile the CUDA source for " + arch + " (" + lib.describe(r) + "):\n" +
                       trim_log(binary.log) + hint);
   }
@@ -325,11 +322,13 @@ Expected<CudaBinary> compile_cuda(const std::string &source, const std::string &
 
 Expected<std::vector<CubinKernel>> cubin_kernels(const std::string &image) {
   // CUDA hosts are little-endian (x86-64, aarch64, ppc64le); the ELF structs are read in place.
-  if constexpr (std::endian::native != std::endian::little) return make_error("reading a cubin needs a little-endian host");
+  if constexpr (std::endian::native != std::endian::little)
+    return make_error("reading a cubin needs a little-endian host");
   auto bad = [](const std::string &why) { return make_error("malformed cubin: " + why); };
 
   Elf64_Ehdr header;
-  if (image.size() < sizeof(header)) return bad("shorter than an ELF header (" + std::to_string(image.size()) + " bytes)");
+  if (image.size() < sizeof(header))
+    return bad("shorter than an ELF header (" + std::to_string(image.size()) + " bytes)");
   std::memcpy(&header, image.data(), sizeof(header));
   if (std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0) return bad("not an ELF image");
   if (header.e_ident[EI_CLASS] != ELFCLASS64 || header.e_ident[EI_DATA] != ELFDATA2LSB)
@@ -470,9 +469,9 @@ Expected<std::vector<CubinKernel>> cubin_kernels(const std::string &image) {
     }
   }
 
-  // Since CUDA 12.x/13 the sm_90+ layout (marked by .nv.shared.reserved.0) starts each kernel's .nv.shared section
-  // with the 1 KB of shared memory the driver reserves per block; ptxas -v counts only the declared arrays, and the
-  // driver adds the reservation to every block anyway, so it is left out here.
+  // In the sm_90+ layout of ptxas 13 (marked by .nv.shared.reserved.0), each kernel's .nv.shared section starts with
+  // the 1 KB the driver reserves per block (sm_80 cubins leave it out). ptxas -v counts only the declared arrays,
+  // and the reservation is a per-device constant for occupancy, so it is left out here too.
   int64_t reserved_shared = 0;
   for (uint64_t i = 0; i < count; ++i)
     if (names[i] == ".nv.shared.reserved.0") reserved_shared = kReservedSharedBytes;
@@ -486,7 +485,8 @@ Expected<std::vector<CubinKernel>> cubin_kernels(const std::string &image) {
                  std::to_string(v.regcount) + " by .nv.info");
     if (v.regcount > 0) k.registers = int(v.regcount);
     if (k.registers <= 0) return bad("no register count for kernel " + k.name);
-    if (k.static_shared_bytes > 0) k.static_shared_bytes = std::max<int64_t>(0, k.static_shared_bytes - reserved_shared);
+    if (k.static_shared_bytes > 0)
+      k.static_shared_bytes = std::max<int64_t>(0, k.static_shared_bytes - reserved_shared);
     // The stack of the kernel and the functions it calls (the same as ptxas's "stack frame" when it calls none).
     k.local_bytes = std::max<int64_t>({0, v.frame, v.min_stack, v.max_stack});
     k.param_bytes = std::max<int64_t>(0, v.param);

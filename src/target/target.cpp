@@ -892,9 +892,9 @@ std::string Target::str() const {
 
 Status Target::runnable_here() const {
   if (is_cuda())
-    return Status::error("target " + name +
-                         " is a CUDA GPU; the CUDA back end is not part of this build yet "
-                         "(GPU schedules can be generated and inspected, not run)");
+    return Status::error(
+        "target " + name + " is a CUDA GPU, which Tessel's runners do not measure yet (`tessel run --target " + name +
+        "` compiles a schedule with NVRTC and runs it where a GPU is; `tessel show --cuda` prints it)");
   Target h = host();
   if (h.triple.substr(0, h.triple.find('-')) != triple.substr(0, triple.find('-')))
     return Status::error("target " + name + " is for " + triple + "; this machine is " + h.triple);
