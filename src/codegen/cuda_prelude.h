@@ -8,7 +8,8 @@
 
 namespace tessel::codegen {
 
-inline constexpr const char *kCudaPrelude = R"CUDA(// ---- Tessel CUDA prelude (once per translation unit: several programs may share one)
+inline constexpr const char *kCudaPrelude =
+    R"CUDA(// ---- Tessel CUDA prelude (once per translation unit: several programs may share one)
 #ifndef TESSEL_CUDA_PRELUDE
 #define TESSEL_CUDA_PRELUDE
 #if defined(__CUDACC__)
