@@ -105,6 +105,8 @@ private:
         worker_.stop();
         return fail(db::RecordStatus::RuntimeError, "the runner worker answered out of turn (restarted)");
       }
+      // A CUDA error can leave the worker's context unusable (sticky): the next candidate gets a fresh worker.
+      if (!a.cuda.empty() && reply.run().status() != "ok") worker_.stop();
       return detail::from_wire(reply.run());
     case detail::ReadResult::Timeout:
       worker_.stop();

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "codegen/cpu_compiler.h"
+#include "codegen/cuda_compiler.h"
 #include "db/record.h"
 #include "target/target.h"
 
@@ -24,14 +25,16 @@ struct Candidate {
 
 struct Artifact {
   std::string candidate_id, workload_text, workload_hash;
-  std::string target_json; // what it was compiled for
-  codegen::ObjectCode code;
+  std::string target_json;  // what it was compiled for
+  codegen::ObjectCode code; // CPU targets
+  codegen::CudaCode cuda;   // CUDA targets
   double compile_seconds = 0;
 };
 
 struct BuildResult {
   std::string candidate_id;
-  db::RecordStatus status = db::RecordStatus::Ok; // Ok or CompileError (a timeout says so in message)
+  // Ok, CompileError (a timeout says so in message), or Invalid (a CUDA kernel over the target's limits)
+  db::RecordStatus status = db::RecordStatus::Ok;
   std::string message;
   Artifact artifact; // when Ok
   double compile_seconds = 0;

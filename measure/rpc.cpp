@@ -4,6 +4,8 @@
 // writer loop (tasks from its outbox).
 #include "measure/rpc.h"
 
+#include "codegen/cuda_driver.h"
+
 #include "measure.grpc.pb.h"
 #include "measure/wire.h"
 #include "measure/worker_process.h"
@@ -478,7 +480,7 @@ private:
 std::pair<bool, std::string> hardware_for(const std::string &key) {
   auto t = Target::load(key);
   if (!t) return {true, ""}; // not a target name: a label for this host
-  if (Status here = t->runnable_here(); !here) return {false, here.message()};
+  if (Status here = codegen::runnable_here(*t); !here) return {false, here.message()};
   return {true, ""};
 }
 

@@ -2,6 +2,23 @@
 
 namespace tessel::measure::detail {
 
+namespace {
+
+wire::KernelArgument::Source to_wire(codegen::ObjectCode::Source s) {
+  return s == codegen::ObjectCode::Source::Input    ? wire::KernelArgument::INPUT
+         : s == codegen::ObjectCode::Source::Packed ? wire::KernelArgument::PACKED
+                                                    : wire::KernelArgument::OUTPUT;
+}
+
+codegen::ObjectCode::Source from_wire(wire::KernelArgument::Source s) {
+  using Source = codegen::ObjectCode::Source;
+  return s == wire::KernelArgument::INPUT    ? Source::Input
+         : s == wire::KernelArgument::PACKED ? Source::Packed
+                                             : Source::Output;
+}
+
+} // namespace
+
 wire::Artifact to_wire(const Artifact &a) {
   wire::Artifact w;
   w.set_candidate_id(a.candidate_id);
@@ -18,12 +35,24 @@ wire::Artifact to_wire(const Artifact &a) {
   w.set_kernel_symbol(a.code.kernel);
   for (auto [source, index] : a.code.args) {
     auto *arg = w.add_args();
-    arg->set_source(source == codegen::ObjectCode::Source::Input    ? wire::KernelArgument::INPUT
-                    : source == codegen::ObjectCode::Source::Packed ? wire::KernelArgument::PACKED
-                                                                    : wire::KernelArgument::OUTPUT);
+    arg->set_source(to_wire(source));
     arg->set_index(index);
   }
   w.set_compile_seconds(a.compile_seconds);
+  w.set_cubin(a.cuda.cubin);
+  for (auto &k : a.cuda.kernels) {
+    auto *kw = w.add_cuda_kernels();
+    kw->set_name(k.name);
+    for (int d = 0; d < 3; ++d) kw->add_grid(k.grid[size_t(d)]), kw->add_block(k.block[size_t(d)]);
+    kw->set_shared_bytes(k.shared_bytes);
+    for (int p : k.params) kw->add_params(p);
+  }
+  for (int64_t b : a.cuda.workspace_bytes) w.add_cuda_workspace_bytes(b);
+  for (auto [source, index] : a.cuda.args) {
+    auto *arg = w.add_cuda_args();
+    arg->set_source(to_wire(source));
+    arg->set_index(index);
+  }
   return w;
 }
 
@@ -36,13 +65,20 @@ Artifact from_wire(const wire::Artifact &w) {
   a.code.object = w.object();
   for (auto &p : w.packs()) a.code.packs.push_back({p.symbol(), p.input(), p.bytes()});
   a.code.kernel = w.kernel_symbol();
-  using Source = codegen::ObjectCode::Source;
-  for (auto &arg : w.args())
-    a.code.args.push_back({arg.source() == wire::KernelArgument::INPUT    ? Source::Input
-                           : arg.source() == wire::KernelArgument::PACKED ? Source::Packed
-                                                                          : Source::Output,
-                           arg.index()});
+  for (auto &arg : w.args()) a.code.args.push_back({from_wire(arg.source()), arg.index()});
   a.compile_seconds = w.compile_seconds();
+  a.cuda.cubin = w.cubin();
+  for (auto &kw : w.cuda_kernels()) {
+    codegen::CudaCode::Kernel k;
+    k.name = kw.name();
+    for (int d = 0; d < 3 && d < kw.grid_size() && d < kw.block_size(); ++d)
+      k.grid[size_t(d)] = kw.grid(d), k.block[size_t(d)] = kw.block(d);
+    k.shared_bytes = kw.shared_bytes();
+    k.params.assign(kw.params().begin(), kw.params().end());
+    a.cuda.kernels.push_back(k);
+  }
+  a.cuda.workspace_bytes.assign(w.cuda_workspace_bytes().begin(), w.cuda_workspace_bytes().end());
+  for (auto &arg : w.cuda_args()) a.cuda.args.push_back({from_wire(arg.source()), arg.index()});
   return a;
 }
 

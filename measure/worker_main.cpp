@@ -4,6 +4,7 @@
 // crashes or hangs takes only this process down; the parent restarts it.
 //   tessel-worker build             compile candidates into artifacts
 //   tessel-worker run [--cpus 0,1]  run and time artifacts (pinned to those cores)
+#include "codegen/cuda_driver.h"
 #include "db/record.h"
 #include "interp/interpreter.h"
 #include "lower/lower.h"
@@ -51,16 +52,34 @@ wire::BuildReply build(const wire::BuildRequest &req) {
   if (!schedule) return fail("trace: " + schedule.error());
   auto lowered = lower::lower(*schedule, "tessel_candidate");
   if (!lowered) return fail("lowering: " + lowered.error());
-  auto code = codegen::compile_object(*lowered, *target);
-  if (!code) return fail(code.error());
-  if (req.max_artifact_bytes() > 0 && int64_t(code->object.size()) > req.max_artifact_bytes())
-    return fail("object code of " + std::to_string(code->object.size()) + " bytes exceeds the cap of " +
-                std::to_string(req.max_artifact_bytes()) + " bytes (BuilderOptions::max_artifact_bytes)");
   Artifact a;
   a.candidate_id = req.candidate_id();
   a.workload_text = req.workload_text();
   a.workload_hash = w->hash_hex();
   a.target_json = req.target_json();
+  if (target->is_cuda()) { // CUDA C++ through NVRTC; kernels over the device's limits are invalid
+    auto cuda = codegen::compile_cuda_program(*lowered, *target);
+    if (!cuda) return fail(cuda.error());
+    if (!cuda->over_limits.empty()) {
+      reply = fail(cuda->over_limits);
+      reply.set_status("invalid");
+      return reply;
+    }
+    if (req.max_artifact_bytes() > 0 && int64_t(cuda->code.cubin.size()) > req.max_artifact_bytes())
+      return fail("cubin of " + std::to_string(cuda->code.cubin.size()) + " bytes exceeds the cap of " +
+                  std::to_string(req.max_artifact_bytes()) + " bytes (BuilderOptions::max_artifact_bytes)");
+    a.cuda = std::move(cuda->code);
+    a.compile_seconds = seconds_since(start);
+    *reply.mutable_artifact() = detail::to_wire(a);
+    reply.set_status("ok");
+    reply.set_compile_seconds(a.compile_seconds);
+    return reply;
+  }
+  auto code = codegen::compile_object(*lowered, *target);
+  if (!code) return fail(code.error());
+  if (req.max_artifact_bytes() > 0 && int64_t(code->object.size()) > req.max_artifact_bytes())
+    return fail("object code of " + std::to_string(code->object.size()) + " bytes exceeds the cap of " +
+                std::to_string(req.max_artifact_bytes()) + " bytes (BuilderOptions::max_artifact_bytes)");
   a.code = code.take();
   a.compile_seconds = seconds_since(start);
   *reply.mutable_artifact() = detail::to_wire(a);
@@ -91,6 +110,7 @@ public:
     RunOptions o = detail::from_wire(req.options());
     if (req.has_reference())
       references_[{req.reference().workload_hash(), req.reference().input_seed()}] = req.reference();
+    if (!a.cubin().empty()) return run_cuda(a, o, reply);
     tessel_set_num_threads(std::max(1, o.threads));
 
     auto loaded = load(a, o.input_seed);
@@ -98,29 +118,80 @@ public:
     Loaded &k = **loaded;
     k.program.pack(k.in_ptrs);
     k.program.run(k.in_ptrs, k.out_ptrs);
-    if (o.check) {
-      auto ref = references_.find({a.workload_hash(), o.input_seed});
-      if (ref == references_.end())
-        return fail(db::RecordStatus::Invalid, "no reference outputs for workload " + a.workload_hash() +
-                                                   " were sent with the candidate (a runner bug)");
-      if (ref->second.outputs_size() != int(k.outputs.size()))
-        return fail(db::RecordStatus::Invalid, "the reference has a different number of outputs");
-      for (size_t i = 0; i < k.outputs.size(); ++i) {
-        interp::NDArray expected(k.outputs[i].shape(), k.outputs[i].dtype());
-        const std::string &bytes = ref->second.outputs(int(i));
-        if (int64_t(bytes.size()) != expected.bytes())
-          return fail(db::RecordStatus::Invalid, "reference output " + std::to_string(i) + " has the wrong size");
-        std::memcpy(expected.data(), bytes.data(), bytes.size());
-        interp::Comparison c = interp::compare(k.outputs[i], expected);
-        if (!c.ok) return fail(db::RecordStatus::WrongResult, "output " + std::to_string(i) + ": " + c.message);
-      }
-    }
+    if (o.check)
+      if (auto bad = check_outputs(a, o, k.outputs); bad.first != db::RecordStatus::Ok)
+        return fail(bad.first, bad.second);
     time(k, o, req.options().best_seconds(), reply);
     reply.set_status("ok");
     return reply;
   }
 
 private:
+  // The first run's outputs against the interpreter's, sent by the parent: Ok, or the status and why.
+  std::pair<db::RecordStatus, std::string> check_outputs(const wire::Artifact &a, const RunOptions &o,
+                                                         const std::vector<interp::NDArray> &outputs) {
+    auto ref = references_.find({a.workload_hash(), o.input_seed});
+    if (ref == references_.end())
+      return {db::RecordStatus::Invalid, "no reference outputs for workload " + a.workload_hash() +
+                                             " were sent with the candidate (a runner bug)"};
+    if (ref->second.outputs_size() != int(outputs.size()))
+      return {db::RecordStatus::Invalid, "the reference has a different number of outputs"};
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      interp::NDArray expected(outputs[i].shape(), outputs[i].dtype());
+      const std::string &bytes = ref->second.outputs(int(i));
+      if (int64_t(bytes.size()) != expected.bytes())
+        return {db::RecordStatus::Invalid, "reference output " + std::to_string(i) + " has the wrong size"};
+      std::memcpy(expected.data(), bytes.data(), bytes.size());
+      interp::Comparison c = interp::compare(outputs[i], expected);
+      if (!c.ok) return {db::RecordStatus::WrongResult, "output " + std::to_string(i) + ": " + c.message};
+    }
+    return {db::RecordStatus::Ok, ""};
+  }
+
+  // A CUDA artifact: run once, check, then time with CUDA events (one call per repeat: kernels are
+  // launched asynchronously, so the events bracket exactly the program's launches).
+  wire::RunReply run_cuda(const wire::Artifact &a, const RunOptions &o, wire::RunReply &reply) {
+    auto fail = [&](db::RecordStatus status, const std::string &why) {
+      reply.set_status(std::string(db::to_string(status)));
+      reply.set_message(why);
+      return reply;
+    };
+    auto target = Target::from_json(a.target_json(), "the artifact's target");
+    if (!target) return fail(db::RecordStatus::RuntimeError, target.error());
+    if (Status here = codegen::runnable_here(*target); !here)
+      return fail(db::RecordStatus::RuntimeError, "compiled for a target this machine cannot run: " + here.message());
+    auto w = te::parse_workload(a.workload_text(), "artifact " + a.candidate_id());
+    if (!w) return fail(db::RecordStatus::RuntimeError, w.error());
+    if (w->hash_hex() != a.workload_hash())
+      return fail(db::RecordStatus::RuntimeError,
+                  "the artifact's workload text hashes to " + w->hash_hex() + ", not " + a.workload_hash());
+    Artifact artifact = detail::from_wire(a);
+    auto inputs = interp::random_inputs(*w, o.input_seed);
+    auto outputs = interp::empty_outputs(*w);
+    std::vector<void *> args;
+    std::vector<int64_t> bytes;
+    for (auto [source, index] : artifact.cuda.args) {
+      auto &set = source == codegen::ObjectCode::Source::Input ? inputs : outputs;
+      if (index < 0 || size_t(index) >= set.size())
+        return fail(db::RecordStatus::RuntimeError, "the artifact's kernel arguments do not fit its workload");
+      args.push_back(set[size_t(index)].data()), bytes.push_back(set[size_t(index)].bytes());
+    }
+    codegen::CudaRunOptions ro;
+    ro.warmup = o.warmup;
+    ro.repeats = std::max(1, o.repeat);
+    if (o.flush_cache) ro.flush_bytes = std::max<int64_t>(2 * target->l2_bytes, 1 << 20);
+    auto seconds = codegen::run_cuda_program(artifact.cuda, args, bytes, ro);
+    if (!seconds) return fail(db::RecordStatus::RuntimeError, seconds.error()); // the parent restarts us
+    if (o.check)
+      if (auto bad = check_outputs(a, o, outputs); bad.first != db::RecordStatus::Ok)
+        return fail(bad.first, bad.second);
+    if (auto dev = codegen::cuda_device()) reply.set_measured_on(dev->name);
+    reply.set_calls_per_repeat(1);
+    for (double s : *seconds) reply.add_run_seconds(s);
+    reply.set_status("ok");
+    return reply;
+  }
+
   Expected<Loaded *> load(const wire::Artifact &a, uint64_t seed) {
     std::string key = a.candidate_id() + "#" + std::to_string(seed);
     for (auto it = cache_.begin(); it != cache_.end(); ++it)

@@ -2,7 +2,9 @@
 // candidates and with hostile artifacts (object code written here from LLVM IR)
 // that crash, hang or compute the wrong thing: each is recorded with its
 // status while the runner keeps going.
+#include "codegen/cuda_driver.h"
 #include "measure/measure.h"
+#include "measure/wire.h"
 #include "schedules/space.h"
 #include "schedules/trace.h"
 #include "te/ops.h"
@@ -230,3 +232,57 @@ TEST(LocalRunner, PinnedToACore) {
 }
 
 } // namespace
+
+// CUDA targets: the builder makes cubin artifacts through NVRTC (kernels over the device's limits are
+// `invalid`, with the limit named), artifacts survive the wire format, and a runner without a GPU says so
+// for each candidate instead of crashing; with a GPU they run and match the interpreter.
+TEST(Measure, CudaCandidatesBuildIntoCubinsAndRunWhereAGpuIs) {
+  std::string why;
+  if (!codegen::nvrtc_available(&why)) GTEST_SKIP() << "NVRTC is not available here: " << why;
+  auto h100 = Target::load("h100");
+  ASSERT_TRUE(h100.has_value());
+  te::Workload w = te::make_op_workload("matmul:M=64,N=32,K=32,dtype=f16").take();
+  sched::SpaceGenerator gen(*h100);
+  sched::Rng rng(3);
+  std::vector<measure::Candidate> cands;
+  for (auto &k : gen.sketches(w))
+    if (auto s = gen.sample(w, k, rng)) cands.push_back({k.name, te::to_text(w), sched::trace_to_json(*s)});
+  ASSERT_GE(cands.size(), 3u); // tensor cores, tiles, tiles with shared memory
+  Target tiny = *h100;         // the same kernels on a device with little shared memory
+  tiny.gpu->shared_memory_per_block = 64;
+  auto built = measure::make_local_builder(*h100, {})->build(cands);
+  auto refused = measure::make_local_builder(tiny, {})->build(cands);
+  std::vector<measure::Artifact> artifacts;
+  for (size_t i = 0; i < built.size(); ++i) {
+    ASSERT_EQ(built[i].status, RecordStatus::Ok) << built[i].candidate_id << ": " << built[i].message;
+    const measure::Artifact &a = built[i].artifact;
+    EXPECT_FALSE(a.cuda.cubin.empty());
+    EXPECT_TRUE(a.code.object.empty());
+    ASSERT_FALSE(a.cuda.kernels.empty());
+    EXPECT_EQ(a.cuda.args.size(), 3u); // A, B, C
+    auto round_trip = measure::detail::from_wire(measure::detail::to_wire(a));
+    EXPECT_EQ(round_trip.cuda.cubin, a.cuda.cubin);
+    EXPECT_EQ(round_trip.cuda.kernels[0].block, a.cuda.kernels[0].block);
+    EXPECT_EQ(round_trip.cuda.kernels[0].params, a.cuda.kernels[0].params);
+    artifacts.push_back(a);
+  }
+  bool any_shared = false;
+  for (auto &r : refused)
+    if (r.status == RecordStatus::Invalid) {
+      any_shared = true;
+      EXPECT_NE(r.message.find("shared memory"), std::string::npos) << r.message;
+    }
+  EXPECT_TRUE(any_shared) << "no candidate was refused for its shared memory";
+  auto results = measure::make_local_runner()->run(artifacts, {});
+  ASSERT_EQ(results.size(), artifacts.size());
+  bool gpu = codegen::runnable_here(*h100).is_ok();
+  for (auto &r : results) {
+    if (gpu) {
+      EXPECT_EQ(r.status, RecordStatus::Ok) << r.candidate_id << ": " << r.message;
+      EXPECT_FALSE(r.run_seconds.empty());
+    } else {
+      EXPECT_EQ(r.status, RecordStatus::RuntimeError);
+      EXPECT_NE(r.message.find("cannot run"), std::string::npos) << r.message;
+    }
+  }
+}

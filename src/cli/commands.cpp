@@ -198,26 +198,25 @@ static int run_on_gpu(const te::Workload &w, const Target &target, const RunOpti
     std::cout << "kernel    " << u.name << ": grid " << u.grid[0] << "x" << u.grid[1] << "x" << u.grid[2] << ", block "
               << u.block[0] << "x" << u.block[1] << "x" << u.block[2] << ", " << u.registers << " registers, "
               << u.shared_bytes << " B shared, " << u.local_bytes << " B local\n";
+  if (!program->over_limits.empty()) return fail("the schedule does not fit: " + program->over_limits);
   std::string why;
   if (!codegen::cuda_driver_available(&why))
     return fail("cannot run it here: " + why + " (check the schedule on this CPU with --emulate-gpu)");
   auto dev = codegen::cuda_device();
   if (!dev) return fail(dev.error());
   std::cout << "device    " << dev->name << " (" << dev->arch() << ", " << dev->sm_count << " SMs)\n";
-  if (dev->arch() < target.gpu->arch && dev->arch().size() == target.gpu->arch.size())
-    return fail("the kernels are compiled for " + target.gpu->arch + ", newer than this " + dev->arch() + " GPU");
+  if (Status here = codegen::runnable_here(target); !here) return fail(here.message());
   std::vector<interp::NDArray> inputs = interp::random_inputs(w, o.seed), outputs = interp::empty_outputs(w);
   std::vector<void *> args;
   std::vector<int64_t> bytes;
-  for (auto &t : program->source.program.arg_tensors)
-    for (auto *set : {&inputs, &outputs})
-      for (size_t i = 0; i < set->size(); ++i)
-        if ((set == &inputs ? w.inputs[i] : w.outputs[i]) == t)
-          args.push_back((*set)[i].data()), bytes.push_back((*set)[i].bytes());
+  for (auto [source, i] : program->code.args) {
+    interp::NDArray &a = source == codegen::ObjectCode::Source::Input ? inputs[size_t(i)] : outputs[size_t(i)];
+    args.push_back(a.data()), bytes.push_back(a.bytes());
+  }
   codegen::CudaRunOptions ropt;
   ropt.repeats = o.repeats;
   ropt.flush_bytes = target.l2_bytes;
-  auto seconds = codegen::run_cuda_program(*program, args, bytes, ropt);
+  auto seconds = codegen::run_cuda_program(program->code, args, bytes, ropt);
   if (!seconds) return fail(seconds.error());
   int rc = 0;
   if (o.verify) {

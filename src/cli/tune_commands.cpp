@@ -1,6 +1,7 @@
 // `tessel tune` and `tessel report`: the tuning loop (search/tuner.h) for people.
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "codegen/cuda_driver.h"
 #include "measure/rpc.h"
 #include "search/report.h"
 #include "search/tuner.h"
@@ -38,10 +39,8 @@ int cmd_tune(const TuneOptions &o) {
   if (!tasks) return fail(tasks.error());
   auto target = Target::load(o.target);
   if (!target) return fail(target.error());
-  if (!target->is_cpu())
-    return fail("target " + target->name + " is a GPU: the CUDA back end is not part of this build yet");
   if (o.rpc.empty())
-    if (Status here = target->runnable_here(); !here)
+    if (Status here = codegen::runnable_here(*target); !here)
       return fail(here.message() + " (measure on a device fleet with --rpc ADDR --key KEY)");
   std::string db_path = database_path(o.db);
   auto db = db::open_sqlite(db_path);

@@ -55,8 +55,35 @@ Expected<CudaProgram> compile_cuda_program(const lower::LoweredProgram &p, const
   if (!bin) return make_error(bin.error());
   auto usage = cuda_kernel_usage(*src, *bin);
   if (!usage) return make_error(usage.error());
-  if (Status s = check_cuda_limits(*usage, target); !s) return make_error(s.message());
-  return CudaProgram{src.take(), bin.take(), usage.take()};
+  Status fits = check_cuda_limits(*usage, target);
+  CudaProgram prog{src.take(), bin.take(), usage.take(), {}, fits.message()};
+  const lower::GpuProgram &g = prog.source.program;
+  CudaCode &c = prog.code;
+  c.cubin = prog.binary.cubin;
+  for (auto &w : g.workspace) c.workspace_bytes.push_back(w.elements * w.dtype.bytes());
+  for (auto &t : g.arg_tensors) {
+    for (size_t i = 0; i < p.inputs.size(); ++i)
+      if (p.inputs[i] == t) c.args.push_back({ObjectCode::Source::Input, int(i)});
+    for (size_t i = 0; i < p.outputs.size(); ++i)
+      if (p.outputs[i] == t) c.args.push_back({ObjectCode::Source::Output, int(i)});
+  }
+  if (c.args.size() != g.arg_tensors.size())
+    return make_error("internal: a CUDA kernel argument is neither a workload input nor an output");
+  for (auto &k : g.kernels) {
+    CudaCode::Kernel ck{k.name, k.grid, k.block, k.shared_bytes, {}};
+    for (auto &b : k.params) {
+      int index = -1;
+      for (size_t i = 0; i < g.args.size(); ++i)
+        if (g.args[i].same_as(b)) index = int(i);
+      for (size_t i = 0; i < g.workspace.size(); ++i)
+        if (g.workspace[i].buffer.same_as(b)) index = int(g.args.size() + i);
+      if (index < 0)
+        return make_error("internal: kernel " + k.name + " uses a buffer that is neither argument nor workspace");
+      ck.params.push_back(index);
+    }
+    c.kernels.push_back(ck);
+  }
+  return prog;
 }
 
 Expected<std::string> cuda_resource_report(const CudaSource &src, const Target &target) {

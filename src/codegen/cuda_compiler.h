@@ -4,6 +4,7 @@
 // are checked against the target's limits before anything is measured.
 #pragma once
 
+#include "codegen/cpu_compiler.h"
 #include "codegen/cuda_codegen.h"
 #include "codegen/nvrtc.h"
 
@@ -18,13 +19,32 @@ struct CudaKernelUsage {
   int64_t local_bytes = 0;  // per thread: spills and stack
 };
 
+// What a runner needs to run a compiled program on any machine with a GPU: the
+// cubin and how to launch it (no IR; it travels to workers and device servers).
+struct CudaCode {
+  std::string cubin;
+  struct Kernel {
+    std::string name;
+    std::array<int64_t, 3> grid{1, 1, 1}, block{1, 1, 1};
+    int64_t shared_bytes = 0; // dynamic: the kernel's arena
+    std::vector<int> params;  // < args.size(): that program argument; else workspace[i - args.size()]
+  };
+  std::vector<Kernel> kernels; // launched in order
+  std::vector<int64_t> workspace_bytes;
+  std::vector<std::pair<ObjectCode::Source, int>> args; // each program argument: a workload input or output
+  bool empty() const { return cubin.empty(); }
+};
+
 struct CudaProgram {
   CudaSource source;
   CudaBinary binary;
   std::vector<CudaKernelUsage> usage; // per kernel, in launch order
+  CudaCode code;
+  std::string over_limits; // why a kernel does not fit the target (empty: all fit)
 };
 
-// Generates, compiles and checks; a kernel over a limit is an error naming the limit.
+// Generates, compiles and checks the kernels against the target's limits (`over_limits` says which
+// limit a kernel exceeds: such a program compiles, but must not be launched).
 Expected<CudaProgram> compile_cuda_program(const lower::LoweredProgram &p, const Target &target);
 
 // The per-kernel usage of a compiled source, and whether it fits `target`.

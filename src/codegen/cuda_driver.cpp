@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 
+#include <cstdlib>
 #include <mutex>
 
 namespace tessel::codegen {
@@ -134,14 +135,25 @@ Expected<CudaDevice> cuda_device(int ordinal) {
   return dev;
 }
 
-Expected<std::vector<double>> run_cuda_program(const CudaProgram &program, const std::vector<void *> &args,
+Status runnable_here(const Target &target) {
+  if (!target.is_cuda()) return target.runnable_here();
+  auto dev = cuda_device();
+  if (!dev) return Status::error("target " + target.name + " is a CUDA GPU, and " + dev.error());
+  const std::string &arch = target.gpu ? target.gpu->arch : target.cpu;
+  int want = std::atoi(arch.c_str() + (arch.rfind("sm_", 0) == 0 ? 3 : 0));
+  if (dev->major * 10 + dev->minor < want)
+    return Status::error("target " + target.name + " needs compute capability " + arch + "; this " + dev->name +
+                         " is " + dev->arch());
+  return Status::ok();
+}
+
+Expected<std::vector<double>> run_cuda_program(const CudaCode &code, const std::vector<void *> &args,
                                                const std::vector<int64_t> &bytes, const CudaRunOptions &options,
                                                int device) {
   const Driver &d = driver();
   if (!d.error.empty()) return make_error(d.error);
-  const lower::GpuProgram &g = program.source.program;
-  if (args.size() != g.args.size() || bytes.size() != g.args.size())
-    return make_error("the program takes " + std::to_string(g.args.size()) + " buffers, not " +
+  if (args.size() != code.args.size() || bytes.size() != code.args.size())
+    return make_error("the program takes " + std::to_string(code.args.size()) + " buffers, not " +
                       std::to_string(args.size()));
   CUdevice h;
   CUcontext ctx;
@@ -166,38 +178,32 @@ Expected<std::vector<double>> run_cuda_program(const CudaProgram &program, const
     own.ptrs.push_back(*p);
     return Status::ok();
   };
-  std::vector<CUdeviceptr> arg_ptrs(args.size()), ws_ptrs(g.workspace.size());
+  std::vector<CUdeviceptr> buffers(args.size() + code.workspace_bytes.size());
   for (size_t i = 0; i < args.size(); ++i) {
-    if (Status s = alloc(bytes[i], &arg_ptrs[i]); !s) return make_error(s.message());
-    TESSEL_CU(d.cuMemcpyHtoD(arg_ptrs[i], args[i], size_t(bytes[i])), "copy to the GPU");
+    if (Status s = alloc(bytes[i], &buffers[i]); !s) return make_error(s.message());
+    TESSEL_CU(d.cuMemcpyHtoD(buffers[i], args[i], size_t(bytes[i])), "copy to the GPU");
   }
-  for (size_t i = 0; i < g.workspace.size(); ++i)
-    if (Status s = alloc(g.workspace[i].elements * g.workspace[i].dtype.bytes(), &ws_ptrs[i]); !s)
-      return make_error(s.message());
+  for (size_t i = 0; i < code.workspace_bytes.size(); ++i)
+    if (Status s = alloc(code.workspace_bytes[i], &buffers[args.size() + i]); !s) return make_error(s.message());
   CUdeviceptr flush = 0;
   if (options.flush_bytes > 0)
     if (Status s = alloc(options.flush_bytes, &flush); !s) return make_error(s.message());
-  TESSEL_CU(d.cuModuleLoadData(&own.module, program.binary.cubin.data()), "loading the cubin");
+  TESSEL_CU(d.cuModuleLoadData(&own.module, code.cubin.data()), "loading the cubin");
   struct Launch {
     CUfunction fn;
-    const lower::GpuKernel *k;
+    const CudaCode::Kernel *k;
     std::vector<CUdeviceptr> params;
   };
   std::vector<Launch> launches;
-  for (auto &k : g.kernels) {
+  for (auto &k : code.kernels) {
     Launch l{nullptr, &k, {}};
     TESSEL_CU(d.cuModuleGetFunction(&l.fn, own.module, k.name.c_str()), "kernel " + k.name);
     if (k.shared_bytes > 48 * 1024) // beyond 48 KiB a kernel must opt in to dynamic shared memory
       TESSEL_CU(d.cuFuncSetAttribute(l.fn, kFuncMaxDynamicShared, int(k.shared_bytes)), "shared memory of " + k.name);
-    for (auto &b : k.params) {
-      CUdeviceptr p = 0;
-      for (size_t i = 0; i < g.args.size(); ++i)
-        if (g.args[i].same_as(b)) p = arg_ptrs[i];
-      for (size_t i = 0; i < g.workspace.size(); ++i)
-        if (g.workspace[i].buffer.same_as(b)) p = ws_ptrs[i];
-      if (!p)
-        return make_error("internal: kernel " + k.name + " reads a buffer that is neither argument nor workspace");
-      l.params.push_back(p);
+    for (int b : k.params) {
+      if (b < 0 || size_t(b) >= buffers.size())
+        return make_error("kernel " + k.name + " names a buffer that is not there");
+      l.params.push_back(buffers[size_t(b)]);
     }
     launches.push_back(std::move(l));
   }
@@ -205,7 +211,7 @@ Expected<std::vector<double>> run_cuda_program(const CudaProgram &program, const
     for (auto &l : launches) {
       std::vector<void *> params;
       for (auto &p : l.params) params.push_back(&p);
-      const lower::GpuKernel &k = *l.k;
+      const CudaCode::Kernel &k = *l.k;
       if (CUresult r = d.cuLaunchKernel(l.fn, unsigned(k.grid[0]), unsigned(k.grid[1]), unsigned(k.grid[2]),
                                         unsigned(k.block[0]), unsigned(k.block[1]), unsigned(k.block[2]),
                                         unsigned(k.shared_bytes), nullptr, params.data(), nullptr);
@@ -216,9 +222,9 @@ Expected<std::vector<double>> run_cuda_program(const CudaProgram &program, const
   };
   // The first run gives the outputs (checked by the caller) and shows faults.
   if (Status s = run_all(); !s) return make_error(s.message());
-  TESSEL_CU(d.cuCtxSynchronize(), "running " + g.name);
+  TESSEL_CU(d.cuCtxSynchronize(), "running the kernels");
   for (size_t i = 0; i < args.size(); ++i)
-    TESSEL_CU(d.cuMemcpyDtoH(args[i], arg_ptrs[i], size_t(bytes[i])), "copy from the GPU");
+    TESSEL_CU(d.cuMemcpyDtoH(args[i], buffers[i], size_t(bytes[i])), "copy from the GPU");
   for (int i = 0; i < options.warmup; ++i)
     if (Status s = run_all(); !s) return make_error(s.message());
   own.events.resize(2);
@@ -230,7 +236,7 @@ Expected<std::vector<double>> run_cuda_program(const CudaProgram &program, const
     TESSEL_CU(d.cuEventRecord(own.events[0], nullptr), "CUDA event");
     if (Status s = run_all(); !s) return make_error(s.message());
     TESSEL_CU(d.cuEventRecord(own.events[1], nullptr), "CUDA event");
-    TESSEL_CU(d.cuEventSynchronize(own.events[1]), "running " + g.name);
+    TESSEL_CU(d.cuEventSynchronize(own.events[1]), "running the kernels");
     float ms = 0;
     TESSEL_CU(d.cuEventElapsedTime(&ms, own.events[0], own.events[1]), "CUDA event");
     seconds.push_back(ms * 1e-3);

@@ -19,6 +19,9 @@ struct CudaDevice {
 // Whether a CUDA driver and a device are here; on false, *why says what is missing.
 bool cuda_driver_available(std::string *why = nullptr);
 Expected<CudaDevice> cuda_device(int ordinal = 0);
+// Whether kernels compiled for `target` run here: for CPUs Target::runnable_here(); for CUDA targets a
+// driver and a GPU whose compute capability is at least the target's.
+Status runnable_here(const Target &target);
 
 struct CudaRunOptions {
   int warmup = 1;
@@ -30,7 +33,7 @@ struct CudaRunOptions {
 // kernel once and copies the outputs back into `args`, then times `repeats` runs of the whole program
 // with CUDA events. Returns the seconds of each repeat. A kernel fault is an error naming the kernel; the
 // CUDA context may then be unusable, so callers that go on run this in a process of its own.
-Expected<std::vector<double>> run_cuda_program(const CudaProgram &program, const std::vector<void *> &args,
+Expected<std::vector<double>> run_cuda_program(const CudaCode &code, const std::vector<void *> &args,
                                                const std::vector<int64_t> &bytes, const CudaRunOptions &options,
                                                int device = 0);
 
