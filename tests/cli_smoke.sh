@@ -81,6 +81,10 @@ check show-cuda 0 "TESSEL_KERNEL.*tessel_matmul_.*_k0|tessel_wmma_f16_m16n16k16\
 check show-cuda-cpu nonzero "need a GPU target" -- "$tessel" show $tc --cuda
 if [[ -e /usr/local/cuda/lib64/libnvrtc.so || -n "${TESSEL_NVRTC:-}" ]]; then
   check show-resources 0 "^fits a100" -- "$tessel" show $tc --target a100 --trace "$tmp/tc.json" --resources
+  # A CUDA kernel library: cubins, the launchers as C (compiled and linked against the toolkit's driver stub), a header.
+  check compile-cuda 0 "wrote .*gk_cuda.c.*2 cubins" -- "$tessel" compile $tc softmax:M=4,N=64 --target h100 --name gk -o "$tmp/gk"
+  printf '#include "gk.h"\nint main(void) { return gk_softmax_36551ea9(0, 0, 0) == 0; }\n' >"$tmp/gk/main.c"
+  check compile-cuda-links 0 "^linked$" -- bash -c "cc -std=c99 -Wall -Wextra -Werror -I/usr/local/cuda/include -I'$tmp/gk' '$tmp/gk/main.c' '$tmp/gk/gk_cuda.c' -L/usr/local/cuda/lib64/stubs -lcuda -o '$tmp/gk/app' && echo linked"
   if ! ldconfig -p 2>/dev/null | grep -q libcuda.so.1; then
     check run-gpu-no-driver nonzero "cannot run it here: no CUDA driver" -- "$tessel" run $tc --target h100 --trace "$tmp/tc.json"
   fi

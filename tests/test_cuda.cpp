@@ -163,6 +163,9 @@ const Family kFamilies[] = {
     {"layernorm", "layernorm:M=128,N=768", "layernorm:M=5,N=64", ""},
 };
 
+// Test names and failures show the family, not its bytes.
+void PrintTo(const Family &f, std::ostream *os) { *os << f.what; }
+
 int nvrtc_samples() {
   const char *env = std::getenv("TESSEL_CUDA_SAMPLES");
   return env ? std::max(1, std::atoi(env)) : 100;

@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 
 #include "codegen/cpu_compiler.h"
+#include "codegen/cuda_library.h"
 #include "codegen/kernel_library.h"
 #include "db/database.h"
 #include "schedules/trace.h"
@@ -57,6 +58,49 @@ std::string shapes(const std::vector<ir::Tensor> &ts) {
   return s;
 }
 
+// lib<name>.a of one object per kernel, and the header of their C ABI.
+Status write_cpu_library(const std::vector<codegen::LibraryKernel> &kernels, const Target &target,
+                         const std::string &name, const fs::path &dir, const std::string &db_path) {
+  std::vector<std::pair<std::string, std::string>> members;
+  {
+    ProgressBar bar("compiling");
+    for (size_t i = 0; i < kernels.size(); ++i) {
+      auto obj = codegen::library_object(kernels[i], target);
+      if (!obj) return Status::error(kernels[i].name + ": " + obj.error());
+      std::string file = kernels[i].name + ".o";
+      if (Status s = write_file(dir / file, *obj); !s) return s;
+      members.push_back({file, obj.take()});
+      bar.update(double(i + 1) / double(kernels.size()));
+    }
+  }
+  if (Status s = codegen::write_archive((dir / ("lib" + name + ".a")).string(), members); !s) return s;
+  std::vector<std::string> doc = {"Target: " + target.str(),
+                                  "Tessel " + version() + ", LLVM " + codegen::llvm_version()};
+  if (!db_path.empty()) doc.push_back("Database: " + db_path);
+  return write_file(dir / (name + ".h"), codegen::library_header(kernels, name, doc));
+}
+
+// One cubin per kernel, NAME_cuda.c (the cubins embedded, a launcher per kernel) and its header.
+Status write_cuda_library(const std::vector<codegen::LibraryKernel> &kernels, const Target &target,
+                          const std::string &name, const fs::path &dir) {
+  std::vector<codegen::CudaLibraryKernel> cuda;
+  {
+    ProgressBar bar("compiling (NVRTC)");
+    for (size_t i = 0; i < kernels.size(); ++i) {
+      auto prog = codegen::compile_cuda_program(kernels[i].program, target);
+      if (!prog) return Status::error(kernels[i].name + ": " + prog.error());
+      if (!prog->over_limits.empty()) return Status::error(kernels[i].name + ": " + prog->over_limits);
+      if (Status s = write_file(dir / (kernels[i].name + ".cubin"), prog->code.cubin); !s) return s;
+      cuda.push_back(
+          {kernels[i].name, prog.take(), kernels[i].program.inputs, kernels[i].program.outputs, kernels[i].doc});
+      bar.update(double(i + 1) / double(kernels.size()));
+    }
+  }
+  std::vector<std::string> doc = {"Target: " + target.str(), "Tessel " + version() + ", NVRTC"};
+  if (Status s = write_file(dir / (name + ".h"), codegen::cuda_library_header(cuda, name, doc)); !s) return s;
+  return write_file(dir / (name + "_cuda.c"), codegen::cuda_library_source(cuda, name));
+}
+
 } // namespace
 
 int cmd_compile(const CompileOptions &o) {
@@ -65,8 +109,6 @@ int cmd_compile(const CompileOptions &o) {
   if (o.threads < 1) return fail("--threads must be at least 1, got " + std::to_string(o.threads));
   auto target = Target::load(o.target);
   if (!target) return fail(target.error());
-  if (!target->is_cpu())
-    return fail("target " + target->name + " is a GPU: the CUDA back end is not part of this build yet");
   auto entries = te::load_workloads(o.workloads);
   if (!entries) return fail(entries.error());
   if (!o.trace.empty() && (entries->size() != 1 || !o.db.empty()))
@@ -95,7 +137,10 @@ int cmd_compile(const CompileOptions &o) {
   std::cout << "target    " << target->str() << " (records tuned with " << o.threads << " thread"
             << (o.threads > 1 ? "s" : "") << ", " << (o.compatible ? "compatible targets accepted" : "exact target")
             << ")\n";
-  if (Status here = target->runnable_here(); !here)
+  if (target->is_cuda())
+    std::cout << "cuda      kernels are compiled by NVRTC for " << target->gpu->arch << "; the launchers (" << o.name
+              << "_cuda.c) need the CUDA toolkit's headers and -lcuda\n";
+  else if (Status here = target->runnable_here(); !here)
     std::cout << "cross     " << here.message() << ": objects are emitted, not run\n";
 
   std::set<std::string> names;
@@ -177,28 +222,15 @@ int cmd_compile(const CompileOptions &o) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return fail("cannot create output directory " + dir.string() + ": " + ec.message());
-  std::vector<std::pair<std::string, std::string>> members;
-  {
-    ProgressBar bar("compiling");
-    for (size_t i = 0; i < kernels.size(); ++i) {
-      auto obj = codegen::library_object(kernels[i], *target);
-      if (!obj) return fail(kernels[i].name + ": " + obj.error());
-      std::string file = kernels[i].name + ".o";
-      if (Status s = write_file(dir / file, *obj); !s) return fail(s.message());
-      members.push_back({file, obj.take()});
-      bar.update(double(i + 1) / double(kernels.size()));
-    }
+  if (target->is_cuda()) {
+    if (Status st = write_cuda_library(kernels, *target, o.name, dir); !st) return fail(st.message());
+  } else {
+    if (Status st = write_cpu_library(kernels, *target, o.name, dir, db ? db_path : ""); !st) return fail(st.message());
   }
-  std::string lib = "lib" + o.name + ".a";
-  if (Status s = codegen::write_archive((dir / lib).string(), members); !s) return fail(s.message());
-  std::vector<std::string> doc = {"Target: " + target->str(),
-                                  "Tessel " + version() + ", LLVM " + codegen::llvm_version()};
-  if (db) doc.push_back("Database: " + db_path);
-  if (Status s = write_file(dir / (o.name + ".h"), codegen::library_header(kernels, o.name, doc)); !s)
-    return fail(s.message());
   nlohmann::json manifest = {{"library", o.name},
                              {"tessel_version", version()},
                              {"llvm_version", codegen::llvm_version()},
+                             {"kind", target->is_cuda() ? "cuda" : "cpu"},
                              {"target", {{"name", target->name}, {"triple", target->triple}, {"cpu", target->cpu}}},
                              {"target_key", key.canonical},
                              {"threads", o.threads},
@@ -212,10 +244,11 @@ int cmd_compile(const CompileOptions &o) {
                                                 human_seconds(m["median_seconds"].get<double>())
                                           : m["source"].get<std::string>())
               << "  " << m["workload_key"].get<std::string>() << "\n";
-  std::cout << "wrote     " << (dir / lib).string() << ", " << (dir / (o.name + ".h")).string() << ", "
-            << (dir / (o.name + ".json")).string() << " and " << kernels.size() << " object"
-            << (kernels.size() == 1 ? "" : "s") << " (" << tuned << " tuned, " << kernels.size() - size_t(tuned)
-            << " default)\n";
+  std::string main_file = target->is_cuda() ? o.name + "_cuda.c" : "lib" + o.name + ".a";
+  std::cout << "wrote     " << (dir / main_file).string() << ", " << (dir / (o.name + ".h")).string() << ", "
+            << (dir / (o.name + ".json")).string() << " and " << kernels.size()
+            << (target->is_cuda() ? " cubin" : " object") << (kernels.size() == 1 ? "" : "s") << " (" << tuned
+            << " tuned, " << kernels.size() - size_t(tuned) << " default)\n";
   return 0;
 }
 
