@@ -81,6 +81,7 @@ public:
     line("}");
   }
   std::string error;
+  std::vector<lower::RegisterAccumulator> accumulators; // of the kernel being printed
 
   // ---------------------------------------------------------------- expressions
   void visit(const IntImm *op) override {
@@ -224,7 +225,8 @@ public:
   // ----------------------------------------------------------------- statements
   void visit(const For *op) override {
     std::string v = name_of(op->var), mn = expr(op->min), ext = expr(op->extent);
-    if (op->kind == ForKind::Unrolled) line("#pragma unroll");
+    // Unrolled, and loops that pick register-accumulator tiles: the tile indices must become constants.
+    if (op->kind == ForKind::Unrolled || picks_accumulator_tile(op->body, op->var)) line("#pragma unroll");
     std::string end = is_zero(op->min) ? ext : "(" + mn + " + " + ext + ")";
     open("for (int64_t " + v + " = " + mn + "; " + v + " < " + end + "; ++" + v + ")");
     stmt(op->body);
@@ -238,6 +240,15 @@ public:
   }
   void visit(const Allocate *op) override {
     int64_t n = 0;
+    for (auto &a : accumulators)
+      if (a.buffer.same_as(op->buffer)) { // WMMA fragments in registers
+        open("");
+        line("tessel_acc<" + std::to_string(a.m) + ", " + std::to_string(a.n) + ", " + std::to_string(a.k) + ", " +
+             cuda_storage_type(a.dtype) + "> " + name_of(op->buffer) + "[" + std::to_string(a.count) + "];");
+        stmt(op->body);
+        close();
+        return;
+      }
     if (op->scope != MemoryScope::Local || !is_const_int(op->extent, &n)) {
       error = std::string("a ") + memory_scope_name(op->scope) + " allocation (" + op->buffer.as<Var>()->name +
               ") inside a kernel";
@@ -279,6 +290,20 @@ public:
   void visit(const TensorWrite *) override { unsupported("tensor write before storage flattening"); }
 
 private:
+  static bool picks_accumulator_tile(const Stmt &s, const Expr &var) {
+    struct V : IRVisitor {
+      Expr var;
+      bool found = false;
+      using IRVisitor::visit;
+      void visit(const ExternCall *op) override {
+        bool acc = op->name.size() > 4 && op->name.compare(op->name.size() - 4, 4, "_acc") == 0;
+        found |= acc && op->args.size() > 1 && uses_var(op->args[1], var);
+      }
+    } v;
+    v.var = var;
+    s.accept(&v);
+    return v.found;
+  }
   void unsupported(const std::string &what) {
     if (error.empty()) error = what + " in a GPU kernel";
     value_ = "0";
@@ -329,6 +354,7 @@ Expected<CudaSource> generate_cuda(const lower::LoweredProgram &p, const Target 
     for (auto &b : k.params)
       params +=
           (params.empty() ? "" : ", ") + cuda_storage_type(buffer_type(b, prog)) + " *__restrict__ " + pr.name_of(b);
+    pr.accumulators = k.accumulators;
     pr.open("TESSEL_KERNEL(" + std::to_string(threads) + ") " + k.name + "(" + params + ")");
     if (!k.shared.empty()) {
       pr.line("TESSEL_ARENA(tessel_arena);");

@@ -255,10 +255,77 @@ TESSEL_DEVICE void tessel_mma(TC *C, int64_t ldc, const TA *A, int64_t lda_m, in
   tessel_mma_lanes<M, N, K>(C, ldc, A, lda_m, lda_k, B, ldb_k);
 }
 #endif
+// Accumulators held in registers across a tile's whole k loop (tessel_acc<M, N, K, TC>
+// arrays): filled with zero, updated by one MMA per call, stored to the warp's staging
+// buffer once at the end. In the host emulation every lane holds the whole tile.
+#if defined(__CUDA_ARCH__)
+template <int M, int N, int K, typename TC>
+using tessel_acc = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, M, N, K, TC>;
+template <typename F> TESSEL_DEVICE void tessel_acc_fill(F *acc, int64_t count) {
+  for (int64_t t = 0; t < count; ++t) nvcuda::wmma::fill_fragment(acc[t], 0);
+}
+template <typename F, typename TC>
+TESSEL_DEVICE void tessel_acc_store(F *acc, int64_t count, TC *C, int64_t ldc, int64_t per_row, int64_t m,
+                                    int64_t n) {
+  __syncwarp();
+  for (int64_t t = 0; t < count; ++t)
+    nvcuda::wmma::store_matrix_sync(C + (t / per_row) * m * ldc + (t % per_row) * n, acc[t], unsigned(ldc),
+                                    nvcuda::wmma::mem_row_major);
+  __syncwarp();
+}
+template <int M, int N, int K, typename TA, typename F>
+TESSEL_DEVICE void tessel_acc_mma(F &acc, const TA *A, int64_t lda_m, int64_t lda_k, const TA *B, int64_t ldb_k) {
+  using namespace nvcuda;
+  const int64_t ea = 16 / sizeof(TA);
+  bool a_row = lda_k == 1 && lda_m % ea == 0, a_col = lda_m == 1 && lda_k % ea == 0;
+  if (!(a_row || a_col) || ldb_k % ea != 0 || !tessel_aligned(A) || !tessel_aligned(B))
+    __trap(); // the schedule's staging keeps tiles aligned; a layout that does not is a bug, not a result
+  wmma::fragment<wmma::matrix_b, M, N, K, TA, wmma::row_major> b;
+  wmma::load_matrix_sync(b, B, unsigned(ldb_k));
+  if (a_row) {
+    wmma::fragment<wmma::matrix_a, M, N, K, TA, wmma::row_major> a;
+    wmma::load_matrix_sync(a, A, unsigned(lda_m));
+    wmma::mma_sync(acc, a, b, acc);
+  } else {
+    wmma::fragment<wmma::matrix_a, M, N, K, TA, wmma::col_major> a;
+    wmma::load_matrix_sync(a, A, unsigned(lda_k));
+    wmma::mma_sync(acc, a, b, acc);
+  }
+}
+#else
+template <int M, int N, int K, typename TC> struct tessel_acc {
+  TC x[M * N];
+};
+template <typename F> TESSEL_DEVICE void tessel_acc_fill(F *acc, int64_t count) {
+  for (int64_t t = 0; t < count; ++t)
+    for (auto &v : acc[t].x) v = 0;
+}
+template <typename F, typename TC>
+TESSEL_DEVICE void tessel_acc_store(F *acc, int64_t count, TC *C, int64_t ldc, int64_t per_row, int64_t m,
+                                    int64_t n) {
+  TESSEL_SYNCWARP();
+  if (threadIdx.x % 32 == 0)
+    for (int64_t t = 0; t < count; ++t)
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) C[((t / per_row) * m + i) * ldc + (t % per_row) * n + j] = acc[t].x[i * n + j];
+  TESSEL_SYNCWARP();
+}
+template <int M, int N, int K, typename TA, typename F>
+TESSEL_DEVICE void tessel_acc_mma(F &acc, const TA *A, int64_t lda_m, int64_t lda_k, const TA *B, int64_t ldb_k) {
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j)
+      for (int k = 0; k < K; ++k)
+        acc.x[i * N + j] += tessel_widen(A[i * lda_m + k * lda_k]) * tessel_widen(B[k * ldb_k + j]);
+}
+#endif
 #define TESSEL_WMMA(NAME, TA, TC, M, N, K)                                                                       \
   TESSEL_DEVICE void NAME(TC *C, int64_t ldc, const TA *A, int64_t lda_m, int64_t lda_k, const TA *B,           \
                           int64_t ldb_k, int64_t, int64_t, int64_t) {                                             \
     tessel_mma<M, N, K>(C, ldc, A, lda_m, lda_k, B, ldb_k);                                                      \
+  }                                                                                                              \
+  TESSEL_DEVICE void NAME##_acc(tessel_acc<M, N, K, TC> *acc, int64_t tile, const TA *A, int64_t lda_m,         \
+                                int64_t lda_k, const TA *B, int64_t ldb_k) {                                     \
+    tessel_acc_mma<M, N, K>(acc[tile], A, lda_m, lda_k, B, ldb_k);                                               \
   }
 TESSEL_WMMA(tessel_wmma_f16_m16n16k16, tessel_f16, float, 16, 16, 16)
 TESSEL_WMMA(tessel_wmma_f16_m32n8k16, tessel_f16, float, 32, 8, 16)

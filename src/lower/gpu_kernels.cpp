@@ -30,10 +30,15 @@ int tag_slot(const std::string &tag) {
   return -1;
 }
 
-bool is_warp_call(const std::string &name) {
+// The tensor intrinsic a call computes: directly, or on register accumulators ("<symbol>_acc").
+const sched::TensorIntrinsic *warp_intrinsic(const std::string &name) {
   const sched::TensorIntrinsic *in = sched::intrinsic_of_symbol(name);
-  return in && in->warp_level;
+  if (!in && name.size() > 4 && name.compare(name.size() - 4, 4, "_acc") == 0)
+    in = sched::intrinsic_of_symbol(name.substr(0, name.size() - 4));
+  return in && in->warp_level ? in : nullptr;
 }
+
+bool is_warp_call(const std::string &name) { return warp_intrinsic(name) || name == kAccFill || name == kAccStore; }
 
 // ------------------------------------------------------------ checks and facts
 class KernelFacts : public IRVisitor {
@@ -134,6 +139,158 @@ protected:
 
 private:
   int threads_ = 0, blocks_ = 0;
+};
+
+// ------------------------------------------------ pass: register accumulators
+// A warp's tensor-core accumulator (a fragment stage) is zeroed, updated by
+// tensor-core calls, then read. Held in memory, every call would load and store
+// it; when the fragment is used in exactly that order, the calls accumulate in
+// registers instead and the tiles are stored once, into the fragment's memory,
+// which the reads then use. Any other use keeps the memory form (still correct).
+class RegisterAccumulators : public IRMutator {
+public:
+  using IRMutator::mutate;
+  std::vector<RegisterAccumulator> found;
+
+protected:
+  Stmt visit(const Allocate *op, const Stmt &s) override {
+    Stmt body = mutate(op->body);
+    Stmt self = body.same_as(op->body) ? s : Allocate::make(op->buffer, op->dtype, op->extent, op->scope, body);
+    if (op->scope != MemoryScope::Fragment) return self;
+    int64_t elements = 0;
+    if (!is_const_int(op->extent, &elements)) return self;
+    std::vector<Stmt> stmts;
+    if (auto *b = body.as<Block>())
+      stmts = b->stmts;
+    else
+      stmts = {body};
+    // zero stores, then the statements with the calls, then the readers.
+    size_t i = 0, first_call = 0, end_calls = 0;
+    const ExprNode *f = op->buffer.get();
+    while (i < stmts.size() && only_zero_stores(stmts[i], f)) ++i;
+    first_call = i;
+    const sched::TensorIntrinsic *in = nullptr;
+    int64_t ldc = 0;
+    while (i < stmts.size() && calls_on(stmts[i], f, &in, &ldc) > 0) ++i;
+    end_calls = i;
+    if (first_call == 0 || end_calls == first_call || !in || ldc <= 0) return self;
+    for (; i < stmts.size(); ++i) {
+      const sched::TensorIntrinsic *other = nullptr;
+      int64_t other_ld = 0;
+      if (calls_on(stmts[i], f, &other, &other_ld) != 0 || writes(stmts[i], f)) return self;
+    }
+    for (size_t j = first_call; j < end_calls; ++j)
+      if (writes(stmts[j], f) || reads_plainly(stmts[j], f)) return self;
+    if (elements % ldc != 0 || ldc % in->n != 0 || (elements / ldc) % in->m != 0) return self;
+    int64_t per_row = ldc / in->n, count = (elements / ldc / in->m) * per_row;
+    Expr acc = Var::make(DataType::handle(), op->buffer.as<Var>()->name + "_acc");
+    Expr zero = int64_t(0);
+    std::vector<Stmt> inner = {ExternCall::make(kAccFill, {acc, Expr(count)})};
+    for (size_t j = first_call; j < end_calls; ++j) inner.push_back(to_registers(stmts[j], op->buffer, acc, in, ldc));
+    inner.push_back(
+        ExternCall::make(kAccStore, {acc, Expr(count), AddressOf::make(op->buffer, zero, op->dtype), Expr(ldc),
+                                     Expr(per_row), Expr(int64_t(in->m)), Expr(int64_t(in->n))}));
+    std::vector<Stmt> out = {Allocate::make(acc, in->c, Expr(count), MemoryScope::Local, Block::make(inner))};
+    out.insert(out.end(), stmts.begin() + long(end_calls), stmts.end());
+    found.push_back({acc, in->c, in->m, in->n, in->k, count});
+    return Allocate::make(op->buffer, op->dtype, op->extent, op->scope, Block::make(out));
+  }
+
+private:
+  static bool only_zero_stores(const Stmt &s, const ExprNode *f) {
+    struct V : IRVisitor {
+      const ExprNode *f;
+      bool ok = true, any = false;
+      using IRVisitor::visit;
+      void visit(const Store *op) override {
+        any = true;
+        ok &= op->buffer.get() == f && is_zero(op->value);
+        IRVisitor::visit(op);
+      }
+      void visit(const ExternCall *) override { ok = false; }
+      void visit(const Load *op) override {
+        ok &= op->buffer.get() != f;
+        IRVisitor::visit(op);
+      }
+    } v;
+    v.f = f;
+    s.accept(&v);
+    return v.ok && v.any;
+  }
+  // The tensor-core calls accumulating into f (all the same intrinsic and leading dimension); -1: another use.
+  static int calls_on(const Stmt &s, const ExprNode *f, const sched::TensorIntrinsic **in, int64_t *ldc) {
+    struct V : IRVisitor {
+      const ExprNode *f;
+      const sched::TensorIntrinsic **in;
+      int64_t *ldc;
+      int n = 0;
+      bool bad = false;
+      using IRVisitor::visit;
+      void visit(const ExternCall *op) override {
+        auto *c = op->args.empty() ? nullptr : op->args[0].as<AddressOf>();
+        if (!c || c->buffer.get() != f) return IRVisitor::visit(op);
+        const sched::TensorIntrinsic *t = warp_intrinsic(op->name);
+        int64_t ld = 0;
+        if (!t || op->args.size() < 7 || !is_const_int(op->args[1], &ld) || (*in && (*in != t || *ldc != ld))) {
+          bad = true;
+          return;
+        }
+        *in = t, *ldc = ld, ++n;
+      }
+    } v;
+    v.f = f, v.in = in, v.ldc = ldc;
+    s.accept(&v);
+    return v.bad ? -1 : v.n;
+  }
+  static bool writes(const Stmt &s, const ExprNode *f) {
+    struct V : IRVisitor {
+      const ExprNode *f;
+      bool found = false;
+      using IRVisitor::visit;
+      void visit(const Store *op) override {
+        found |= op->buffer.get() == f;
+        IRVisitor::visit(op);
+      }
+    } v;
+    v.f = f;
+    s.accept(&v);
+    return v.found;
+  }
+  static bool reads_plainly(const Stmt &s, const ExprNode *f) {
+    struct V : IRVisitor {
+      const ExprNode *f;
+      bool found = false;
+      using IRVisitor::visit;
+      void visit(const Load *op) override {
+        found |= op->buffer.get() == f;
+        IRVisitor::visit(op);
+      }
+    } v;
+    v.f = f;
+    s.accept(&v);
+    return v.found;
+  }
+  // Each call on the fragment's memory becomes the call on its register tile.
+  static Stmt to_registers(const Stmt &s, const Expr &buffer, const Expr &acc, const sched::TensorIntrinsic *in,
+                           int64_t ldc) {
+    struct M : IRMutator {
+      Expr buffer, acc;
+      const sched::TensorIntrinsic *in;
+      int64_t ldc;
+      using IRMutator::mutate;
+      Stmt visit(const ExternCall *op, const Stmt &s) override {
+        auto *c = op->args.empty() ? nullptr : op->args[0].as<AddressOf>();
+        if (!c || !c->buffer.same_as(buffer)) return s;
+        Expr off = c->index, ld = Expr(ldc);
+        Expr tile =
+            ir::simplify((off / ld / Expr(int64_t(in->m))) * Expr(ldc / in->n) + (off % ld) / Expr(int64_t(in->n)));
+        return ExternCall::make(op->name + "_acc",
+                                {acc, tile, op->args[2], op->args[3], op->args[4], op->args[5], op->args[6]});
+      }
+    } m;
+    m.buffer = buffer, m.acc = acc, m.in = in, m.ldc = ldc;
+    return m.mutate(s);
+  }
 };
 
 // ------------------------------------------------- pass: cross-thread reduction
@@ -579,6 +736,8 @@ Expected<GpuKernel> make_kernel(const Stmt &unit, const std::string &name, const
   Stmt s = unit;
   // The passes, in order.
   s = ScopeNestedBuffers().mutate(s); // intermediates inside the kernel: per thread or per block
+  RegisterAccumulators accumulators;
+  s = accumulators.mutate(s); // tensor-core accumulators in registers across the k loop
   std::set<const ExprNode *> local = local_buffers(s);
   CrossThreadReduction ctr(local);
   s = ctr.mutate(s); // reductions across threads -> private partials + a block allreduce
@@ -606,6 +765,7 @@ Expected<GpuKernel> make_kernel(const Stmt &unit, const std::string &name, const
   k.block = {dims[3], dims[4], dims[5]};
   k.shared = hoist.buffers;
   k.shared_bytes = hoist.bytes;
+  k.accumulators = accumulators.found;
   k.params = global_buffers(s, globals);
   return k;
 }

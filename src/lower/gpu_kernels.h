@@ -15,6 +15,11 @@ inline constexpr const char *kSyncThreads = "__syncthreads";
 // tessel_block_allreduce_{sum,max,min}(&acc[0]): every thread of the block
 // calls it; afterwards acc holds the combination of all threads' values.
 inline constexpr const char *kBlockAllreducePrefix = "tessel_block_allreduce_";
+// Register accumulators (whole warps call these): tessel_acc_fill(acc, count);
+// <intrinsic>_acc(acc, tile, A, lda_m, lda_k, B, ldb_k); tessel_acc_store(acc, count,
+// &staging[0], ldc, tiles_per_row, m, n).
+inline constexpr const char *kAccFill = "tessel_acc_fill";
+inline constexpr const char *kAccStore = "tessel_acc_store";
 
 // A buffer in the block's shared-memory arena (shared stages, and warp
 // accumulators of tensor-core tiles, one copy per warp).
@@ -26,6 +31,15 @@ struct SharedBuffer {
   bool fragment = false;
 };
 
+// Tensor-core accumulators kept in registers (WMMA fragments) across a tile's k
+// loop: a Local allocation of `count` M x N tiles the printer declares as fragments.
+struct RegisterAccumulator {
+  ir::Expr buffer;
+  ir::DataType dtype; // f32 or i32
+  int m = 0, n = 0, k = 0;
+  int64_t count = 0;
+};
+
 struct GpuKernel {
   std::string name;
   ir::Stmt body; // uses the variables in `thread_indices`
@@ -33,6 +47,7 @@ struct GpuKernel {
   std::vector<ir::Expr> params; // global buffers (handle variables) it reads or writes, in order
   std::vector<SharedBuffer> shared;
   int64_t shared_bytes = 0; // the arena: dynamic shared memory at launch
+  std::vector<RegisterAccumulator> accumulators; // Local allocations printed as WMMA fragments
   // Variables named "blockIdx.x", "threadIdx.y", ... standing for the CUDA indices.
   std::vector<ir::Expr> thread_indices;
 };
