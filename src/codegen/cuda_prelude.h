@@ -196,10 +196,10 @@ template <typename T> TESSEL_DEVICE void tessel_block_allreduce_sum(T *v) {
   tessel_block_allreduce(v, [](T a, T b) { return a + b; });
 }
 template <typename T> TESSEL_DEVICE void tessel_block_allreduce_max(T *v) {
-  tessel_block_allreduce(v, [](T a, T b) { return a > b || a != a ? a : b; });
+  tessel_block_allreduce(v, [](T a, T b) { return a > b || b != b ? a : b; }); // maxNum: NaN only if both are
 }
 template <typename T> TESSEL_DEVICE void tessel_block_allreduce_min(T *v) {
-  tessel_block_allreduce(v, [](T a, T b) { return a < b || a != a ? a : b; });
+  tessel_block_allreduce(v, [](T a, T b) { return a < b || b != b ? a : b; });
 }
 
 // Tensor-core tiles: C[i, j] += A[i, k] * B[k, j] over an M x N x K tile by one

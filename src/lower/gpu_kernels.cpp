@@ -425,6 +425,8 @@ public:
 protected:
   Stmt visit(const For *op, const Stmt &s) override {
     int slot = tag_slot(op->thread_tag);
+    if (slot < 0 && op->kind != ForKind::Vthread && bound_[3] == 0 && dims_[3] > 1 && lane_distributable(op))
+      return spread_over_lanes(op);
     if (slot >= 0) ++bound_[size_t(slot)];
     Stmt r = IRMutator::visit(op, s);
     if (slot >= 0) --bound_[size_t(slot)];
@@ -433,6 +435,51 @@ protected:
   Stmt visit(const Store *op, const Stmt &s) override {
     if (local_.count(op->buffer.get())) return s;
     return guard(s, 0);
+  }
+
+  // An innermost loop of stores outside threadIdx.x loops (a tensor-core tile's write-back, say) is
+  // shared by the lanes instead of done by lane 0: iteration v by lane v % lanes. Only when iterations
+  // are independent: every store's index depends on the loop, and nothing the loop stores is read in it.
+  bool lane_distributable(const For *op) const {
+    int64_t n = 0;
+    if (!is_const_int(op->extent, &n) || n < 2) return false;
+    struct V : IRVisitor {
+      const For *loop;
+      const std::set<const ExprNode *> &local;
+      std::set<const ExprNode *> stored, loaded;
+      bool ok = true, any = false;
+      V(const For *l, const std::set<const ExprNode *> &lo) : loop(l), local(lo) {}
+      using IRVisitor::visit;
+      void visit(const For *) override { ok = false; }
+      void visit(const ExternCall *) override { ok = false; }
+      void visit(const Allocate *) override { ok = false; }
+      void visit(const Store *op) override {
+        if (local.count(op->buffer.get())) ok = false; // a private value carried between iterations
+        any = true;
+        ok &= uses_var(op->index, loop->var);
+        stored.insert(op->buffer.get());
+        IRVisitor::visit(op);
+      }
+      void visit(const Load *op) override {
+        loaded.insert(op->buffer.get());
+        IRVisitor::visit(op);
+      }
+    } v(op, local_);
+    op->body.accept(&v);
+    for (auto *b : v.stored)
+      if (v.loaded.count(b)) return false;
+    return v.ok && v.any;
+  }
+  Stmt spread_over_lanes(const For *op) {
+    int64_t n = 0, lanes = dims_[3];
+    is_const_int(op->extent, &n);
+    ++bound_[3];
+    Stmt body = mutate(op->body);
+    --bound_[3];
+    Expr outer = Var::make(DataType::index(), op->var.as<Var>()->name + ".lanes");
+    Stmt guarded = IfThenElse::make(Binary::make(BinaryOp::LT, op->var, op->min + Expr(n)), body);
+    return For::make(outer, Expr(int64_t(0)), Expr((n + lanes - 1) / lanes), ForKind::Serial,
+                     LetStmt::make(op->var, op->min + outer * Expr(lanes) + index_[3], guarded));
   }
   // Barriers and block reductions are for every thread: only tensor-core calls are guarded.
   Stmt visit(const ExternCall *op, const Stmt &s) override { return is_warp_call(op->name) ? guard(s, 4) : s; }
