@@ -85,9 +85,9 @@ int cmd_tune(const TuneOptions &o) {
   }
 
   search::TuneOptions t;
-  // The trace library: configs/traces next to each configs/targets directory Tessel searches.
+  // The trace library: configs/traces next to each configs/targets directory Tessel searches (CPU traces).
   size_t library = 0;
-  if (!o.no_trace_library)
+  if (!o.no_trace_library && target->is_cpu())
     for (auto &dir : Target::search_dirs()) {
       std::error_code ec;
       for (auto &entry : fs::directory_iterator(fs::path(dir).parent_path() / "traces", ec))
