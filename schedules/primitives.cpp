@@ -470,7 +470,7 @@ Status reverse_compute_at(Schedule &s, const std::string &name, const std::strin
   return Status::ok();
 }
 
-Expected<std::string> rfactor(Schedule &s, const std::string &name, int loop) {
+Expected<std::string> rfactor(Schedule &s, const std::string &name, int loop, bool partials_last) {
   auto st = get_stage(s, name, "rfactor");
   if (!st) return make_error(st.error());
   Stage &S = **st;
@@ -504,8 +504,7 @@ Expected<std::string> rfactor(Schedule &s, const std::string &name, int loop) {
   rf->name = rf_name;
   rf->dtype = T.dtype;
   ir::Expr vi = ir::Var::make(ir::DataType::index(), S.loops[loop].name);
-  rf->axes.push_back(ir::IterVar{vi, factor, false});
-  rf->shape.push_back(factor);
+  if (!partials_last) rf->axes.push_back(ir::IterVar{vi, factor, false}), rf->shape.push_back(factor);
   std::vector<std::pair<ir::Expr, ir::Expr>> m;
   std::vector<ir::Expr> spatial;
   for (auto &ax : T.axes) {
@@ -515,6 +514,7 @@ Expected<std::string> rfactor(Schedule &s, const std::string &name, int loop) {
     m.push_back({ax.var, v});
     spatial.push_back(ax.var);
   }
+  if (partials_last) rf->axes.push_back(ir::IterVar{vi, factor, false}), rf->shape.push_back(factor);
   std::vector<ir::IterVar> raxes;
   for (size_t r = 0; r < red->axes.size(); ++r) {
     const ir::IterVar &ax = red->axes[r];
@@ -531,8 +531,11 @@ Expected<std::string> rfactor(Schedule &s, const std::string &name, int loop) {
   rf->body = ir::Reduce::make(red->op, ir::substitute(red->source, m), raxes);
   auto primary = std::make_shared<ir::TensorNode>(T);
   ir::Expr vk = ir::Var::make(ir::DataType::index(), S.loops[loop].name);
-  std::vector<ir::Expr> idx{vk};
-  idx.insert(idx.end(), spatial.begin(), spatial.end());
+  std::vector<ir::Expr> idx = spatial;
+  if (partials_last)
+    idx.push_back(vk);
+  else
+    idx.insert(idx.begin(), vk);
   primary->body = ir::Reduce::make(red->op, ir::TensorRead::make(rf, idx), {ir::IterVar{vk, factor, true}});
 
   size_t at = stage_index(s, &S);
@@ -548,7 +551,7 @@ Expected<std::string> rfactor(Schedule &s, const std::string &name, int loop) {
   GraphRewriter g;
   g.rewrites[old.get()] = [primary](const ir::TensorRead *r) { return ir::TensorRead::make(primary, r->indices); };
   g.run(s, at + 2);
-  record(s, "rfactor", name, {loop});
+  record(s, partials_last ? "rfactor_last" : "rfactor", name, {loop});
   return rf_name;
 }
 
@@ -998,9 +1001,9 @@ Status apply_step(Schedule &s, const Step &st) {
     if (Status c = need(1); !c) return c;
     return reverse_compute_at(s, st.stage, st.str, int(st.ints[0]));
   }
-  if (op == "rfactor") {
+  if (op == "rfactor" || op == "rfactor_last") {
     if (Status c = need(1); !c) return c;
-    return rfactor(s, st.stage, int(st.ints[0])).status();
+    return rfactor(s, st.stage, int(st.ints[0]), op == "rfactor_last").status();
   }
   if (op == "compute_at") {
     if (Status c = need(1); !c) return c;

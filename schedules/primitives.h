@@ -57,8 +57,10 @@ Status reverse_compute_at(Schedule &s, const std::string &stage, const std::stri
 // with that loop as an extra (outermost) spatial axis holding partial results;
 // `stage` then reduces the partials. The partials can be vectorized or run in
 // parallel. Must precede other transformations of `stage` except that split.
-// Returns the new stage's name.
-Expected<std::string> rfactor(Schedule &s, const std::string &stage, int loop);
+// With `partials_last` the partial axis is the new stage's last (innermost,
+// contiguous) axis instead (trace op "rfactor_last"): vectors of partials are
+// then dense in memory. Returns the new stage's name.
+Expected<std::string> rfactor(Schedule &s, const std::string &stage, int loop, bool partials_last = false);
 // A blocked, permuted layout: dimension `dim` is split by `block` (the block
 // index stays in its place, the within-block index is appended last), then the
 // dimensions are reordered by `perm`, a permutation of 0..rank. E.g. NCHW with

@@ -222,7 +222,8 @@ private:
     if (step > 0 && !S.leaves.empty() && S.attach != Attach::Inline) check(auto_unroll(s, st, S.leaves[0], step));
   }
 
-  // rfactor the last reduction axis by a small divisor; vectorize the partials.
+  // rfactor the last reduction axis by a small divisor (whole vectors where the extent allows);
+  // the partials are the new stage's contiguous last axis, vectorized, its rows in parallel.
   void rfactor_reduction(const ir::Tensor &t) {
     std::string name = t->name;
     int ns = int(t->axes.size());
@@ -230,18 +231,27 @@ private:
     int64_t extent = t->body.as<ir::Reduce>()->axes.back().extent;
     auto d = divisors(extent, std::min<int64_t>(64, extent));
     d.erase(d.begin()); // not 1
+    std::vector<int64_t> whole;
+    for (int64_t x : d)
+      if (x % vector_lanes == 0) whole.push_back(x);
+    if (!whole.empty()) d = whole;
     if (d.empty()) return;
     int64_t f = d[rng.below(int64_t(d.size()))];
     SplitResult sp = check(split(s, name, ns + nr - 1, f), SplitResult{-1, -1});
     if (sp.inner < 0) return;
-    std::string rf = check(rfactor(s, name, sp.inner), std::string());
+    std::string rf = check(rfactor(s, name, sp.inner, /*partials_last=*/true), std::string());
     if (rf.empty()) return;
-    // C_rf loops: the partial index (0), the spatial axes, then the reductions: put the partial index innermost.
+    // The new stage's loops: the spatial axes, the partial index, then the reductions: the partials go innermost.
     Stage &R = stage(rf);
-    std::vector<int> order(R.leaves.begin() + 1, R.leaves.end());
-    order.push_back(R.leaves[0]);
+    std::vector<int> order(R.leaves.begin(), R.leaves.begin() + ns);
+    order.insert(order.end(), R.leaves.begin() + ns + 1, R.leaves.end());
+    order.push_back(R.leaves[size_t(ns)]);
     check(reorder(s, rf, order));
-    maybe_vectorize(rf, 0);
+    Stage &R2 = stage(rf);
+    int partials = R2.leaves.back();
+    std::vector<int> spatial(R2.leaves.begin(), R2.leaves.begin() + ns);
+    maybe_vectorize(rf, partials);
+    parallelize(rf, spatial);
     pragma_unroll(rf);
   }
 

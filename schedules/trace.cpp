@@ -35,6 +35,7 @@ const std::map<std::string, OpFields> &op_fields() {
       {"reverse_compute_at", {{"loop"}, "producer"}},
       {"auto_unroll", {{"loop", "max_step"}, ""}},
       {"rfactor", {{"loop"}, ""}},
+      {"rfactor_last", {{"loop"}, ""}},
       {"tensorize", {{"loop"}, "intrinsic"}},
       {"cache_write", {{}, "scope"}},
       {"cache_write_layout", {{"dim", "block", "perm[]"}, "scope"}},

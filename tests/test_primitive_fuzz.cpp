@@ -16,28 +16,14 @@ using namespace tessel;
 namespace {
 
 sched::Step random_step(const sched::Schedule &s, sched::Rng &rng) {
-  static const char *ops[] = {"split",
-                              "split_nparts",
-                              "fuse",
-                              "reorder",
-                              "parallel",
-                              "vectorize",
-                              "unroll",
-                              "auto_unroll",
-                              "compute_inline",
-                              "compute_at",
-                              "reverse_compute_at",
-                              "cache_write",
-                              "cache_read",
-                              "rfactor",
-                              "transform_layout",
-                              "cache_write_layout",
-                              "split_exact",
-                              "tensorize",
-                              "bind"};
+  static const char *ops[] = {
+      "split",      "split_nparts", "fuse",           "reorder",          "parallel",           "vectorize",
+      "unroll",     "auto_unroll",  "compute_inline", "compute_at",       "reverse_compute_at", "cache_write",
+      "cache_read", "rfactor",      "rfactor_last",   "transform_layout", "cache_write_layout", "split_exact",
+      "tensorize",  "bind"};
   const sched::Stage &st = s.stages[size_t(rng.below(int64_t(s.stages.size())))];
   sched::Step step;
-  step.op = ops[rng.below(19)];
+  step.op = ops[rng.below(20)];
   step.stage = st.tensor->name;
   int64_t nl = int64_t(st.loops.size());
   auto loop = [&] {

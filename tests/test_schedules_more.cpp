@@ -35,6 +35,29 @@ TEST(Rfactor, PartialSumsVectorizeAndReplay) {
   EXPECT_EQ(lowered(*r), lowered(s));
 }
 
+TEST(Rfactor, PartialsLastAreContiguousVectorsAndReplay) {
+  te::Workload w = op("layernorm:M=5,N=64");
+  sched::Schedule s = sched::default_schedule(w);
+  auto sp = sched::split(s, "mean", 1, 16);
+  ASSERT_TRUE(sp.has_value());
+  auto rf = sched::rfactor(s, "mean", sp->inner, /*partials_last=*/true);
+  ASSERT_TRUE(rf.has_value()) << rf.error();
+  const sched::Stage *R = s.find(*rf);
+  ASSERT_NE(R, nullptr);
+  EXPECT_EQ(R->tensor->shape, (std::vector<int64_t>{5, 16})); // rows, then the partials
+  // Loops: i, the partials, k.o; the partials innermost and vectorized: dense vectors, no gathers.
+  ASSERT_TRUE(sched::reorder(s, *rf, {0, 2, 1}));
+  ASSERT_TRUE(sched::vectorize(s, *rf, 1));
+  std::string ir = lowered(s);
+  EXPECT_NE(ir.find("mean_rf[ramp((i * 16), 1, 16)]"), std::string::npos) << ir;
+  EXPECT_TRUE(kernel_matches_interpreter(s));
+  std::string json = sched::trace_to_json(s);
+  EXPECT_NE(json.find("\"rfactor_last\""), std::string::npos);
+  auto r = sched::replay_json(w, json);
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(lowered(*r), lowered(s));
+}
+
 TEST(Rfactor, WholeAxisOfAMaxReduction) {
   te::Workload w = op("softmax:M=4,N=24");
   sched::Schedule s = sched::default_schedule(w);
