@@ -220,45 +220,47 @@ TESSEL_DEVICE void tessel_mma_lanes(TC *C, int64_t ldc, const TA *A, int64_t lda
 }
 #if defined(__CUDA_ARCH__)
 TESSEL_DEVICE bool tessel_aligned(const void *p) { return (reinterpret_cast<unsigned long long>(p) & 31) == 0; }
+// Whether WMMA loads these operands as they lie: A row- or column-major, 32-byte aligned, leading
+// dimensions multiples of 16 bytes.
+template <typename TA>
+TESSEL_DEVICE bool tessel_wmma_operands(const TA *A, int64_t lda_m, int64_t lda_k, const TA *B, int64_t ldb_k) {
+  const int64_t ea = 16 / sizeof(TA);
+  bool a_row = lda_k == 1 && lda_m % ea == 0, a_col = lda_m == 1 && lda_k % ea == 0;
+  return (a_row || a_col) && ldb_k % ea == 0 && tessel_aligned(A) && tessel_aligned(B);
+}
+// acc += A * B on an accumulator fragment (operands checked by the caller).
+template <int M, int N, int K, typename TA, typename F>
+TESSEL_DEVICE void tessel_wmma_on(F &acc, const TA *A, int64_t lda_m, int64_t lda_k, const TA *B, int64_t ldb_k) {
+  using namespace nvcuda;
+  wmma::fragment<wmma::matrix_b, M, N, K, TA, wmma::row_major> b;
+  wmma::load_matrix_sync(b, B, unsigned(ldb_k));
+  if (lda_k == 1) {
+    wmma::fragment<wmma::matrix_a, M, N, K, TA, wmma::row_major> a;
+    wmma::load_matrix_sync(a, A, unsigned(lda_m));
+    wmma::mma_sync(acc, a, b, acc);
+  } else {
+    wmma::fragment<wmma::matrix_a, M, N, K, TA, wmma::col_major> a;
+    wmma::load_matrix_sync(a, A, unsigned(lda_k));
+    wmma::mma_sync(acc, a, b, acc);
+  }
+}
 template <int M, int N, int K, typename TA, typename TC>
 TESSEL_DEVICE void tessel_mma(TC *C, int64_t ldc, const TA *A, int64_t lda_m, int64_t lda_k, const TA *B,
                               int64_t ldb_k) {
-  using namespace nvcuda;
-  const int64_t ea = 16 / sizeof(TA), ec = 16 / sizeof(TC);
-  bool a_row = lda_k == 1 && lda_m % ea == 0, a_col = lda_m == 1 && lda_k % ea == 0;
-  if (!(a_row || a_col) || ldb_k % ea != 0 || ldc % ec != 0 || !tessel_aligned(A) || !tessel_aligned(B) ||
-      !tessel_aligned(C)) {
+  if (!tessel_wmma_operands(A, lda_m, lda_k, B, ldb_k) || ldc % (16 / sizeof(TC)) != 0 || !tessel_aligned(C)) {
     tessel_mma_lanes<M, N, K>(C, ldc, A, lda_m, lda_k, B, ldb_k);
     return;
   }
   __syncwarp();
-  wmma::fragment<wmma::accumulator, M, N, K, TC> c;
-  wmma::load_matrix_sync(c, C, unsigned(ldc), wmma::mem_row_major);
-  wmma::fragment<wmma::matrix_b, M, N, K, TA, wmma::row_major> b;
-  wmma::load_matrix_sync(b, B, unsigned(ldb_k));
-  if (a_row) {
-    wmma::fragment<wmma::matrix_a, M, N, K, TA, wmma::row_major> a;
-    wmma::load_matrix_sync(a, A, unsigned(lda_m));
-    wmma::mma_sync(c, a, b, c);
-  } else {
-    wmma::fragment<wmma::matrix_a, M, N, K, TA, wmma::col_major> a;
-    wmma::load_matrix_sync(a, A, unsigned(lda_k));
-    wmma::mma_sync(c, a, b, c);
-  }
-  wmma::store_matrix_sync(C, c, unsigned(ldc), wmma::mem_row_major);
+  nvcuda::wmma::fragment<nvcuda::wmma::accumulator, M, N, K, TC> c;
+  nvcuda::wmma::load_matrix_sync(c, C, unsigned(ldc), nvcuda::wmma::mem_row_major);
+  tessel_wmma_on<M, N, K>(c, A, lda_m, lda_k, B, ldb_k);
+  nvcuda::wmma::store_matrix_sync(C, c, unsigned(ldc), nvcuda::wmma::mem_row_major);
   __syncwarp();
 }
-#else
-template <int M, int N, int K, typename TA, typename TC>
-TESSEL_DEVICE void tessel_mma(TC *C, int64_t ldc, const TA *A, int64_t lda_m, int64_t lda_k, const TA *B,
-                              int64_t ldb_k) {
-  tessel_mma_lanes<M, N, K>(C, ldc, A, lda_m, lda_k, B, ldb_k);
-}
-#endif
 // Accumulators held in registers across a tile's whole k loop (tessel_acc<M, N, K, TC>
 // arrays): filled with zero, updated by one MMA per call, stored to the warp's staging
 // buffer once at the end. In the host emulation every lane holds the whole tile.
-#if defined(__CUDA_ARCH__)
 template <int M, int N, int K, typename TC>
 using tessel_acc = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, M, N, K, TC>;
 template <typename F> TESSEL_DEVICE void tessel_acc_fill(F *acc, int64_t count) {
@@ -275,24 +277,16 @@ TESSEL_DEVICE void tessel_acc_store(F *acc, int64_t count, TC *C, int64_t ldc, i
 }
 template <int M, int N, int K, typename TA, typename F>
 TESSEL_DEVICE void tessel_acc_mma(F &acc, const TA *A, int64_t lda_m, int64_t lda_k, const TA *B, int64_t ldb_k) {
-  using namespace nvcuda;
-  const int64_t ea = 16 / sizeof(TA);
-  bool a_row = lda_k == 1 && lda_m % ea == 0, a_col = lda_m == 1 && lda_k % ea == 0;
-  if (!(a_row || a_col) || ldb_k % ea != 0 || !tessel_aligned(A) || !tessel_aligned(B))
+  if (!tessel_wmma_operands(A, lda_m, lda_k, B, ldb_k))
     __trap(); // the schedule's staging keeps tiles aligned; a layout that does not is a bug, not a result
-  wmma::fragment<wmma::matrix_b, M, N, K, TA, wmma::row_major> b;
-  wmma::load_matrix_sync(b, B, unsigned(ldb_k));
-  if (a_row) {
-    wmma::fragment<wmma::matrix_a, M, N, K, TA, wmma::row_major> a;
-    wmma::load_matrix_sync(a, A, unsigned(lda_m));
-    wmma::mma_sync(acc, a, b, acc);
-  } else {
-    wmma::fragment<wmma::matrix_a, M, N, K, TA, wmma::col_major> a;
-    wmma::load_matrix_sync(a, A, unsigned(lda_k));
-    wmma::mma_sync(acc, a, b, acc);
-  }
+  tessel_wmma_on<M, N, K>(acc, A, lda_m, lda_k, B, ldb_k);
 }
 #else
+template <int M, int N, int K, typename TA, typename TC>
+TESSEL_DEVICE void tessel_mma(TC *C, int64_t ldc, const TA *A, int64_t lda_m, int64_t lda_k, const TA *B,
+                              int64_t ldb_k) {
+  tessel_mma_lanes<M, N, K>(C, ldc, A, lda_m, lda_k, B, ldb_k);
+}
 template <int M, int N, int K, typename TC> struct tessel_acc {
   TC x[M * N];
 };

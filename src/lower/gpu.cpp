@@ -31,6 +31,7 @@ public:
   using IRVisitor::visit;
   std::map<std::string, int64_t> extents; // per thread tag: the largest extent bound to it
   GpuResources r;
+  int64_t fragment_bytes = 0; // one copy per warp (threadIdx.y/z) in the CUDA back end's shared memory
   void visit(const For *op) override {
     int64_t n = 0;
     if (!op->thread_tag.empty() && is_const_int(op->extent, &n)) {
@@ -44,7 +45,10 @@ public:
     if (is_const_int(op->extent, &n)) {
       if (op->scope == MemoryScope::Shared) r.shared_bytes += n * op->dtype.bytes();
       if (op->scope == MemoryScope::Local) r.local_bytes += n * op->dtype.bytes();
-      if (op->scope == MemoryScope::Fragment) r.local_bytes += (n * op->dtype.bytes() + kWarp - 1) / kWarp;
+      if (op->scope == MemoryScope::Fragment) { // registers, plus the warp's staging copy in shared memory
+        r.local_bytes += (n * op->dtype.bytes() + kWarp - 1) / kWarp;
+        fragment_bytes += n * op->dtype.bytes();
+      }
     }
     IRVisitor::visit(op);
   }
@@ -77,6 +81,9 @@ GpuResources gpu_resources(const LoweredFunc &f) {
     else if (tag == "vthread")
       c.r.vthreads *= e;
   }
+  for (const char *tag : {"threadIdx.y", "threadIdx.z"})
+    if (c.extents.count(tag)) c.fragment_bytes *= c.extents[tag];
+  c.r.shared_bytes += c.fragment_bytes;
   // Warp-level intrinsics run on whole warps: threadIdx.x is the lanes, even when no loop binds it.
   if (c.extents.count("threadIdx.x"))
     c.r.thread_x_extent = c.extents["threadIdx.x"];

@@ -242,33 +242,26 @@ private:
     s.accept(&v);
     return v.bad ? -1 : v.n;
   }
-  static bool writes(const Stmt &s, const ExprNode *f) {
+  // Whether `s` stores to f, or loads from it other than through a call's address.
+  static bool writes(const Stmt &s, const ExprNode *f) { return uses(s, f).first; }
+  static bool reads_plainly(const Stmt &s, const ExprNode *f) { return uses(s, f).second; }
+  static std::pair<bool, bool> uses(const Stmt &s, const ExprNode *f) {
     struct V : IRVisitor {
       const ExprNode *f;
-      bool found = false;
+      bool stored = false, loaded = false;
       using IRVisitor::visit;
       void visit(const Store *op) override {
-        found |= op->buffer.get() == f;
+        stored |= op->buffer.get() == f;
         IRVisitor::visit(op);
       }
-    } v;
-    v.f = f;
-    s.accept(&v);
-    return v.found;
-  }
-  static bool reads_plainly(const Stmt &s, const ExprNode *f) {
-    struct V : IRVisitor {
-      const ExprNode *f;
-      bool found = false;
-      using IRVisitor::visit;
       void visit(const Load *op) override {
-        found |= op->buffer.get() == f;
+        loaded |= op->buffer.get() == f;
         IRVisitor::visit(op);
       }
     } v;
     v.f = f;
     s.accept(&v);
-    return v.found;
+    return {v.stored, v.loaded};
   }
   // Each call on the fragment's memory becomes the call on its register tile.
   static Stmt to_registers(const Stmt &s, const Expr &buffer, const Expr &acc, const sched::TensorIntrinsic *in,

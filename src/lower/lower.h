@@ -49,7 +49,7 @@ struct GpuResources {
   int64_t threads_per_block = 1; // product of the threadIdx extents
   int64_t blocks = 1;            // product of the blockIdx extents
   int64_t vthreads = 1;
-  int64_t shared_bytes = 0;                 // shared-memory allocations
+  int64_t shared_bytes = 0;                 // shared-memory allocations, and a staging copy of fragments per warp
   int64_t local_bytes = 0;                  // per-thread local (register) arrays, fragments' share included
   int64_t thread_x_extent = 0;              // the largest threadIdx.x extent; 0 when no loop binds it
   std::vector<std::string> warp_intrinsics; // warp-level tensor intrinsics the kernel calls
