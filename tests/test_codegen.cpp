@@ -63,6 +63,23 @@ TEST(Codegen, VectorizedParallelMatmulEmitsVectorIR) {
   EXPECT_NE(llvm_ir->find("tessel_parallel_for"), std::string::npos);
 }
 
+// A padded convolution vectorized along its width reads the padded input through clamped indices
+// under a select: that is a masked vector load, not a gather, and edge lanes still read zero.
+TEST(Codegen, PaddedReadsVectorizedAlongTheWidthAreMaskedLoads) {
+  te::Workload w = tessel::testing::op_workload("depthwise_conv2d:N=1,C=3,H=6,W=16,R=3,S=3,stride=1,pad=1");
+  sched::Schedule s = sched::default_schedule(w);
+  ASSERT_TRUE(sched::compute_inline(s, "pad"));
+  ASSERT_TRUE(sched::reorder(s, "conv", {0, 1, 2, 4, 5, 3})); // n c h | ry rx | w
+  ASSERT_TRUE(sched::vectorize(s, "conv", 3));
+  EXPECT_TRUE(kernel_matches_interpreter(s, 5));
+  auto f = lower::lower(s, "dw");
+  ASSERT_TRUE(f.has_value()) << f.error();
+  auto llvm_ir = codegen::emit_llvm_ir(*f, Target::host(), /*optimized=*/false);
+  ASSERT_TRUE(llvm_ir.has_value()) << llvm_ir.error();
+  EXPECT_NE(llvm_ir->find("llvm.masked.load"), std::string::npos);
+  EXPECT_EQ(llvm_ir->find("llvm.masked.gather"), std::string::npos);
+}
+
 TEST(Codegen, SplitWithTailIsGuarded) {
   te::Workload w = matmul(7, 37, 5);
   sched::Schedule s = sched::default_schedule(w);

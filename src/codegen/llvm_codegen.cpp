@@ -7,6 +7,8 @@
 #include "codegen/llvm_codegen.h"
 
 #include "ir/printer.h"
+#include "ir/op.h"
+#include "ir/simplify.h"
 #include "ir/visitor.h"
 #include "schedules/intrinsics.h"
 #include "support/error.h"
@@ -245,8 +247,66 @@ private:
 
   void visit(const Not *op) override { value_ = b_.CreateNot(gen(op->value)); }
   void visit(const Select *op) override {
+    if (masked_padded_load(op)) return;
     llvm::Value *c = gen(op->cond), *t = gen(op->true_value), *f = gen(op->false_value);
     value_ = b_.CreateSelect(c, t, f);
+  }
+
+  static bool broadcast_const(const Expr &e, int64_t *v) {
+    auto *b = e.as<Broadcast>();
+    return b && is_const_int(b->value, v);
+  }
+
+  // A padded read, select(c, buf[s + min(max(ramp(b, 1, L), lo), hi)], z), as pad stages make it:
+  // indices clamped into the buffer, zero outside. Where every lane c selects lies within [lo, hi]
+  // (c bounds the same ramp, shifted), the clamp changes nothing that is used: a load of
+  // buf[s + ramp(b, 1, L)] masked by c (lanes c rules out are never read) replaces the gather.
+  bool masked_padded_load(const Select *op) {
+    auto *ld = op->true_value.as<Load>();
+    if (!ld || ld->type.is_scalar()) return false;
+    Expr scalar, clamp = ld->index;
+    if (auto *add = ld->index.as<Binary>(); add && add->op == BinaryOp::Add) {
+      auto *ba = add->a.as<Broadcast>(), *bb = add->b.as<Broadcast>();
+      if (ba)
+        scalar = ba->value, clamp = add->b;
+      else if (bb)
+        scalar = bb->value, clamp = add->a;
+      else
+        return false;
+    }
+    auto *mn = clamp.as<Binary>();
+    auto *mx = mn && mn->op == BinaryOp::Min ? mn->a.as<Binary>() : nullptr;
+    auto *r = mx && mx->op == BinaryOp::Max ? dense_ramp(mx->a) : nullptr;
+    int64_t lo = 0, hi = 0;
+    if (!r || !broadcast_const(mx->b, &lo) || !broadcast_const(mn->b, &hi)) return false;
+    std::vector<Expr> conjuncts, todo = {op->cond};
+    while (!todo.empty()) {
+      Expr e = todo.back();
+      todo.pop_back();
+      if (auto *a = e.as<Binary>(); a && a->op == BinaryOp::And)
+        todo.push_back(a->a), todo.push_back(a->b);
+      else
+        conjuncts.push_back(e);
+    }
+    bool lo_ok = false, hi_ok = false;
+    for (auto &c : conjuncts) { // X cmp k with X = ramp + d: bounds the clamped ramp by k - d
+      auto *cmp = c.as<Binary>();
+      auto *x = cmp ? dense_ramp(cmp->a) : nullptr;
+      int64_t k = 0, d = 0;
+      if (!x || x->lanes != r->lanes || !broadcast_const(cmp->b, &k) || !is_const_int(simplify(x->base - r->base), &d))
+        continue;
+      lo_ok |= (cmp->op == BinaryOp::GE && k - d >= lo) || (cmp->op == BinaryOp::GT && k + 1 - d >= lo);
+      hi_ok |= (cmp->op == BinaryOp::LT && k - 1 - d <= hi) || (cmp->op == BinaryOp::LE && k - d <= hi);
+    }
+    if (!lo_ok || !hi_ok) return false;
+    DataType t = ld->type;
+    llvm::Type *elem = storage_type(t.element_of());
+    llvm::Value *start = gen(scalar.defined() ? simplify(scalar + r->base) : r->base);
+    llvm::Value *p = b_.CreateInBoundsGEP(elem, gen(ld->buffer), start);
+    llvm::Value *mask = gen(op->cond);
+    llvm::Value *raw = b_.CreateMaskedLoad(storage_type(t), p, llvm::Align(t.element_of().bytes()), mask);
+    value_ = b_.CreateSelect(mask, from_storage(raw, t), gen(op->false_value)); // masked-off lanes: z
+    return true;
   }
 
   // Calls a scalar libm function lane by lane (for functions without an LLVM intrinsic).
