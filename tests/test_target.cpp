@@ -25,9 +25,9 @@ namespace {
 
 const fs::path kSourceDir = TESSEL_SOURCE_DIR;
 const fs::path kConfigDir = kSourceDir / "configs" / "targets";
-const std::vector<std::string> kShipped = {"a100",           "aarch64-neon", "cpu-avx2",       "cpu-avx512",
-                                           "cpu-avx512-amx", "h100",         "sapphirerapids", "x86-64-v2",
-                                           "x86-64-v3",      "x86-64-v4",    "znver4"};
+const std::vector<std::string> kShipped = {"a100",           "aarch64-neon", "cpu-avx2",  "cpu-avx512",
+                                           "cpu-avx512-amx", "h100",         "h200",      "sapphirerapids",
+                                           "x86-64-v2",      "x86-64-v3",    "x86-64-v4", "znver4"};
 
 using TempDir = tessel::testing::TempDir;
 
