@@ -194,3 +194,39 @@ TEST_P(CudaFamily, GeneratedSourceMatchesTheInterpreterUnderHostEmulation) {
 
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaFamily, ::testing::ValuesIn(kFamilies),
                          [](const auto &info) { return std::string(info.param.what); });
+
+// Every operator of the library, every GPU sketch of its space (two samples each, small shapes): the
+// generated CUDA matches the interpreter under host emulation. The families above go deeper; this is breadth.
+TEST(CudaOperators, EverySketchOfEveryOperatorMatchesUnderHostEmulation) {
+  const char *specs[] = {"dense:M=16,N=32,K=24",
+                         "conv2d:N=1,C=4,H=8,W=8,K=8,R=3,S=3,stride=1,pad=1,layout=NCHW",
+                         "conv2d:N=1,C=4,H=9,W=9,K=4,R=3,S=3,stride=2,pad=1,layout=NHWC",
+                         "conv2d_bias_relu:N=1,C=4,H=6,W=6,K=8,R=3,S=3,stride=1,pad=1,layout=NHWC",
+                         "max_pool2d:N=1,C=4,H=8,W=8,R=3,S=3,stride=2,pad=1",
+                         "avg_pool2d:N=1,C=8,H=7,W=7,R=7,S=7",
+                         "gelu:M=8,N=48",
+                         "relu:M=16,N=16",
+                         "add:M=8,N=24",
+                         "multiply:M=8,N=24",
+                         "bias_add:M=8,N=24",
+                         "matmul:M=16,N=16,K=16,dtype=f64",
+                         "batch_matmul:B=3,M=8,N=8,K=40"};
+  Target h100 = gpu_target("h100");
+  std::vector<Sample> all;
+  for (const char *spec : specs) {
+    te::Workload w = tessel::testing::op_workload(spec);
+    sched::SpaceGenerator gen(h100);
+    auto sketches = gen.sketches(w);
+    ASSERT_FALSE(sketches.empty()) << spec;
+    for (auto &k : sketches) {
+      auto samples = sample_cuda(spec, h100, 2, k.name, 11);
+      ASSERT_EQ(samples.size(), 2u) << spec << " sketch " << k.name;
+      for (auto &s : samples) { // unique kernel names across the operators: one translation unit
+        std::string tag = "o" + std::to_string(all.size()) + "_";
+        s.cuda = codegen::generate_cuda(*lower::lower(s.schedule, tag + "k"), h100).take();
+        all.push_back(std::move(s));
+      }
+    }
+  }
+  check_host_emulation(all, "operators");
+}
