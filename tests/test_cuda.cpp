@@ -230,3 +230,15 @@ TEST(CudaOperators, EverySketchOfEveryOperatorMatchesUnderHostEmulation) {
   }
   check_host_emulation(all, "operators");
 }
+
+// Index arithmetic is 32-bit where every index value provably fits (GPUs multiply 32-bit integers
+// natively), and stays 64-bit where a tensor has more than 2^31 elements.
+TEST(CudaCodegen, IndexArithmeticIs32BitOnlyWhereItFits) {
+  Target h100 = gpu_target("h100");
+  for (auto &s : sample_cuda("conv2d:N=1,C=64,H=28,W=28,K=64,R=3,S=3,stride=1,pad=1,layout=NHWC", h100, 6))
+    for (auto &k : s.cuda.program.kernels) EXPECT_TRUE(k.index32) << k.name;
+  for (auto &s : sample_cuda("matmul:M=65536,N=65536,K=16", h100, 3, "gpu-tile")) {
+    for (auto &k : s.cuda.program.kernels) EXPECT_FALSE(k.index32) << k.name;
+    EXPECT_NE(s.cuda.source.find("for (int64_t"), std::string::npos);
+  }
+}

@@ -82,14 +82,20 @@ public:
   }
   std::string error;
   std::vector<lower::RegisterAccumulator> accumulators; // of the kernel being printed
+  bool index32 = false;                                 // the kernel's index arithmetic is 32-bit
+
+  // The C type expressions of `t` are computed in, index arithmetic narrowed where the kernel allows.
+  std::string ctype(DataType t) const {
+    return index32 && t.element_of() == DataType::index() ? "int32_t" : compute_type(t);
+  }
 
   // ---------------------------------------------------------------- expressions
   void visit(const IntImm *op) override {
     if (op->type.is_bool())
       value_ = op->value ? "true" : "false";
-    else if (op->type.bits == 64)
+    else if (op->type.bits == 64 && !(index32 && op->type == DataType::index()))
       value_ = std::to_string(op->value) + "LL";
-    else if (op->type.bits == 32)
+    else if (op->type.bits == 32 || op->type.bits == 64) // a 64-bit index literal in a 32-bit kernel
       value_ = std::to_string(op->value);
     else
       value_ = "((" + cuda_storage_type(op->type) + ")" + std::to_string(op->value) + ")";
@@ -98,7 +104,7 @@ public:
   void visit(const Var *op) override {
     const std::string &n = op->name;
     if (n.rfind("threadIdx.", 0) == 0 || n.rfind("blockIdx.", 0) == 0)
-      value_ = "((int64_t)" + n + ")";
+      value_ = "((" + ctype(DataType::index()) + ")" + n + ")";
     else
       value_ = name_of(op);
   }
@@ -113,14 +119,14 @@ public:
     } else if (narrow_float(from) && to == DataType::f32()) {
       value_ = v;
     } else {
-      value_ = "((" + compute_type(to) + ")(" + v + "))";
+      value_ = "((" + ctype(to) + ")(" + v + "))";
     }
   }
   void visit(const Binary *op) override {
     std::string a = expr(op->a), b = expr(op->b);
     DataType t = op->a.type();
     bool f = t.is_float(), s = t.is_int();
-    std::string ct = compute_type(t);
+    std::string ct = ctype(t);
     auto infix = [&](const char *o) { value_ = "(" + a + " " + o + " " + b + ")"; };
     int64_t c = 0;
     bool pow2 = is_const_int(op->b, &c) && c > 0 && (c & (c - 1)) == 0;
@@ -145,7 +151,7 @@ public:
       }
       if (!s) return infix("%");
       if (pow2) {
-        value_ = "(" + a + " & " + std::to_string(c - 1) + "LL)";
+        value_ = "(" + a + " & " + std::to_string(c - 1) + (ct == "int64_t" ? "LL)" : ")");
         return;
       }
       value_ = "tessel_floormod<" + ct + ">(" + a + ", " + b + ")";
@@ -214,8 +220,7 @@ public:
   void visit(const Let *op) override {
     std::string val = expr(op->value), var = name_of(op->var);
     std::string body = expr(op->body);
-    value_ =
-        "([&]() { const " + compute_type(op->value.type()) + " " + var + " = " + val + "; return " + body + "; }())";
+    value_ = "([&]() { const " + ctype(op->value.type()) + " " + var + " = " + val + "; return " + body + "; }())";
   }
   void visit(const Ramp *) override { unsupported("vector ramp"); }
   void visit(const Broadcast *) override { unsupported("vector broadcast"); }
@@ -228,7 +233,7 @@ public:
     // Unrolled, and loops that pick register-accumulator tiles: the tile indices must become constants.
     if (op->kind == ForKind::Unrolled || picks_accumulator_tile(op->body, op->var)) line("#pragma unroll");
     std::string end = is_zero(op->min) ? ext : "(" + mn + " + " + ext + ")";
-    open("for (int64_t " + v + " = " + mn + "; " + v + " < " + end + "; ++" + v + ")");
+    open("for (" + ctype(op->var.type()) + " " + v + " = " + mn + "; " + v + " < " + end + "; ++" + v + ")");
     stmt(op->body);
     close();
   }
@@ -273,7 +278,7 @@ public:
   void visit(const LetStmt *op) override {
     std::string val = expr(op->value);
     open("");
-    line("const " + compute_type(op->value.type()) + " " + name_of(op->var) + " = " + val + ";");
+    line("const " + ctype(op->value.type()) + " " + name_of(op->var) + " = " + val + ";");
     stmt(op->body);
     close();
   }
@@ -355,6 +360,7 @@ Expected<CudaSource> generate_cuda(const lower::LoweredProgram &p, const Target 
       params +=
           (params.empty() ? "" : ", ") + cuda_storage_type(buffer_type(b, prog)) + " *__restrict__ " + pr.name_of(b);
     pr.accumulators = k.accumulators;
+    pr.index32 = k.index32;
     pr.open("TESSEL_KERNEL(" + std::to_string(threads) + ") " + k.name + "(" + params + ")");
     if (!k.shared.empty()) {
       pr.line("TESSEL_ARENA(tessel_arena);");

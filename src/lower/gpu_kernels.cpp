@@ -5,6 +5,7 @@
 // them); a reduction loop bound to threads is a cross-thread reduction.
 #include "lower/gpu_kernels.h"
 
+#include "ir/bounds.h"
 #include "ir/op.h"
 #include "ir/simplify.h"
 #include "ir/visitor.h"
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <set>
@@ -713,6 +715,71 @@ private:
   int depth_ = 0;
 };
 
+// Whether every index value in `s` provably fits in 32 bits, given the launch's index ranges: loop
+// variables and lets over their ranges, and every integer subexpression (intermediates overflow first).
+// False when the kernel holds 64-bit integer data, which the same type would then narrow.
+bool fits_32_bit_indices(const Stmt &s, const std::vector<Expr> &index_vars, const std::array<int64_t, 6> &dims) {
+  struct V : IRVisitor {
+    ConstScope scope;
+    bool ok = true;
+    using IRVisitor::visit;
+    const int64_t kLimit = (int64_t(1) << 31) - 1;
+    void check(const Expr &e) {
+      if (!ok || e.type().element_of() != DataType::index()) return;
+      ConstRange r = constant_bounds(e, scope);
+      ok = r.min && r.max && *r.min >= -kLimit && *r.max <= kLimit;
+    }
+    void visit(const IntImm *op) override { ok &= op->type != DataType::index() || std::llabs(op->value) <= kLimit; }
+    void visit(const Var *op) override {
+      if (op->type == DataType::index() && !scope.count(op)) ok = false; // a variable of unknown range
+    }
+    void visit(const Binary *op) override {
+      IRVisitor::visit(op);
+      check(Binary::make(op->op, op->a, op->b));
+    }
+    void visit(const Cast *op) override {
+      IRVisitor::visit(op);
+      if (op->type == DataType::index()) ok = false; // a value widened into an index: not an index range
+    }
+    void visit(const Load *op) override {
+      if (op->type.element_of() == DataType::index()) ok = false;
+      IRVisitor::visit(op);
+    }
+    void visit(const Store *op) override {
+      if (op->value.type().element_of() == DataType::index()) ok = false;
+      IRVisitor::visit(op);
+    }
+    void visit(const Allocate *op) override {
+      if (op->dtype == DataType::index()) ok = false;
+      IRVisitor::visit(op);
+    }
+    void visit(const For *op) override {
+      ConstRange mn = constant_bounds(op->min, scope), ext = constant_bounds(op->extent, scope);
+      if (!mn.min || !mn.max || !ext.max) {
+        ok = false;
+        return;
+      }
+      op->min.accept(this), op->extent.accept(this);
+      scope[op->var.get()] = {*mn.min, *mn.max + *ext.max - 1};
+      check(op->min + op->extent);
+      op->body.accept(this);
+    }
+    void visit(const LetStmt *op) override {
+      op->value.accept(this);
+      ConstRange r = constant_bounds(op->value, scope);
+      if (!r.min || !r.max) {
+        ok = false;
+        return;
+      }
+      scope[op->var.get()] = r;
+      op->body.accept(this);
+    }
+  } v;
+  for (size_t i = 0; i < index_vars.size(); ++i) v.scope[index_vars[i].get()] = {int64_t(0), dims[i] - 1};
+  s.accept(&v);
+  return v.ok;
+}
+
 // The global buffers a kernel touches, in first-use order.
 std::vector<Expr> global_buffers(const Stmt &s, const std::set<const ExprNode *> &globals) {
   struct V : IRVisitor {
@@ -806,6 +873,7 @@ Expected<GpuKernel> make_kernel(const Stmt &unit, const std::string &name, const
   k.shared = hoist.buffers;
   k.shared_bytes = hoist.bytes;
   k.accumulators = accumulators.found;
+  k.index32 = fits_32_bit_indices(s, idx, dims);
   k.params = global_buffers(s, globals);
   return k;
 }

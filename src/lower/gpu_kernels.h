@@ -46,8 +46,11 @@ struct GpuKernel {
   std::array<int64_t, 3> grid{1, 1, 1}, block{1, 1, 1};
   std::vector<ir::Expr> params; // global buffers (handle variables) it reads or writes, in order
   std::vector<SharedBuffer> shared;
-  int64_t shared_bytes = 0; // the arena: dynamic shared memory at launch
+  int64_t shared_bytes = 0;                      // the arena: dynamic shared memory at launch
   std::vector<RegisterAccumulator> accumulators; // Local allocations printed as WMMA fragments
+  // Every index value (loop variables, lets, every integer subexpression) provably fits 32 bits:
+  // index arithmetic may be 32-bit, which GPUs do natively (64-bit multiplies take several instructions).
+  bool index32 = false;
   // Variables named "blockIdx.x", "threadIdx.y", ... standing for the CUDA indices.
   std::vector<ir::Expr> thread_indices;
 };
