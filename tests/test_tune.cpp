@@ -2,6 +2,7 @@
 // workloads, resuming, suites, all-failing tasks, bounded memory, the cost
 // model's ranking, features and the HTML report.
 #include "codegen/cpu_compiler.h"
+#include "codegen/cuda_driver.h"
 #include "cost_model/features.h"
 #include "interp/interpreter.h"
 #include "lower/lower.h"
@@ -291,3 +292,31 @@ TEST(Report, IsWellFormedAndHoldsThePlotsAndTheTable) {
 }
 
 } // namespace
+
+// Tuning for a GPU drives the whole loop (GPU sketches, features, model, NVRTC builds, the runner):
+// where a GPU is, the tuned kernel beats the default; where none is, every candidate is built, none is
+// run, and the task ends saying why instead of spending its trials.
+TEST(Tune, CudaTargetBuildsWithNvrtcAndRunsWhereAGpuIs) {
+  std::string why;
+  if (!codegen::nvrtc_available(&why)) GTEST_SKIP() << "NVRTC is not available here: " << why;
+  auto db = db::make_memory_database();
+  auto h100 = Target::load("h100");
+  ASSERT_TRUE(h100.has_value());
+  auto builder = measure::make_local_builder(*h100);
+  auto runner = measure::make_local_runner();
+  auto model = cost::make_xgboost_model();
+  search::TuneOptions o = quick(48);
+  o.target = *h100;
+  auto report = search::tune({task("matmul:M=64,N=64,K=64")}, o, *db, *builder, *runner, *model);
+  ASSERT_TRUE(report) << report.error();
+  const auto &r = report->tasks[0];
+  if (codegen::runnable_here(*h100)) {
+    EXPECT_GT(r.best_seconds, 0) << r.message;
+  } else {
+    EXPECT_EQ(r.best_seconds, 0);
+    EXPECT_NE(r.message.find("every candidate failed"), std::string::npos) << r.message;
+    EXPECT_NE(r.message.find("cannot run"), std::string::npos) << r.message;
+    EXPECT_LT(r.trials, 48);
+  }
+  EXPECT_GT(report->compile_seconds, 0);
+}
