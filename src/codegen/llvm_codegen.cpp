@@ -6,8 +6,8 @@
 // emitted as integer bit operations (round to nearest even) so they vectorize.
 #include "codegen/llvm_codegen.h"
 
-#include "ir/printer.h"
 #include "ir/op.h"
+#include "ir/printer.h"
 #include "ir/simplify.h"
 #include "ir/visitor.h"
 #include "schedules/intrinsics.h"
