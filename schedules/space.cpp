@@ -251,7 +251,7 @@ private:
     int partials = R2.leaves.back();
     std::vector<int> spatial(R2.leaves.begin(), R2.leaves.begin() + ns);
     maybe_vectorize(rf, partials);
-    parallelize(rf, spatial);
+    if (rng.below(2) == 0) parallelize(rf, spatial); // small rows may run faster without a parallel region
     pragma_unroll(rf);
   }
 

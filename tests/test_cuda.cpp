@@ -242,3 +242,21 @@ TEST(CudaCodegen, IndexArithmeticIs32BitOnlyWhereItFits) {
     EXPECT_NE(s.cuda.source.find("for (int64_t"), std::string::npos);
   }
 }
+
+// Tensor-core accumulators stay in registers where WMMA provably loads the operands as they lie
+// (shared tiles at 32-byte multiples); other samples keep the memory form, whose calls check at run time.
+TEST(CudaCodegen, TensorCoreAccumulatorsStayInRegistersWhereOperandsAreAligned) {
+  Target h100 = gpu_target("h100");
+  int in_registers = 0, in_memory = 0;
+  for (auto &s : sample_cuda("matmul:M=128,N=128,K=64,dtype=f16", h100, 24, "gpu-tensorcore")) {
+    bool acc = false;
+    for (auto &k : s.cuda.program.kernels) acc |= !k.accumulators.empty();
+    (acc ? in_registers : in_memory)++;
+    if (acc) {
+      EXPECT_NE(s.cuda.source.find("tessel_acc_fill("), std::string::npos);
+      EXPECT_NE(s.cuda.source.find("tessel_acc_store("), std::string::npos);
+    }
+  }
+  EXPECT_GT(in_registers, 0);
+  std::cout << in_registers << " of " << in_registers + in_memory << " samples accumulate in registers\n";
+}

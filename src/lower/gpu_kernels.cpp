@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <functional>
 #include <map>
+#include <numeric>
 #include <set>
 
 namespace tessel::lower {
@@ -149,8 +150,50 @@ private:
 // it; when the fragment is used in exactly that order, the calls accumulate in
 // registers instead and the tiles are stored once, into the fragment's memory,
 // which the reads then use. Any other use keeps the memory form (still correct).
+// A multiple every value of the integer expression is known to be (1: nothing known), from its
+// additions and multiplications by constants; what a 32-byte alignment proof needs.
+int64_t known_multiple(const Expr &e) {
+  int64_t c = 0;
+  if (is_const_int(e, &c)) return c == 0 ? int64_t(1) << 40 : std::llabs(c);
+  auto *b = e.as<Binary>();
+  if (!b) return 1;
+  switch (b->op) {
+  case BinaryOp::Add:
+  case BinaryOp::Sub: return std::gcd(known_multiple(b->a), known_multiple(b->b));
+  case BinaryOp::Mul: return known_multiple(b->a) * known_multiple(b->b);
+  default: return 1;
+  }
+}
+
+// Whether a tensor-core call's A and B operands can be loaded by WMMA as they lie, provably: row- or
+// column-major A, leading dimensions multiples of 16 bytes, tile starts at multiples of 32 bytes of
+// shared buffers (arena offsets are 128-byte aligned; a caller's device pointer may not be).
+bool wmma_loads_directly(const std::vector<Expr> &args, const sched::TensorIntrinsic *in,
+                         const std::set<const ExprNode *> &shared) {
+  int64_t bytes = in->a.bytes(), lda_m = 0, lda_k = 0, ldb_k = 0;
+  auto *a = args[2].as<AddressOf>(), *b = args[5].as<AddressOf>();
+  if (!a || !b || !shared.count(a->buffer.get()) || !shared.count(b->buffer.get()) || !is_const_int(args[3], &lda_m) ||
+      !is_const_int(args[4], &lda_k) || !is_const_int(args[6], &ldb_k))
+    return false;
+  bool a_row = lda_k == 1 && lda_m * bytes % 16 == 0, a_col = lda_m == 1 && lda_k * bytes % 16 == 0;
+  return (a_row || a_col) && ldb_k * bytes % 16 == 0 && known_multiple(a->index) * bytes % 32 == 0 &&
+         known_multiple(b->index) * bytes % 32 == 0;
+}
+
 class RegisterAccumulators : public IRMutator {
 public:
+  explicit RegisterAccumulators(const Stmt &kernel) {
+    struct V : IRVisitor {
+      std::set<const ExprNode *> &shared;
+      explicit V(std::set<const ExprNode *> &s) : shared(s) {}
+      using IRVisitor::visit;
+      void visit(const Allocate *op) override {
+        if (op->scope == MemoryScope::Shared) shared.insert(op->buffer.get());
+        IRVisitor::visit(op);
+      }
+    } v(shared_);
+    kernel.accept(&v);
+  }
   using IRMutator::mutate;
   std::vector<RegisterAccumulator> found;
 
@@ -220,11 +263,12 @@ private:
     return v.ok && v.any;
   }
   // The tensor-core calls accumulating into f (all the same intrinsic and leading dimension); -1: another use.
-  static int calls_on(const Stmt &s, const ExprNode *f, const sched::TensorIntrinsic **in, int64_t *ldc) {
+  int calls_on(const Stmt &s, const ExprNode *f, const sched::TensorIntrinsic **in, int64_t *ldc) const {
     struct V : IRVisitor {
       const ExprNode *f;
       const sched::TensorIntrinsic **in;
       int64_t *ldc;
+      const std::set<const ExprNode *> *shared;
       int n = 0;
       bool bad = false;
       using IRVisitor::visit;
@@ -233,14 +277,15 @@ private:
         if (!c || c->buffer.get() != f) return IRVisitor::visit(op);
         const sched::TensorIntrinsic *t = warp_intrinsic(op->name);
         int64_t ld = 0;
-        if (!t || op->args.size() < 7 || !is_const_int(op->args[1], &ld) || (*in && (*in != t || *ldc != ld))) {
+        if (!t || op->args.size() < 7 || !is_const_int(op->args[1], &ld) || (*in && (*in != t || *ldc != ld)) ||
+            !wmma_loads_directly(op->args, t, *shared)) {
           bad = true;
           return;
         }
         *in = t, *ldc = ld, ++n;
       }
     } v;
-    v.f = f, v.in = in, v.ldc = ldc;
+    v.f = f, v.in = in, v.ldc = ldc, v.shared = &shared_;
     s.accept(&v);
     return v.bad ? -1 : v.n;
   }
@@ -265,6 +310,7 @@ private:
     s.accept(&v);
     return {v.stored, v.loaded};
   }
+  std::set<const ExprNode *> shared_; // the kernel's shared buffers
   // Each call on the fragment's memory becomes the call on its register tile.
   static Stmt to_registers(const Stmt &s, const Expr &buffer, const Expr &acc, const sched::TensorIntrinsic *in,
                            int64_t ldc) {
@@ -843,7 +889,7 @@ Expected<GpuKernel> make_kernel(const Stmt &unit, const std::string &name, const
   Stmt s = unit;
   // The passes, in order.
   s = ScopeNestedBuffers().mutate(s); // intermediates inside the kernel: per thread or per block
-  RegisterAccumulators accumulators;
+  RegisterAccumulators accumulators(s);
   s = accumulators.mutate(s); // tensor-core accumulators in registers across the k loop
   std::set<const ExprNode *> local = local_buffers(s);
   CrossThreadReduction ctr(local);
