@@ -260,3 +260,14 @@ TEST(CudaCodegen, TensorCoreAccumulatorsStayInRegistersWhereOperandsAreAligned) 
   EXPECT_GT(in_registers, 0);
   std::cout << in_registers << " of " << in_registers + in_memory << " samples accumulate in registers\n";
 }
+
+// Cooperative fetches vectorized by the schedule copy 16 bytes per thread (float4) where both ends are
+// provably aligned; the same samples still match the interpreter (the families above run them).
+TEST(CudaCodegen, VectorizedFetchesAreSixteenByteCopies) {
+  int copies = 0;
+  auto samples = sample_cuda("matmul:M=128,N=128,K=128", gpu_target("h100"), 12, "gpu-tile+shared");
+  for (auto &s : samples) copies += s.cuda.source.find("tessel_copy16((&") != std::string::npos;
+  EXPECT_GT(copies, 0);
+  samples.resize(4);
+  check_host_emulation(samples, "float4 fetches");
+}

@@ -38,7 +38,8 @@ std::string cuda_library_header(const std::vector<CudaLibraryKernel> &kernels, c
   for (auto &line : doc) os << " * " << line << "\n";
   os << " *\n"
      << " * Compile " << library_name << "_cuda.c with the CUDA toolkit's include directory and link -lcuda.\n"
-     << " * Arguments are device pointers to dense row-major buffers; stream is a CUstream (0: default).\n"
+     << " * Arguments are device pointers to dense row-major buffers, 16-byte aligned (cudaMalloc's are);\n"
+     << " * stream is a CUstream (0: default).\n"
      << " * Kernels run on the current CUDA context; the first call loads the module and allocates the\n"
      << " * workspace, kept for later calls (calls of one kernel must not overlap on different streams).\n"
      << " * Every function returns 0 or the CUresult of what failed.\n"

@@ -53,8 +53,8 @@ public:
   std::string error;
 
   void check_type(DataType t) {
-    if (t.is_vector() && error.empty())
-      error = "vector IR (" + t.str() + ") reached the CUDA back end; GPU schedules do not vectorize loops";
+    if (t.is_vector() && t.lanes > 16 && error.empty())
+      error = "a vector of " + std::to_string(t.lanes) + " lanes in a GPU kernel; vectorize by at most 16";
   }
   void visit(const For *op) override {
     if (!op->thread_tag.empty() && op->kind != ForKind::Vthread) {
@@ -150,6 +150,65 @@ private:
 // it; when the fragment is used in exactly that order, the calls accumulate in
 // registers instead and the tiles are stored once, into the fragment's memory,
 // which the reads then use. Any other use keeps the memory form (still correct).
+// ------------------------------------------------------- pass: vector stores
+// A GPU thread has no vector registers: a vectorized store becomes one store per lane, except a
+// copy whose both ends are provably aligned, which is one 8- or 16-byte move (float2 / float4).
+int64_t known_multiple(const Expr &e);
+
+// Lane `i` of a vector expression.
+class ExtractLane : public IRMutator {
+public:
+  explicit ExtractLane(int lane) : lane_(lane) {}
+  using IRMutator::mutate;
+
+protected:
+  Expr visit(const Ramp *op, const Expr &e) override {
+    return ir::simplify(mutate(op->base) + mutate(op->stride) * Expr(int64_t(lane_)));
+  }
+  Expr visit(const Broadcast *op, const Expr &e) override { return mutate(op->value); }
+  Expr visit(const Load *op, const Expr &e) override {
+    return Load::make(op->type.element_of(), op->buffer, mutate(op->index));
+  }
+  Expr visit(const Cast *op, const Expr &e) override { return Cast::make(op->type.element_of(), mutate(op->value)); }
+  Expr visit(const Call *op, const Expr &e) override {
+    std::vector<Expr> args;
+    for (auto &a : op->args) args.push_back(mutate(a));
+    return Call::make(op->func, args);
+  }
+
+private:
+  int lane_;
+};
+
+class ScalarizeVectors : public IRMutator {
+public:
+  explicit ScalarizeVectors(const std::set<const ExprNode *> &aligned) : aligned_(aligned) {}
+  using IRMutator::mutate;
+
+protected:
+  Stmt visit(const Store *op, const Stmt &s) override {
+    DataType t = op->value.type();
+    if (t.is_scalar()) return s;
+    auto *dst = op->index.as<Ramp>();
+    auto *ld = op->value.as<Load>();
+    auto *src = ld ? ld->index.as<Ramp>() : nullptr;
+    int64_t bytes = int64_t(t.lanes) * t.bytes();
+    if (dst && src && is_one(dst->stride) && is_one(src->stride) && ld->type == t && (bytes == 8 || bytes == 16) &&
+        aligned_.count(op->buffer.get()) && aligned_.count(ld->buffer.get()) &&
+        known_multiple(dst->base) * t.bytes() % bytes == 0 && known_multiple(src->base) * t.bytes() % bytes == 0)
+      return ExternCall::make(std::string(kCopyPrefix) + std::to_string(bytes),
+                              {AddressOf::make(op->buffer, dst->base, t.element_of()),
+                               AddressOf::make(ld->buffer, src->base, t.element_of())});
+    std::vector<Stmt> lanes;
+    for (int i = 0; i < t.lanes; ++i)
+      lanes.push_back(Store::make(op->buffer, ExtractLane(i).mutate(op->value), ExtractLane(i).mutate(op->index)));
+    return Block::make(lanes);
+  }
+
+private:
+  const std::set<const ExprNode *> &aligned_; // buffers whose start is 16-byte aligned
+};
+
 // A multiple every value of the integer expression is known to be (1: nothing known), from its
 // additions and multiplications by constants; what a 32-byte alignment proof needs.
 int64_t known_multiple(const Expr &e) {
@@ -182,18 +241,7 @@ bool wmma_loads_directly(const std::vector<Expr> &args, const sched::TensorIntri
 
 class RegisterAccumulators : public IRMutator {
 public:
-  explicit RegisterAccumulators(const Stmt &kernel) {
-    struct V : IRVisitor {
-      std::set<const ExprNode *> &shared;
-      explicit V(std::set<const ExprNode *> &s) : shared(s) {}
-      using IRVisitor::visit;
-      void visit(const Allocate *op) override {
-        if (op->scope == MemoryScope::Shared) shared.insert(op->buffer.get());
-        IRVisitor::visit(op);
-      }
-    } v(shared_);
-    kernel.accept(&v);
-  }
+  explicit RegisterAccumulators(std::set<const ExprNode *> shared) : shared_(std::move(shared)) {}
   using IRMutator::mutate;
   std::vector<RegisterAccumulator> found;
 
@@ -523,7 +571,10 @@ protected:
                      LetStmt::make(op->var, op->min + outer * Expr(lanes) + index_[3], guarded));
   }
   // Barriers and block reductions are for every thread: only tensor-core calls are guarded.
-  Stmt visit(const ExternCall *op, const Stmt &s) override { return is_warp_call(op->name) ? guard(s, 4) : s; }
+  Stmt visit(const ExternCall *op, const Stmt &s) override {
+    if (op->name.rfind(kCopyPrefix, 0) == 0) return guard(s, 0); // a store of 8 or 16 bytes
+    return is_warp_call(op->name) ? guard(s, 4) : s;
+  }
 
 private:
   // Guards `s` on index 0 of every unbound index from `first` (0: blocks too).
@@ -684,6 +735,11 @@ Access accesses(const Stmt &s, const std::set<const ExprNode *> &arena) {
     }
     void visit(const AddressOf *op) override {
       if (arena.count(op->buffer.get())) a.reads.insert(op->buffer.get());
+      IRVisitor::visit(op);
+    }
+    void visit(const ExternCall *op) override { // a copy writes its first operand
+      auto *dst = op->name.rfind(kCopyPrefix, 0) == 0 ? op->args[0].as<AddressOf>() : nullptr;
+      if (dst && arena.count(dst->buffer.get())) a.writes.insert(dst->buffer.get());
       IRVisitor::visit(op);
     }
   } v(arena);
@@ -856,6 +912,19 @@ std::vector<Expr> global_buffers(const Stmt &s, const std::set<const ExprNode *>
   return v.out;
 }
 
+std::set<const ExprNode *> shared_buffers(const Stmt &s) {
+  struct V : IRVisitor {
+    std::set<const ExprNode *> out;
+    using IRVisitor::visit;
+    void visit(const Allocate *op) override {
+      if (op->scope == MemoryScope::Shared) out.insert(op->buffer.get());
+      IRVisitor::visit(op);
+    }
+  } v;
+  s.accept(&v);
+  return v.out;
+}
+
 std::set<const ExprNode *> local_buffers(const Stmt &s) {
   struct V : IRVisitor {
     std::set<const ExprNode *> out;
@@ -888,8 +957,11 @@ Expected<GpuKernel> make_kernel(const Stmt &unit, const std::string &name, const
   }
   Stmt s = unit;
   // The passes, in order.
-  s = ScopeNestedBuffers().mutate(s); // intermediates inside the kernel: per thread or per block
-  RegisterAccumulators accumulators(s);
+  s = ScopeNestedBuffers().mutate(s);           // intermediates inside the kernel: per thread or per block
+  std::set<const ExprNode *> aligned = globals; // device allocations; shared buffers sit at 128-byte offsets
+  for (auto *b : shared_buffers(s)) aligned.insert(b);
+  s = ScalarizeVectors(aligned).mutate(s); // vector stores: aligned 8/16-byte copies, else per lane
+  RegisterAccumulators accumulators(shared_buffers(s));
   s = accumulators.mutate(s); // tensor-core accumulators in registers across the k loop
   std::set<const ExprNode *> local = local_buffers(s);
   CrossThreadReduction ctr(local);

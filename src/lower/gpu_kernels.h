@@ -19,6 +19,9 @@ inline constexpr const char *kBlockAllreducePrefix = "tessel_block_allreduce_";
 // <intrinsic>_acc(acc, tile, A, lda_m, lda_k, B, ldb_k); tessel_acc_store(acc, count,
 // &staging[0], ldc, tiles_per_row, m, n).
 inline constexpr const char *kAccFill = "tessel_acc_fill";
+// tessel_copy8 / tessel_copy16(&dst[i], &src[j]): one aligned 8- or 16-byte move (a vectorized copy,
+// e.g. a cooperative fetch into shared memory, as float2 / float4).
+inline constexpr const char *kCopyPrefix = "tessel_copy";
 inline constexpr const char *kAccStore = "tessel_acc_store";
 
 // A buffer in the block's shared-memory arena (shared stages, and warp
