@@ -428,7 +428,7 @@ private:
       SplitResult sp = check(split(s, cache, fused, n), SplitResult{-1, -1});
       if (sp.inner < 0) return;
       if (n > 1) check(sched::bind(s, cache, sp.inner, "threadIdx.x"));
-      if (warps > 1) {
+      if (warps > 1 && stage(cache).loops[sp.outer].extent >= warps) { // else warp 0 fetches (a vectorized copy)
         SplitResult w = check(split(s, cache, sp.outer, warps), SplitResult{-1, -1});
         if (w.inner >= 0) check(sched::bind(s, cache, w.inner, "threadIdx.y"));
       }

@@ -5,11 +5,10 @@
 //   int32_t NAME(tessel_device_ptr input..., tessel_device_ptr output..., void *stream);
 //
 // Arguments are device pointers (CUdeviceptr) to dense row-major buffers, 16-byte
-// aligned (kernels may move 16 bytes at a time), in W's order; `stream` is a CUstream / cudaStream_t (0: the default stream). The
-// kernels run on the calling thread's current CUDA context; on the first call
-// NAME loads its module there and allocates the workspace it keeps between
-// kernels. It returns 0 or the CUresult of what failed. Calls of one kernel
-// share its workspace, so they must not overlap on different streams.
+// aligned (kernels may move 16 bytes at a time), in W's order; `stream` is a CUstream / cudaStream_t (0: the default
+// stream). The kernels run on the calling thread's current CUDA context; on the first call NAME loads its module there
+// and allocates the workspace it keeps between kernels. It returns 0 or the CUresult of what failed. Calls of one
+// kernel share its workspace, so they must not overlap on different streams.
 #pragma once
 
 #include "codegen/cuda_compiler.h"
