@@ -912,28 +912,18 @@ std::vector<Expr> global_buffers(const Stmt &s, const std::set<const ExprNode *>
   return v.out;
 }
 
-std::set<const ExprNode *> shared_buffers(const Stmt &s) {
+// The buffers `s` allocates in `scope`.
+std::set<const ExprNode *> buffers_in(const Stmt &s, MemoryScope scope) {
   struct V : IRVisitor {
+    MemoryScope scope;
     std::set<const ExprNode *> out;
     using IRVisitor::visit;
     void visit(const Allocate *op) override {
-      if (op->scope == MemoryScope::Shared) out.insert(op->buffer.get());
+      if (op->scope == scope) out.insert(op->buffer.get());
       IRVisitor::visit(op);
     }
   } v;
-  s.accept(&v);
-  return v.out;
-}
-
-std::set<const ExprNode *> local_buffers(const Stmt &s) {
-  struct V : IRVisitor {
-    std::set<const ExprNode *> out;
-    using IRVisitor::visit;
-    void visit(const Allocate *op) override {
-      if (op->scope == MemoryScope::Local) out.insert(op->buffer.get());
-      IRVisitor::visit(op);
-    }
-  } v;
+  v.scope = scope;
   s.accept(&v);
   return v.out;
 }
@@ -959,17 +949,18 @@ Expected<GpuKernel> make_kernel(const Stmt &unit, const std::string &name, const
   // The passes, in order.
   s = ScopeNestedBuffers().mutate(s);           // intermediates inside the kernel: per thread or per block
   std::set<const ExprNode *> aligned = globals; // device allocations; shared buffers sit at 128-byte offsets
-  for (auto *b : shared_buffers(s)) aligned.insert(b);
-  s = ScalarizeVectors(aligned).mutate(s); // vector stores: aligned 8/16-byte copies, else per lane
-  RegisterAccumulators accumulators(shared_buffers(s));
-  s = accumulators.mutate(s); // tensor-core accumulators in registers across the k loop
-  std::set<const ExprNode *> local = local_buffers(s);
+  std::set<const ExprNode *> shared = buffers_in(s, MemoryScope::Shared);
+  aligned.insert(shared.begin(), shared.end());
+  s = ScalarizeVectors(aligned).mutate(s);   // vector stores: aligned 8/16-byte copies, else per lane
+  RegisterAccumulators accumulators(shared); // the scalarized stores allocate nothing
+  s = accumulators.mutate(s);                // tensor-core accumulators in registers across the k loop
+  std::set<const ExprNode *> local = buffers_in(s, MemoryScope::Local);
   CrossThreadReduction ctr(local);
   s = ctr.mutate(s); // reductions across threads -> private partials + a block allreduce
   if (!ctr.error.empty()) return make_error(name + ": " + ctr.error);
   if (ctr.rewritten && (dims[4] > 1 || dims[5] > 1))
     return make_error(name + ": a cross-thread reduction in a block with threadIdx.y/z is not supported");
-  local = local_buffers(s);
+  local = buffers_in(s, MemoryScope::Local);
   s = GuardRedundantStores(dims, local, idx).mutate(s); // shared writes outside thread loops: one thread
   HoistShared hoist(dims, idx);
   s = hoist.mutate(s); // shared and fragment buffers -> the block's arena
