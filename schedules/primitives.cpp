@@ -908,6 +908,23 @@ Expected<std::string> cache_read(Schedule &s, const std::string &tensor, const s
   return cname;
 }
 
+Status storage_pad(Schedule &s, const std::string &n, int64_t elements) {
+  auto st = get_stage(s, n, "storage_pad");
+  if (!st) return Status::error(st.error());
+  Stage &stage = **st;
+  if (stage.scope != ir::MemoryScope::Shared && stage.scope != ir::MemoryScope::Local)
+    return Status::error("storage_pad: " + n + " lives in " + ir::memory_scope_name(stage.scope) +
+                         " memory; only shared and local cache stages (cache_read/cache_write) can be padded");
+  if (stage.tensor->shape.size() < 2)
+    return Status::error("storage_pad: " + n + " has one dimension: there are no rows to pad");
+  if (elements < 1 || elements > 64)
+    return Status::error("storage_pad: " + std::to_string(elements) + " elements of padding for " + n +
+                         " (expected 1..64)");
+  stage.row_pad = elements;
+  record(s, "storage_pad", n, {elements});
+  return Status::ok();
+}
+
 Expected<std::string> transform_layout(Schedule &s, const std::string &input, int dim, int64_t block,
                                        const std::vector<int64_t> &perm) {
   ir::Tensor src;
@@ -989,6 +1006,10 @@ Status apply_step(Schedule &s, const Step &st) {
     return bind(s, st.stage, l, st.str);
   }
   if (op == "compute_inline") return compute_inline(s, st.stage);
+  if (op == "storage_pad") {
+    if (Status c = need(1); !c) return c;
+    return storage_pad(s, st.stage, st.ints[0]);
+  }
   if (op == "tensorize") {
     if (Status c = need(1); !c) return c;
     return tensorize(s, st.stage, int(st.ints[0]), st.str);

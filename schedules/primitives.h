@@ -81,6 +81,11 @@ Expected<std::string> cache_write(Schedule &s, const std::string &stage, ir::Mem
 // Adds a stage `<tensor>_<scope>` copying `tensor` that `consumer` reads instead.
 Expected<std::string> cache_read(Schedule &s, const std::string &tensor, const std::string &consumer,
                                  ir::MemoryScope scope);
+// Pads each innermost row of a cache stage's buffer (shared or local scope) by
+// `elements` unused elements (1..64): consecutive rows then start in different
+// shared-memory banks, so a warp reading down a column of the tile is not
+// serialized. Layout only: the values computed do not change.
+Status storage_pad(Schedule &s, const std::string &stage, int64_t elements);
 // Re-lays-out input `input`: dimension `dim` is blocked by `block` (outer
 // block index in its place, the within-block index appended last), then the
 // dimensions are permuted by `perm` (a permutation of 0..rank). E.g. B[K, N]

@@ -69,6 +69,7 @@ struct Stage {
   ir::MemoryScope scope = ir::MemoryScope::Global;
   bool prepack = false;    // re-lays-out a constant input: computed once, ahead of time
   std::string relayout_of; // transform_layout: the input this stage re-lays-out
+  int64_t row_pad = 0;     // storage_pad: unused elements after each innermost row of its buffer
 
   int num_spatial() const { return int(tensor->axes.size()); }
   bool is_leaf(int loop) const;

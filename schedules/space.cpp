@@ -5,6 +5,7 @@
 #include "schedules/primitives.h"
 
 #include <algorithm>
+#include <array>
 #include <functional>
 
 namespace tessel::sched {
@@ -415,13 +416,24 @@ private:
       std::vector<int> copy_loops = stage(cache).leaves;
       int64_t v = 16 / std::max(1, stage(cache).tensor->dtype.bytes());
       int last = copy_loops.back();
+      bool vectorized = false;
       if (rng.below(2) == 0 && stage(cache).loops[last].extent % v == 0 && stage(cache).loops[last].extent > v) {
         SplitResult vs = check(split(s, cache, last, v), SplitResult{-1, -1});
         if (vs.inner >= 0) {
           check(vectorize(s, cache, vs.inner));
+          vectorized = true;
           copy_loops = stage(cache).leaves;
           copy_loops.pop_back(); // the vector stays innermost
         }
+      }
+      // A decision: pad each row of the tile so that threads reading down a column hit different banks
+      // (one 4-byte word), or by 16 bytes, which keeps float4 copies and WMMA tiles aligned.
+      const ir::Tensor &ct = stage(cache).tensor;
+      if (ct->shape.size() >= 2) {
+        int64_t bytes = ct->dtype.bytes() > 0 ? ct->dtype.bytes() : 1;
+        bool keep_16_byte_rows = vectorized || stage(consumer).scope == ir::MemoryScope::Fragment;
+        int64_t pad_bytes = std::array<int64_t, 3>{0, keep_16_byte_rows ? 16 : 4, 16}[size_t(rng.below(3))];
+        if (pad_bytes > 0) check(storage_pad(s, cache, std::max<int64_t>(1, pad_bytes / bytes)));
       }
       int fused = fuse_loops(cache, copy_loops);
       int64_t n = lanes_up_to_size ? std::min<int64_t>(lanes, stage(cache).loops[fused].extent) : lanes;

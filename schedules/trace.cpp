@@ -40,6 +40,7 @@ const std::map<std::string, OpFields> &op_fields() {
       {"cache_write", {{}, "scope"}},
       {"cache_write_layout", {{"dim", "block", "perm[]"}, "scope"}},
       {"cache_read", {{}, "consumer_scope"}},
+      {"storage_pad", {{"elements"}, ""}},
       {"transform_layout", {{"dim", "block", "perm[]"}, ""}},
   };
   return m;

@@ -271,3 +271,28 @@ TEST(CudaCodegen, VectorizedFetchesAreSixteenByteCopies) {
   samples.resize(4);
   check_host_emulation(samples, "float4 fetches");
 }
+
+// Shared tiles whose rows the schedule padded (against bank conflicts) keep their values, and a 16-byte
+// pad keeps the tensor-core operands aligned enough for register accumulators.
+TEST(CudaCodegen, PaddedSharedTilesMatchAndKeepTensorCoresAligned) {
+  auto padded = [](const Sample &s) {
+    for (auto &st : s.schedule.trace)
+      if (st.op == "storage_pad") return true;
+    return false;
+  };
+  std::vector<Sample> simt;
+  for (auto &s : sample_cuda("matmul:M=32,N=48,K=24", gpu_target("h100"), 16, "gpu-tile+shared"))
+    if (padded(s) && simt.size() < 4) simt.push_back(std::move(s));
+  ASSERT_FALSE(simt.empty());
+  check_host_emulation(simt, "padded shared tiles");
+
+  int padded_in_registers = 0;
+  std::vector<Sample> tc;
+  for (auto &s : sample_cuda("matmul:M=128,N=128,K=64,dtype=f16", gpu_target("h100"), 24, "gpu-tensorcore")) {
+    if (!padded(s)) continue;
+    for (auto &k : s.cuda.program.kernels) padded_in_registers += !k.accumulators.empty();
+    if (tc.size() < 2) tc.push_back(std::move(s));
+  }
+  EXPECT_GT(padded_in_registers, 0);
+  check_host_emulation(tc, "padded tensor-core tiles");
+}

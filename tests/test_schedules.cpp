@@ -105,6 +105,24 @@ TEST(Schedules, CacheReadAndInlineInSoftmax) {
   EXPECT_TRUE(kernel_matches_interpreter(s));
 }
 
+// Padded rows change the buffer's layout, not the values; the IR says so.
+TEST(Schedules, StoragePadChangesLayoutOnly) {
+  te::Workload w = spec("matmul:M=12,N=20,K=9");
+  sched::Schedule s = sched::default_schedule(w);
+  auto c = sched::cache_read(s, "A", "C", ir::MemoryScope::Local);
+  OKV(c);
+  OK(sched::compute_at(s, *c, "C", 0));
+  OK(sched::storage_pad(s, *c, 3));
+  EXPECT_TRUE(kernel_matches_interpreter(s));
+  auto p = lower::lower(s, "k");
+  OKV(p);
+  std::string ir = ir::to_string(p->kernel.body);
+  EXPECT_NE(ir.find("A_local = allocate f32[12]"), std::string::npos) << ir; // one row of 9, padded by 3
+  auto replayed = sched::replay_json(w, sched::trace_to_json(s));
+  OKV(replayed);
+  EXPECT_EQ(sched::trace_to_json(*replayed), sched::trace_to_json(s));
+}
+
 TEST(Schedules, SplitNpartsAndFuse) {
   te::Workload w = spec("batch_matmul:B=3,M=7,N=10,K=5");
   sched::Schedule s = sched::default_schedule(w);
@@ -241,6 +259,13 @@ TEST(Legality, IllegalPrimitivesAreRefusedWithClearErrors) {
          return st(sched::cache_read(s, "A", "C", ir::MemoryScope::Local));
        },
        "does not read A"},
+      {"pad a global stage", [&](auto &s) { return sched::storage_pad(s, "C", 4); }, "only shared and local"},
+      {"pad by nothing",
+       [&](auto &s) {
+         auto c = sched::cache_write(s, "C", ir::MemoryScope::Local);
+         return c ? sched::storage_pad(s, *c, 0) : Status::error(c.error());
+       },
+       "expected 1..64"},
       {"layout of non-input", [&](auto &s) { return st(sched::transform_layout(s, "C", 0, 2, {})); },
        "is not an input"},
       {"layout bad perm",

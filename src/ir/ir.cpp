@@ -298,8 +298,8 @@ Stmt Allocate::make(Expr buffer, DataType dtype, Expr extent, MemoryScope scope,
   check(buffer.type().is_handle(), "allocate needs a handle variable");
   return std::make_shared<Allocate>(std::move(buffer), dtype, std::move(extent), scope, std::move(body));
 }
-Stmt Realize::make(Tensor t, std::vector<Range> region, MemoryScope scope, Stmt body) {
-  return std::make_shared<Realize>(std::move(t), std::move(region), scope, std::move(body));
+Stmt Realize::make(Tensor t, std::vector<Range> region, MemoryScope scope, Stmt body, int64_t row_pad) {
+  return std::make_shared<Realize>(std::move(t), std::move(region), scope, std::move(body), row_pad);
 }
 Stmt IfThenElse::make(Expr cond, Stmt then_case, Stmt else_case) {
   check(cond.type().is_bool() && cond.type().is_scalar(), "if condition must be a scalar bool");

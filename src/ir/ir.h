@@ -337,13 +337,14 @@ struct Range {
 // (before storage flattening turns it into an Allocate).
 struct Realize : StmtNode {
   TESSEL_IR_NODE(StmtNode, StmtKind, Realize)
-  Realize(Tensor t, std::vector<Range> r, MemoryScope s, Stmt b)
-      : StmtNode(kKind), tensor(std::move(t)), region(std::move(r)), scope(s), body(std::move(b)) {}
+  Realize(Tensor t, std::vector<Range> r, MemoryScope s, Stmt b, int64_t pad)
+      : StmtNode(kKind), tensor(std::move(t)), region(std::move(r)), scope(s), body(std::move(b)), row_pad(pad) {}
   Tensor tensor;
   std::vector<Range> region;
   MemoryScope scope;
   Stmt body;
-  static Stmt make(Tensor t, std::vector<Range> region, MemoryScope scope, Stmt body);
+  int64_t row_pad = 0; // unused elements after each innermost row (shared memory: spreads rows over banks)
+  static Stmt make(Tensor t, std::vector<Range> region, MemoryScope scope, Stmt body, int64_t row_pad = 0);
 };
 
 struct IfThenElse : StmtNode {

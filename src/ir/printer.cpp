@@ -190,7 +190,9 @@ public:
       op->region[i].extent.accept(this);
       os << ")";
     }
-    os << ") in " << memory_scope_name(op->scope) << " {\n";
+    os << ")";
+    if (op->row_pad) os << " rows padded by " << op->row_pad;
+    os << " in " << memory_scope_name(op->scope) << " {\n";
     body(op->body);
     indent();
     os << "}\n";

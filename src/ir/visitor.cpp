@@ -213,7 +213,7 @@ Stmt IRMutator::visit(const Realize *op, const Stmt &s) {
   }
   Stmt b = mutate(op->body);
   if (!changed && b.same_as(op->body)) return s;
-  return Realize::make(op->tensor, region, op->scope, b);
+  return Realize::make(op->tensor, region, op->scope, b, op->row_pad);
 }
 Stmt IRMutator::visit(const IfThenElse *op, const Stmt &s) {
   Expr c = mutate(op->cond);

@@ -231,7 +231,7 @@ private:
     std::vector<Range> realize;
     for (auto &r : roots) realize.push_back({r.min, Expr(r.extent)});
     Stmt produce = NestBuilder(producer, ctx_, roots).build();
-    return Realize::make(producer.tensor, realize, producer.scope, Block::make({produce, body}));
+    return Realize::make(producer.tensor, realize, producer.scope, Block::make({produce, body}), producer.row_pad);
   }
 
   const Stage &st_;
@@ -279,7 +279,7 @@ Stmt schedule_to_loops(const sched::Schedule &schedule) {
     if (!w.is_output(t)) {
       std::vector<Range> region;
       for (auto e : t->shape) region.push_back({Expr(int64_t(0)), Expr(e)});
-      result = Realize::make(t, region, it->first->scope, result);
+      result = Realize::make(t, region, it->first->scope, result, it->first->row_pad);
     }
   }
   return result;

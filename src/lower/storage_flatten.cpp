@@ -24,10 +24,17 @@ public:
   std::unordered_map<const TensorNode *, BufferInfo> buffers;
   using IRMutator::mutate;
 
-  void add(const Tensor &t, Expr var, std::vector<Expr> mins, const std::vector<int64_t> &extents) {
+  // Row-major; `row_pad` unused elements follow each innermost row. Returns the elements to allocate.
+  int64_t add(const Tensor &t, Expr var, std::vector<Expr> mins, const std::vector<int64_t> &extents,
+              int64_t row_pad = 0) {
     BufferInfo b{std::move(var), std::move(mins), std::vector<int64_t>(extents.size(), 1)};
-    for (int d = int(extents.size()) - 2; d >= 0; --d) b.strides[d] = b.strides[d + 1] * extents[d + 1];
+    std::vector<int64_t> padded = extents;
+    if (!padded.empty()) padded.back() += row_pad;
+    for (int d = int(padded.size()) - 2; d >= 0; --d) b.strides[d] = b.strides[d + 1] * padded[d + 1];
     buffers[t.get()] = std::move(b);
+    int64_t total = 1;
+    for (int64_t e : padded) total *= e;
+    return total;
   }
 
   Expr flat_index(const Tensor &t, const std::vector<Expr> &indices) {
@@ -54,18 +61,16 @@ protected:
     Expr var = Var::make(DataType::handle(), op->tensor->name);
     std::vector<Expr> mins;
     std::vector<int64_t> extents;
-    Expr total = Expr(int64_t(1));
     for (auto &r : op->region) {
       mins.push_back(r.min);
       int64_t e;
       TESSEL_CHECK(is_const_int(r.extent, &e),
                    "internal: realize of " + op->tensor->name + " has a non-constant extent");
       extents.push_back(e);
-      total = total * r.extent;
     }
-    add(op->tensor, var, mins, extents);
+    int64_t total = add(op->tensor, var, mins, extents, op->row_pad);
     Stmt body = mutate(op->body);
-    return Allocate::make(var, op->tensor->dtype, total, op->scope, body);
+    return Allocate::make(var, op->tensor->dtype, Expr(total), op->scope, body);
   }
 };
 
