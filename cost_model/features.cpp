@@ -97,9 +97,10 @@ class Extractor : public IRVisitor {
 public:
   std::vector<StatementFeatures> statements;
   double alloc_local_bytes = 0, alloc_global_bytes = 0;
-  int allocations = 0, extern_calls = 0, guards = 0;
+  int allocations = 0, extern_calls = 0, guards = 0, gpu_loops = 0;
 
   void visit(const For *op) override {
+    gpu_loops += op->kind == ForKind::GpuBlock || op->kind == ForKind::GpuThread || op->kind == ForKind::Vthread;
     loops_.push_back({op->var, const_extent(op->extent), op->kind});
     op->body.accept(this);
     loops_.pop_back();
@@ -272,7 +273,24 @@ std::vector<float> program_features(const lower::LoweredProgram &program) {
   out[i++] = float(x.extern_calls);
   out[i++] = float(x.guards);
   out[i++] = float(program.prepack.size());
+  // GPU programs: the launch and what a block asks of an SM (before compilation: estimates).
+  if (x.gpu_loops > 0) {
+    lower::GpuResources r = lower::gpu_resources(program.kernel);
+    out[i++] = float(log2p(r.blocks));
+    out[i++] = float(log2p(r.threads_per_block));
+    out[i++] = float(log2p(r.vthreads));
+    out[i++] = float(log2p(r.shared_bytes));
+    out[i++] = float(log2p(lower::estimated_registers(r)));
+    out[i++] = float(log2p(std::max<int64_t>(0, lower::estimated_registers(r) - 255) * 4)); // spilled
+    out[i++] = float(log2p(r.thread_x_extent));
+  }
   return out;
+}
+
+void set_cuda_resources(std::vector<float> &features, int registers, int64_t local_bytes) {
+  if (features.size() != size_t(kProgramFeatures)) return;
+  features[2 * kStatementFeatures + 13] = float(log2p(registers));
+  features[2 * kStatementFeatures + 14] = float(log2p(local_bytes));
 }
 
 const std::vector<std::string> &feature_names() {
@@ -292,8 +310,10 @@ const std::vector<std::string> &feature_names() {
     std::vector<std::string> all;
     for (std::string which : {"s0_", "s1_"})
       for (auto &n : stmt) all.push_back(which + n);
-    for (std::string n : {"statements", "total_work", "heaviest_share", "local_alloc_bytes", "global_alloc_bytes",
-                          "allocations", "intrinsic_calls", "guards", "prepacked_inputs"})
+    for (std::string n :
+         {"statements", "total_work", "heaviest_share", "local_alloc_bytes", "global_alloc_bytes", "allocations",
+          "intrinsic_calls", "guards", "prepacked_inputs", "gpu_blocks", "gpu_threads_per_block", "gpu_vthreads",
+          "gpu_shared_bytes", "gpu_registers_per_thread", "gpu_local_bytes_per_thread", "gpu_thread_x_extent"})
       all.push_back(n);
     while (all.size() < size_t(kProgramFeatures)) all.push_back("reserved_" + std::to_string(all.size()));
     return all;

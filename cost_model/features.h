@@ -17,6 +17,9 @@ constexpr int kStatementFeatures = 48;
 constexpr int kProgramFeatures = 2 * kStatementFeatures + 16;
 
 std::vector<float> program_features(const lower::LoweredProgram &program);
+// A built CUDA program's features: the registers and local (spill) bytes per thread of its heaviest kernel,
+// read back from the cubin, replace the estimates program_features made before it was compiled.
+void set_cuda_resources(std::vector<float> &features, int registers, int64_t local_bytes);
 const std::vector<std::string> &feature_names(); // kProgramFeatures names, for FEATURES.md and reports
 
 // A hash of the lowered kernel's text: two candidates with the same hash are the same program.

@@ -46,6 +46,8 @@ wire::Artifact to_wire(const Artifact &a) {
     for (int d = 0; d < 3; ++d) kw->add_grid(k.grid[size_t(d)]), kw->add_block(k.block[size_t(d)]);
     kw->set_shared_bytes(k.shared_bytes);
     for (int p : k.params) kw->add_params(p);
+    kw->set_registers(k.registers);
+    kw->set_local_bytes(k.local_bytes);
   }
   for (int64_t b : a.cuda.workspace_bytes) w.add_cuda_workspace_bytes(b);
   for (auto [source, index] : a.cuda.args) {
@@ -75,6 +77,8 @@ Artifact from_wire(const wire::Artifact &w) {
       k.grid[size_t(d)] = kw.grid(d), k.block[size_t(d)] = kw.block(d);
     k.shared_bytes = kw.shared_bytes();
     k.params.assign(kw.params().begin(), kw.params().end());
+    k.registers = kw.registers();
+    k.local_bytes = kw.local_bytes();
     a.cuda.kernels.push_back(k);
   }
   a.cuda.workspace_bytes.assign(w.cuda_workspace_bytes().begin(), w.cuda_workspace_bytes().end());

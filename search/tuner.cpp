@@ -242,6 +242,13 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
       double secs = r.status == db::RecordStatus::Ok ? median(r.run_seconds) : 0;
       double tp = secs > 0 ? s.report.flops / secs : 0;
       samples.push_back({proposals[i].features, tp, s.report.workload_hash});
+      if (built[i].status == db::RecordStatus::Ok && !built[i].artifact.cuda.empty()) { // the cubin's figures
+        int regs = 0;
+        int64_t local = 0;
+        for (auto &k : built[i].artifact.cuda.kernels)
+          regs = std::max(regs, k.registers), local = std::max(local, k.local_bytes);
+        cost::set_cuda_resources(samples.back().features, regs, local);
+      }
       if (secs > 0) {
         ++ok_count;
         s.scored.push_back({proposals[i].score, tp});

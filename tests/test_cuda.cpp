@@ -296,3 +296,34 @@ TEST(CudaCodegen, PaddedSharedTilesMatchAndKeepTensorCoresAligned) {
   EXPECT_GT(padded_in_registers, 0);
   check_host_emulation(tc, "padded tensor-core tiles");
 }
+
+// The cost model scores candidates with the register estimate before compiling them and trains on the
+// cubin's count: the estimate must at least rank kernels the way the cubin does.
+TEST(CudaCodegen, RegisterEstimateRanksKernelsLikeTheCubin) {
+  std::string why;
+  if (!codegen::nvrtc_available(&why)) GTEST_SKIP() << "NVRTC is not available here: " << why;
+  Target h100 = gpu_target("h100");
+  auto samples = sample_cuda("matmul:M=256,N=256,K=256", h100, 40);
+  auto bin = codegen::compile_cuda(joined_source(samples), h100.gpu->arch);
+  ASSERT_TRUE(bin.has_value()) << bin.error();
+  std::vector<double> estimate, cubin;
+  for (auto &s : samples) {
+    auto usage = codegen::cuda_kernel_usage(s.cuda, *bin);
+    ASSERT_TRUE(usage.has_value()) << usage.error();
+    int regs = 0;
+    for (auto &u : *usage) regs = std::max(regs, u.registers);
+    estimate.push_back(double(lower::estimated_registers(lower::gpu_resources(s.program.kernel))));
+    cubin.push_back(regs);
+  }
+  // Kendall's tau-b: concordant minus discordant pairs, ties on either side left out.
+  int concordant = 0, discordant = 0;
+  for (size_t i = 0; i < estimate.size(); ++i)
+    for (size_t j = i + 1; j < estimate.size(); ++j) {
+      double a = estimate[i] - estimate[j], b = cubin[i] - cubin[j];
+      if (a * b > 0) ++concordant;
+      if (a * b < 0) ++discordant;
+    }
+  double tau = double(concordant - discordant) / std::max(1, concordant + discordant);
+  std::cout << "register estimate vs cubin over " << samples.size() << " kernels: Kendall tau " << tau << "\n";
+  EXPECT_GT(tau, 0.5);
+}

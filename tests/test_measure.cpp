@@ -264,6 +264,9 @@ TEST(Measure, CudaCandidatesBuildIntoCubinsAndRunWhereAGpuIs) {
     EXPECT_EQ(round_trip.cuda.cubin, a.cuda.cubin);
     EXPECT_EQ(round_trip.cuda.kernels[0].block, a.cuda.kernels[0].block);
     EXPECT_EQ(round_trip.cuda.kernels[0].params, a.cuda.kernels[0].params);
+    EXPECT_GT(a.cuda.kernels[0].registers, 0) << "read back from the cubin";
+    EXPECT_EQ(round_trip.cuda.kernels[0].registers, a.cuda.kernels[0].registers);
+    EXPECT_EQ(round_trip.cuda.kernels[0].local_bytes, a.cuda.kernels[0].local_bytes);
     artifacts.push_back(a);
   }
   bool any_shared = false;

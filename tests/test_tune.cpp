@@ -264,6 +264,29 @@ TEST(Features, FixedLengthDeterministicAndTellSchedulesApart) {
   EXPECT_EQ(cost::feature_names().size(), size_t(cost::kProgramFeatures));
   auto plain = cost::program_features(lower::lower(sched::default_schedule(w), "k").take());
   EXPECT_GT(plain[8], 0) << "total flops are counted";
+  const size_t gpu = 2 * cost::kStatementFeatures + 9; // gpu_blocks .. gpu_thread_x_extent
+  for (size_t i = gpu; i < size_t(cost::kProgramFeatures); ++i) EXPECT_EQ(plain[i], 0) << "CPU program, GPU slot " << i;
+}
+
+TEST(Features, GpuProgramsDescribeTheirLaunchAndTheCubinReplacesEstimates) {
+  auto w = te::make_op_workload("matmul:M=256,N=256,K=256").take();
+  sched::SpaceGenerator gen(Target::load("h100").take());
+  sched::Rng rng(5);
+  auto sketches = gen.sketches(w);
+  auto s = gen.sample(w, sketches[0], rng);
+  ASSERT_TRUE(s) << s.error();
+  auto lowered = lower::lower(*s, "k").take();
+  auto f = cost::program_features(lowered);
+  const auto &names = cost::feature_names();
+  auto at = [&](const std::string &n) { return size_t(std::find(names.begin(), names.end(), n) - names.begin()); };
+  lower::GpuResources r = lower::gpu_resources(lowered.kernel);
+  EXPECT_GT(r.blocks, 1);
+  EXPECT_FLOAT_EQ(f[at("gpu_blocks")], float(std::log2(1.0 + double(r.blocks))));
+  EXPECT_FLOAT_EQ(f[at("gpu_threads_per_block")], float(std::log2(1.0 + double(r.threads_per_block))));
+  EXPECT_FLOAT_EQ(f[at("gpu_registers_per_thread")], float(std::log2(1.0 + double(lower::estimated_registers(r)))));
+  cost::set_cuda_resources(f, 96, 24);
+  EXPECT_FLOAT_EQ(f[at("gpu_registers_per_thread")], float(std::log2(97.0)));
+  EXPECT_FLOAT_EQ(f[at("gpu_local_bytes_per_thread")], float(std::log2(25.0)));
 }
 
 TEST(Report, IsWellFormedAndHoldsThePlotsAndTheTable) {

@@ -71,6 +71,8 @@ Expected<CudaProgram> compile_cuda_program(const lower::LoweredProgram &p, const
     return make_error("internal: a CUDA kernel argument is neither a workload input nor an output");
   for (auto &k : g.kernels) {
     CudaCode::Kernel ck{k.name, k.grid, k.block, k.shared_bytes, {}};
+    for (auto &u : prog.usage)
+      if (u.name == k.name) ck.registers = u.registers, ck.local_bytes = u.local_bytes;
     for (auto &b : k.params) {
       int index = -1;
       for (size_t i = 0; i < g.args.size(); ++i)

@@ -28,6 +28,8 @@ struct CudaCode {
     std::array<int64_t, 3> grid{1, 1, 1}, block{1, 1, 1};
     int64_t shared_bytes = 0; // dynamic: the kernel's arena
     std::vector<int> params;  // < args.size(): that program argument; else workspace[i - args.size()]
+    int registers = 0;        // per thread, read back from the cubin (for the cost model)
+    int64_t local_bytes = 0;  // per thread: spills and stack, from the cubin
   };
   std::vector<Kernel> kernels; // launched in order
   std::vector<int64_t> workspace_bytes;

@@ -92,6 +92,8 @@ GpuResources gpu_resources(const LoweredFunc &f) {
   return c.r;
 }
 
+int64_t estimated_registers(const GpuResources &r) { return r.local_bytes / 4 + 32; }
+
 Status check_gpu_limits(const LoweredFunc &f, const Target &target) {
   if (!target.gpu) return Status::error("target " + target.name + " is not a GPU");
   const GpuLimits &g = *target.gpu;
@@ -113,7 +115,7 @@ Status check_gpu_limits(const LoweredFunc &f, const Target &target) {
     return Status::error(std::to_string(r.shared_bytes) + " bytes of shared memory exceed the " +
                          std::to_string(g.shared_memory_per_block) + " per block of " + target.name);
   // Registers: local arrays live in registers; leave room for addresses and loop state.
-  int64_t regs = r.local_bytes / 4 + 32;
+  int64_t regs = estimated_registers(r);
   if (regs > g.max_registers_per_thread)
     return Status::error("about " + std::to_string(regs) + " registers per thread exceed the " +
                          std::to_string(g.max_registers_per_thread) + " of " + target.name);

@@ -55,6 +55,9 @@ struct GpuResources {
   std::vector<std::string> warp_intrinsics; // warp-level tensor intrinsics the kernel calls
 };
 GpuResources gpu_resources(const LoweredFunc &f);
+// Registers per thread the kernel is expected to take (local arrays, plus room for addresses and loop
+// state) before it is compiled; the cubin says how many it takes.
+int64_t estimated_registers(const GpuResources &r);
 // Checks the resources against a CUDA target's limits; errors say which limit.
 Status check_gpu_limits(const LoweredFunc &f, const Target &target);
 
