@@ -1,12 +1,16 @@
 // Code generator benchmarks:
 //  * JIT compile time per kernel (lower + LLVM -O3 + ORC JIT);
+//  * CUDA compile time per candidate (lower + CUDA C++ + NVRTC + the cubin's resources), cold and from
+//    the cache, for sampled GPU schedules;
 //  * default-schedule GEMM throughput next to OpenBLAS cblas_sgemm, both
 //    single-threaded, interleaved in one run, reported as a ratio.
 // Run through scripts/bench, which prints the summary table.
 #include "codegen/cpu_compiler.h"
+#include "codegen/cuda_compiler.h"
 #include "interp/interpreter.h"
 #include "runtime/runtime.h"
 #include "schedules/schedule.h"
+#include "schedules/space.h"
 #include "schedules/trace.h"
 #include "te/ops.h"
 
@@ -60,6 +64,47 @@ void BM_JitCompile(benchmark::State &state) {
   }
 }
 BENCHMARK(BM_JitCompile)->DenseRange(0, int(kCompileSpecs.size()) - 1)->Unit(benchmark::kMillisecond);
+
+// What the builder does per CUDA candidate, for a fresh sample each iteration (a new source: NVRTC compiles);
+// with range(1) = 1, the same candidate again (served from the cache by source).
+const std::vector<std::pair<std::string, std::string>> kCudaSpecs = {
+    {"matmul:M=1024,N=1024,K=1024", "gpu-tile+shared"},
+    {"matmul:M=1024,N=1024,K=1024,dtype=f16", "gpu-tensorcore"},
+    {"softmax:M=128,N=3072", ""},
+};
+void BM_CudaCompile(benchmark::State &state) {
+  std::string why;
+  if (!codegen::nvrtc_available(&why)) return state.SkipWithError(("no NVRTC: " + why).c_str());
+  auto [spec, sketch_name] = kCudaSpecs[size_t(state.range(0))];
+  te::Workload w = load(spec);
+  Target h100 = Target::load("h100").take();
+  sched::SpaceGenerator gen(h100);
+  std::vector<sched::Sketch> sketches;
+  for (auto &k : gen.sketches(w))
+    if (sketch_name.empty() || k.name == sketch_name) sketches.push_back(k);
+  sched::Rng rng(7);
+  state.SetLabel(spec + (sketch_name.empty() ? "" : " " + sketch_name));
+  int i = 0;
+  std::optional<sched::Schedule> same;
+  for (auto _ : state) {
+    state.PauseTiming();
+    if (!same || state.range(1) == 0) {
+      auto s = gen.sample(w, sketches[size_t(i) % sketches.size()], rng);
+      if (!s) return state.SkipWithError(s.error().c_str());
+      same = s.take();
+    }
+    state.ResumeTiming();
+    auto p = lower::lower(*same, "k" + std::to_string(state.range(1) ? 0 : i++)); // a new name, a new source
+    auto cuda = codegen::compile_cuda_program(*p, h100);
+    if (!cuda) return state.SkipWithError(cuda.error().c_str());
+    benchmark::DoNotOptimize(cuda);
+  }
+}
+BENCHMARK(BM_CudaCompile)
+    ->ArgsProduct({{0, 1, 2}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(8)
+    ->UseRealTime();
 
 void BM_Gemm_TesselDefault(benchmark::State &state) {
   int64_t n = state.range(0);
@@ -126,6 +171,7 @@ BENCHMARK(BM_Gemm_OpenBLAS)->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond)-
 } // namespace
 
 int main(int argc, char **argv) {
+  setenv("TESSEL_CACHE_DIR", "off", 1); // cold CUDA compiles are cold: no binaries from an earlier run
   benchmark::Initialize(&argc, argv);
   bench::SummaryReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
@@ -153,6 +199,15 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < kCompileSpecs.size(); ++i) {
     auto it = reporter.ms.find("BM_JitCompile/" + std::to_string(i));
     if (it != reporter.ms.end()) std::printf("%-4zu %-75s %10.1f\n", i, kCompileSpecs[i].c_str(), it->second);
+  }
+  std::printf("\n%-4s %-63s %10s %10s\n", "#", "CUDA compile per candidate (lower + CUDA + NVRTC + cubin)", "cold ms",
+              "cached ms");
+  for (size_t i = 0; i < kCudaSpecs.size(); ++i) {
+    auto cold = reporter.ms.find("BM_CudaCompile/" + std::to_string(i) + "/0/iterations:8");
+    auto hot = reporter.ms.find("BM_CudaCompile/" + std::to_string(i) + "/1/iterations:8");
+    if (cold != reporter.ms.end() && hot != reporter.ms.end())
+      std::printf("%-4zu %-63s %10.1f %10.2f\n", i, (kCudaSpecs[i].first + " " + kCudaSpecs[i].second).c_str(),
+                  cold->second, hot->second);
   }
   benchmark::Shutdown();
   return 0;

@@ -81,6 +81,11 @@ check show-cuda 0 "TESSEL_KERNEL.*tessel_matmul_.*_k0|tessel_wmma_f16_m16n16k16\
 check show-cuda-cpu nonzero "need a GPU target" -- "$tessel" show $tc --cuda
 if [[ -e /usr/local/cuda/lib64/libnvrtc.so || -n "${TESSEL_NVRTC:-}" ]]; then
   check show-resources 0 "^fits a100" -- "$tessel" show $tc --target a100 --trace "$tmp/tc.json" --resources
+  # NVRTC's binaries are cached on disk: a second process reuses them; a damaged file is compiled again.
+  check nvrtc-disk-cache-miss 0 "NVRTC, sm_80, [0-9]+ ms" -- env TESSEL_CACHE_DIR="$tmp/cache" "$tessel" show $tc --target a100 --trace "$tmp/tc.json" --resources
+  check nvrtc-disk-cache-hit 0 "NVRTC, sm_80, cached" -- env TESSEL_CACHE_DIR="$tmp/cache" "$tessel" show $tc --target a100 --trace "$tmp/tc.json" --resources
+  for f in "$tmp"/cache/nvrtc/*.cubin; do head -c 200 "$f" >"$f.cut" && mv "$f.cut" "$f"; done
+  check nvrtc-disk-cache-damaged 0 "NVRTC, sm_80, [0-9]+ ms" -- env TESSEL_CACHE_DIR="$tmp/cache" "$tessel" show $tc --target a100 --trace "$tmp/tc.json" --resources
   # A CUDA kernel library: cubins, the launchers as C (compiled and linked against the toolkit's driver stub), a header.
   check compile-cuda 0 "wrote .*gk_cuda.c.*2 cubins" -- "$tessel" compile $tc softmax:M=4,N=64 --target h100 --name gk -o "$tmp/gk"
   printf '#include "gk.h"\nint main(void) { return gk_softmax_36551ea9(0, 0, 0) == 0; }\n' >"$tmp/gk/main.c"

@@ -6,6 +6,7 @@
 
 #include <dlfcn.h>
 #include <elf.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
@@ -14,6 +15,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -204,6 +206,101 @@ Cache &cache() {
   return c;
 }
 
+// ---- the on-disk cache: binaries outlive the process (tuning runs, `tessel run/compile` again) ----
+
+// $TESSEL_CACHE_DIR/nvrtc, else $XDG_CACHE_HOME/tessel/nvrtc, else ~/.cache/tessel/nvrtc; "" when off
+// (TESSEL_CACHE_DIR=off) or there is no home.
+std::filesystem::path disk_cache_dir() {
+  namespace fs = std::filesystem;
+  if (const char *d = std::getenv("TESSEL_CACHE_DIR"); d && *d)
+    return std::string(d) == "off" ? fs::path() : fs::path(d) / "nvrtc";
+  if (const char *x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "tessel" / "nvrtc";
+  if (const char *h = std::getenv("HOME"); h && *h) return fs::path(h) / ".cache" / "tessel" / "nvrtc";
+  return {};
+}
+
+constexpr char kDiskMagic[] = "tessel-nvrtc-cubin 1\n";
+constexpr size_t kDiskMaxFiles = 4096; // past this, the oldest quarter goes
+
+uint64_t fnv1a(const std::string &s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+std::filesystem::path disk_cache_file(const std::string &key) {
+  std::filesystem::path dir = disk_cache_dir();
+  if (dir.empty()) return {};
+  char name[40];
+  std::snprintf(name, sizeof name, "%016llx.cubin", static_cast<unsigned long long>(fnv1a(key)));
+  return dir / name;
+}
+
+// File: magic, key size and key (a hash collision is then a miss), compile seconds, cubin size and cubin.
+std::optional<CudaBinary> disk_cache_read(const std::string &key) {
+  std::filesystem::path file = disk_cache_file(key);
+  if (file.empty()) return std::nullopt;
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t pos = sizeof kDiskMagic - 1;
+  auto u64 = [&](uint64_t &v) {
+    if (data.size() - pos < 8) return false;
+    std::memcpy(&v, data.data() + pos, 8);
+    pos += 8;
+    return true;
+  };
+  uint64_t key_size = 0, cubin_size = 0, seconds_bits = 0;
+  if (data.compare(0, pos, kDiskMagic) != 0 || !u64(key_size) || data.size() - pos < key_size ||
+      data.compare(pos, key_size, key) != 0)
+    return std::nullopt;
+  pos += key_size;
+  if (!u64(seconds_bits) || !u64(cubin_size) || data.size() - pos != cubin_size) return std::nullopt;
+  CudaBinary b;
+  b.cubin = data.substr(pos);
+  std::memcpy(&b.compile_seconds, &seconds_bits, 8);
+  auto kernels = cubin_kernels(b.cubin);
+  if (!kernels) return std::nullopt; // damaged: compiled again and rewritten
+  b.kernels = kernels.take();
+  b.cached = true;
+  return b;
+}
+
+// Best effort: a cache that cannot be written only costs compile time.
+void disk_cache_write(const std::string &key, const CudaBinary &b) {
+  namespace fs = std::filesystem;
+  fs::path file = disk_cache_file(key);
+  if (file.empty()) return;
+  std::error_code ec;
+  fs::create_directories(file.parent_path(), ec);
+  if (ec) return;
+  std::string data = kDiskMagic;
+  auto u64 = [&](uint64_t v) { data.append(reinterpret_cast<const char *>(&v), 8); };
+  uint64_t seconds_bits = 0;
+  std::memcpy(&seconds_bits, &b.compile_seconds, 8);
+  u64(key.size());
+  data += key;
+  u64(seconds_bits);
+  u64(b.cubin.size());
+  data += b.cubin;
+  // Written aside, then renamed: concurrent builders never read half a file.
+  fs::path tmp = file;
+  tmp += "." + std::to_string(::getpid()) + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out.write(data.data(), std::streamsize(data.size()))) return (void)fs::remove(tmp, ec);
+  }
+  fs::rename(tmp, file, ec);
+  if (ec) return (void)fs::remove(tmp, ec);
+  // Bounded: past kDiskMaxFiles binaries, the least recently written quarter goes.
+  std::vector<std::pair<fs::file_time_type, fs::path>> files;
+  for (auto &e : fs::directory_iterator(file.parent_path(), ec))
+    if (e.path().extension() == ".cubin") files.push_back({e.last_write_time(ec), e.path()});
+  if (files.size() <= kDiskMaxFiles) return;
+  std::sort(files.begin(), files.end());
+  for (size_t i = 0; i < files.size() / 4; ++i) fs::remove(files[i].second, ec);
+}
+
 // ---- cubin (ELF) reading ----
 
 // Little-endian reads, bounds-checked by the callers.
@@ -262,6 +359,7 @@ Expected<CudaBinary> compile_cuda(const std::string &source, const std::string &
   key += '\0';
   key += arch;
   for (const auto &o : options) key += '\0' + o;
+  key += "\0nvrtc " + std::to_string(lib.major) + "." + std::to_string(lib.minor); // another NVRTC, another cubin
   const uint64_t hash = std::hash<std::string>{}(key);
   Cache &c = cache();
   {
@@ -271,6 +369,12 @@ Expected<CudaBinary> compile_cuda(const std::string &source, const std::string &
       copy.cached = true;
       return copy;
     }
+  }
+  if (auto from_disk = disk_cache_read(key)) {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    auto [it, inserted] = c.entries.insert_or_assign(hash, CacheEntry{key, *from_disk});
+    if (inserted) c.order.push_back(hash);
+    return *from_disk;
   }
 
   // Compiled outside the lock: NVRTC compiles separate programs concurrently.
@@ -309,6 +413,7 @@ Expected<CudaBinary> compile_cuda(const std::string &source, const std::string &
   auto kernels = cubin_kernels(binary.cubin);
   if (!kernels) return make_error("cannot read the cubin " + nvrtc_name + " made for " + arch + ": " + kernels.error());
   binary.kernels = kernels.take();
+  disk_cache_write(key, binary);
 
   std::lock_guard<std::mutex> lock(c.mutex);
   auto [it, inserted] = c.entries.insert_or_assign(hash, CacheEntry{std::move(key), binary});

@@ -24,7 +24,7 @@ struct CudaBinary {
   std::string cubin;          // ELF bytes for the driver API (cuModuleLoadData)
   std::string log;            // NVRTC's log (warnings)
   double compile_seconds = 0; // of the compilation that produced it, also when served from the cache
-  bool cached = false;        // served from the in-process cache
+  bool cached = false;        // served from a cache (in process or on disk)
   std::vector<CubinKernel> kernels;
 };
 
@@ -33,8 +33,9 @@ bool nvrtc_available(std::string *why = nullptr);
 
 // CUDA C++ source -> cubin for `arch` ("sm_90", "sm_80", "sm_90a"), via NVRTC loaded at run time. Compiled with
 // -std=c++17 -default-device and without --use_fast_math (IEEE results); <mma.h>, <cuda_fp16.h>, <cuda_bf16.h> (and
-// <cuda/std/...>, from include/cccl) come from the toolkit's include directory. Cached in process by (source, arch,
-// options), up to 256 binaries.
+// <cuda/std/...>, from include/cccl) come from the toolkit's include directory. Cached by (source, arch, options,
+// NVRTC version): in process, up to 256 binaries, and on disk under $TESSEL_CACHE_DIR/nvrtc (default
+// $XDG_CACHE_HOME/tessel or ~/.cache/tessel; TESSEL_CACHE_DIR=off disables it), up to 4096 binaries.
 Expected<CudaBinary> compile_cuda(const std::string &source, const std::string &arch);
 
 // Resources of every kernel (__global__ function) in a cubin (ELF) image; a malformed image is an error.
