@@ -173,6 +173,21 @@ TESSEL_DEVICE void tessel_copy8(void *dst, const void *src) {
 TESSEL_DEVICE void tessel_copy16(void *dst, const void *src) { std::memcpy(dst, src, 16); }
 TESSEL_DEVICE void tessel_copy8(void *dst, const void *src) { std::memcpy(dst, src, 8); }
 #endif
+// Values of 4-byte lanes stored in one aligned 8- or 16-byte move.
+template <typename T, typename... V> TESSEL_DEVICE void tessel_copy16_lanes(T *dst, V... v) {
+  static_assert(sizeof(T) * sizeof...(V) == 16, "16 bytes");
+  struct alignas(16) Lanes {
+    T x[sizeof...(V)];
+  } lanes{{T(v)...}};
+  tessel_copy16(dst, &lanes);
+}
+template <typename T, typename... V> TESSEL_DEVICE void tessel_copy8_lanes(T *dst, V... v) {
+  static_assert(sizeof(T) * sizeof...(V) == 8, "8 bytes");
+  struct alignas(8) Lanes {
+    T x[sizeof...(V)];
+  } lanes{{T(v)...}};
+  tessel_copy8(dst, &lanes);
+}
 template <typename T> TESSEL_DEVICE T tessel_min(T a, T b) { return a < b ? a : b; }
 template <typename T> TESSEL_DEVICE T tessel_max(T a, T b) { return a > b ? a : b; }
 

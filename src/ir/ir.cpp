@@ -181,8 +181,8 @@ Expr AddressOf::make(Expr buffer, Expr index, DataType element) {
 
 Stmt ExternCall::make(std::string name, std::vector<Expr> args) {
   for (auto &a : args)
-    check(a.type().is_handle() || a.type() == DataType::index(),
-          "extern call " + name + ": arguments are addresses or i64");
+    check(a.type().is_handle() || a.type().is_scalar(),
+          "extern call " + name + ": arguments are addresses or scalars, got " + a.type().str());
   return std::make_shared<ExternCall>(std::move(name), std::move(args));
 }
 

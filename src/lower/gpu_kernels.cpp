@@ -199,6 +199,13 @@ protected:
       return ExternCall::make(std::string(kCopyPrefix) + std::to_string(bytes),
                               {AddressOf::make(op->buffer, dst->base, t.element_of()),
                                AddressOf::make(ld->buffer, src->base, t.element_of())});
+    // Any other value of 4-byte lanes into an aligned destination: its lanes, stored in one move.
+    if (dst && is_one(dst->stride) && t.bytes() == 4 && (bytes == 8 || bytes == 16) &&
+        aligned_.count(op->buffer.get()) && known_multiple(dst->base) * t.bytes() % bytes == 0) {
+      std::vector<Expr> args = {AddressOf::make(op->buffer, dst->base, t.element_of())};
+      for (int i = 0; i < t.lanes; ++i) args.push_back(ExtractLane(i).mutate(op->value));
+      return ExternCall::make(std::string(kCopyPrefix) + std::to_string(bytes) + "_lanes", args);
+    }
     std::vector<Stmt> lanes;
     for (int i = 0; i < t.lanes; ++i)
       lanes.push_back(Store::make(op->buffer, ExtractLane(i).mutate(op->value), ExtractLane(i).mutate(op->index)));
@@ -737,10 +744,12 @@ Access accesses(const Stmt &s, const std::set<const ExprNode *> &arena) {
       if (arena.count(op->buffer.get())) a.reads.insert(op->buffer.get());
       IRVisitor::visit(op);
     }
-    void visit(const ExternCall *op) override { // a copy writes its first operand
+    void visit(const ExternCall *op) override { // a copy writes its first operand and reads the others
       auto *dst = op->name.rfind(kCopyPrefix, 0) == 0 ? op->args[0].as<AddressOf>() : nullptr;
-      if (dst && arena.count(dst->buffer.get())) a.writes.insert(dst->buffer.get());
-      IRVisitor::visit(op);
+      if (!dst) return IRVisitor::visit(op);
+      if (arena.count(dst->buffer.get())) a.writes.insert(dst->buffer.get());
+      dst->index.accept(this);
+      for (size_t i = 1; i < op->args.size(); ++i) op->args[i].accept(this);
     }
   } v(arena);
   s.accept(&v);

@@ -20,7 +20,9 @@ inline constexpr const char *kBlockAllreducePrefix = "tessel_block_allreduce_";
 // &staging[0], ldc, tiles_per_row, m, n).
 inline constexpr const char *kAccFill = "tessel_acc_fill";
 // tessel_copy8 / tessel_copy16(&dst[i], &src[j]): one aligned 8- or 16-byte move (a vectorized copy,
-// e.g. a cooperative fetch into shared memory, as float2 / float4).
+// e.g. a cooperative fetch into shared memory, as float2 / float4); tessel_copy8_lanes /
+// tessel_copy16_lanes(&dst[i], v0, v1, ...): 4-byte values stored in one aligned move (a vectorized
+// write-back of a thread's tile).
 inline constexpr const char *kCopyPrefix = "tessel_copy";
 inline constexpr const char *kAccStore = "tessel_acc_store";
 
