@@ -38,6 +38,38 @@ ir::Tensor fusable_consumer(const te::Workload &w, const ir::Tensor &t) {
   return e;
 }
 
+// Whether every read in `t`'s body that uses its last two axes (h, w) indexes a tensor's last two
+// dimensions by exactly them, of the same extents: fusing h and w then reads every such tensor at one
+// dense index (e.g. a 1x1 convolution's input and output), so vectors need not divide w.
+bool rows_fuse_densely(const ir::Tensor &t) {
+  size_t ns = t->axes.size();
+  if (ns < 2) return false;
+  const ir::Expr &h = t->axes[ns - 2].var, &w = t->axes[ns - 1].var;
+  std::vector<ir::Expr> unit; // reduction axes of extent 1 (a 1x1 kernel's): always 0
+  if (auto *red = t->body.as<ir::Reduce>())
+    for (auto &ax : red->axes)
+      if (ax.extent == 1) unit.push_back(ax.var);
+  auto is = [&](const ir::Expr &index, const ir::Expr &var) {
+    if (index.same_as(var)) return true;
+    auto *add = index.as<ir::Binary>();
+    auto is_unit = [&](const ir::Expr &e) {
+      return std::any_of(unit.begin(), unit.end(), [&](const ir::Expr &u) { return e.same_as(u); });
+    };
+    return add && add->op == ir::BinaryOp::Add && add->a.same_as(var) && is_unit(add->b);
+  };
+  for (auto *r : reads_in(t->body)) {
+    size_t n = r->indices.size();
+    for (size_t d = 0; d < n; ++d) {
+      bool uses = ir::uses_var(r->indices[d], h) || ir::uses_var(r->indices[d], w);
+      if (!uses) continue;
+      bool exact = (d + 2 == n && is(r->indices[d], h) && r->tensor->shape[d] == t->shape[ns - 2]) ||
+                   (d + 1 == n && is(r->indices[d], w) && r->tensor->shape[d] == t->shape[ns - 1]);
+      if (!exact) return false;
+    }
+  }
+  return true;
+}
+
 // A constant input whose dimension `dim` is indexed directly by the stage's
 // innermost spatial axis (packing it makes the vector loop read contiguously).
 struct PackChoice {
@@ -256,14 +288,52 @@ private:
     pragma_unroll(rf);
   }
 
+  // Levels for the fusion of the last two spatial axes (H x W rows of W): the vector (a whole number of
+  // vector registers, at most 64) times the level above it spans whole rows, so a tile computed at that
+  // level covers exactly its rows. Empty when no such split exists.
+  std::vector<int64_t> fused_row_levels(int64_t H, int64_t W) {
+    std::vector<std::pair<int64_t, int64_t>> choices; // (rows per tile, vector)
+    for (int64_t m : divisors(H, H))
+      for (int64_t v = vector_lanes; v <= 64; v += vector_lanes)
+        if (m * W % v == 0) choices.push_back({m, v});
+    if (choices.empty()) return {};
+    auto [m, v] = choices[size_t(rng.below(int64_t(choices.size())))];
+    std::vector<int64_t> outer = factorize(H / m, 2, 16, rng);
+    return {outer[0], outer[1], m * W / v, v};
+  }
+
+  // A stage's spatial loops: its axes, or with `fuse_rows` the last two fused into one.
+  std::vector<int> spatial_loops(const std::string &st, int ns, bool fuse_rows) {
+    std::vector<int> ids;
+    for (int a = 0; a < ns; ++a) ids.push_back(a);
+    if (fuse_rows) {
+      int fused = check(fuse(s, st, ns - 2, ns - 1), -1);
+      ids.resize(size_t(ns - 2));
+      ids.push_back(fused);
+    }
+    return ids;
+  }
+
   void tile_reduction(const ir::Tensor &t, const ir::Tensor &epilogue) {
     std::string name = t->name;
     if (sketch.rfactor && wants_rfactor(t)) return rfactor_reduction(t);
     int ns = int(t->axes.size());
     int nr = int(t->body.as<ir::Reduce>()->axes.size());
     // Decisions: four spatial levels (the innermost of the last axis is the vector), two reduction levels.
+    // Where rows of w are not whole vectors and fusing h and w keeps every access dense, the two may
+    // be fused into one axis first (a 1x1 convolution's spatial plane then tiles like a GEMM's N).
     std::vector<std::vector<int64_t>> sf, rf;
-    for (int a = 0; a < ns; ++a) sf.push_back(factorize(t->shape[a], 4, a == ns - 1 ? 64 : 16, rng));
+    bool fuse_rows = false;
+    if (!sketch.pack && !sketch.tensorize && ns >= 2 && t->shape[size_t(ns - 1)] % vector_lanes != 0 &&
+        rows_fuse_densely(t) && (!epilogue || rows_fuse_densely(epilogue)) && rng.below(2) == 0) {
+      std::vector<int64_t> levels = fused_row_levels(t->shape[size_t(ns - 2)], t->shape[size_t(ns - 1)]);
+      fuse_rows = !levels.empty();
+      for (int a = 0; fuse_rows && a < ns - 2; ++a) sf.push_back(factorize(t->shape[size_t(a)], 4, 16, rng));
+      if (fuse_rows) sf.push_back(levels);
+    }
+    if (!fuse_rows)
+      for (int a = 0; a < ns; ++a) sf.push_back(factorize(t->shape[a], 4, a == ns - 1 ? 64 : 16, rng));
+    const int nsp = int(sf.size()); // spatial loops to tile
     for (auto &ax : t->body.as<ir::Reduce>()->axes) rf.push_back(factorize(ax.extent, 2, 16, rng));
 
     if (sketch.pack) {
@@ -283,8 +353,9 @@ private:
     }
 
     if (!sketch.cache_write) { // S S R S R S on the stage itself
-      std::vector<std::vector<int>> sl(ns), rl(nr);
-      for (int a = 0; a < ns; ++a) sl[a] = split_levels(name, a, sf[a]);
+      std::vector<int> sp = spatial_loops(name, ns, fuse_rows);
+      std::vector<std::vector<int>> sl(static_cast<size_t>(nsp)), rl(nr);
+      for (int a = 0; a < nsp; ++a) sl[a] = split_levels(name, sp[size_t(a)], sf[a]);
       for (int r = 0; r < nr; ++r) rl[r] = split_levels(name, ns + r, rf[r]);
       std::vector<int> order;
       auto level = [&](std::vector<std::vector<int>> &v, int l) {
@@ -294,9 +365,9 @@ private:
       check(reorder(s, name, order));
       std::vector<int> outer, inner;
       for (auto &x : sl) outer.push_back(x[0]);
-      for (int a = 0; a + 1 < ns; ++a) inner.push_back(sl[a][3]);
+      for (int a = 0; a + 1 < nsp; ++a) inner.push_back(sl[a][3]);
       parallelize(name, outer);
-      if (ns > 0) maybe_vectorize(name, sl[ns - 1][3]);
+      if (nsp > 0) maybe_vectorize(name, sl[nsp - 1][3]);
       maybe_unroll(name, inner, 16);
       pragma_unroll(name);
       return;
@@ -312,16 +383,18 @@ private:
       if (local.empty()) return;
       outer_stage = name;
     }
-    std::vector<std::vector<int>> ol(ns);
-    for (int a = 0; a < ns; ++a) ol[a] = split_levels(outer_stage, a, {sf[a][0], sf[a][1], sf[a][2] * sf[a][3]});
+    std::vector<int> osp = spatial_loops(outer_stage, ns, fuse_rows);
+    std::vector<std::vector<int>> ol(static_cast<size_t>(nsp));
+    for (int a = 0; a < nsp; ++a)
+      ol[a] = split_levels(outer_stage, osp[size_t(a)], {sf[a][0], sf[a][1], sf[a][2] * sf[a][3]});
     std::vector<int> order, fused, inner;
     for (int l = 0; l < 3; ++l)
       for (auto &x : ol) order.push_back(x[l]);
     check(reorder(s, outer_stage, order));
     for (auto &x : ol) fused.push_back(x[0]);
     parallelize(outer_stage, fused);
-    if (ns > 0) maybe_vectorize(outer_stage, ol[ns - 1][2]);
-    if (ns > 0) check(compute_at(s, local, outer_stage, ol[ns - 1][1]));
+    if (nsp > 0) maybe_vectorize(outer_stage, ol[nsp - 1][2]);
+    if (nsp > 0) check(compute_at(s, local, outer_stage, ol[nsp - 1][1]));
 
     if (const TensorIntrinsic *in = sketch.tensorize ? intrinsic_for(t, target, sketch.pack) : nullptr) {
       // The whole local tile (batch..., then k, i, j: the reduction first, so C is
@@ -333,8 +406,9 @@ private:
       check(tensorize(s, local, ns, in->name));
       return;
     }
-    std::vector<std::vector<int>> sl(ns), rl(nr);
-    for (int a = 0; a < ns; ++a) sl[a] = split_levels(local, a, {sf[a][2], sf[a][3]});
+    std::vector<int> lsp = spatial_loops(local, ns, fuse_rows);
+    std::vector<std::vector<int>> sl(static_cast<size_t>(nsp)), rl(nr);
+    for (int a = 0; a < nsp; ++a) sl[a] = split_levels(local, lsp[size_t(a)], {sf[a][2], sf[a][3]});
     for (int r = 0; r < nr; ++r) rl[r] = split_levels(local, ns + r, rf[r]);
     order.clear();
     for (auto &x : rl) order.push_back(x[0]);
@@ -343,8 +417,8 @@ private:
     for (auto &x : sl) order.push_back(x[1]);
     check(reorder(s, local, order));
     inner.clear();
-    for (int a = 0; a + 1 < ns; ++a) inner.push_back(sl[a][1]);
-    if (ns > 0) maybe_vectorize(local, sl[ns - 1][1]);
+    for (int a = 0; a + 1 < nsp; ++a) inner.push_back(sl[a][1]);
+    if (nsp > 0) maybe_vectorize(local, sl[nsp - 1][1]);
     maybe_unroll(local, inner, 16);
     pragma_unroll(local);
   }

@@ -53,6 +53,19 @@ TEST(Simplify, DivisionAndModuloOfSplitIndices) {
   EXPECT_EQ(s((o * 8 + i) / 8), "(o + (i / 8))");
 }
 
+// A fused loop f over rows of 56 indexes (f / 56) * 56 + f % 56 into a row-major buffer: that is f.
+TEST(Simplify, FusedRowsIndexDensely) {
+  Expr f = ivar("f"), c = ivar("c"), o = ivar("o"), i = ivar("i");
+  EXPECT_EQ(s((f / 56) * 56 + f % 56), "f");
+  EXPECT_EQ(s(c * 3136 + (f / 56) * 56 + f % 56), "(f + (c * 3136))");
+  EXPECT_EQ(s(f % 56 + c * 3136 + (f / 56) * 56), "(f + (c * 3136))");
+  Expr e = o * 16 + i; // a split of the fused loop
+  EXPECT_EQ(s((e / 56) * 56 + e % 56 + 7), "(((o * 16) + i) + 7)");
+  // Different divisors, or different dividends, are left alone.
+  EXPECT_EQ(s((f / 56) * 28 + f % 56), "(((f / 56) * 28) + (f % 56))");
+  EXPECT_EQ(s((f / 56) * 56 + c % 56), "(((f / 56) * 56) + (c % 56))");
+}
+
 TEST(Simplify, ProvesComparisonsFromRanges) {
   Expr o = ivar("o"), i = ivar("i");
   ConstScope scope{{i.get(), {0, 7}}, {o.get(), {0, 3}}};

@@ -89,6 +89,32 @@ TEST(SpaceProperty, DepthwiseConv2d) { check_samples("depthwise_conv2d:N=1,C=8,H
 TEST(SpaceProperty, Conv2dBiasRelu) {
   check_samples("conv2d_bias_relu:N=1,C=4,H=8,W=8,K=8,R=3,S=3,stride=1,pad=1,layout=NCHW");
 }
+// A 1x1 convolution whose rows (w = 10) are not whole vectors: some samples fuse h and w into one
+// axis (every access stays dense), and they match like the others. A 3x3 one with padding never does.
+TEST(SpaceProperty, Conv1x1FusesRowsWhereVectorsDoNotDivideThem) {
+  const std::string one = "conv2d:N=1,C=8,H=8,W=10,K=8,R=1,S=1,stride=1,pad=0,layout=NCHW";
+  check_samples(one);
+  auto fused_rows = [](const sched::Schedule &sch) {
+    for (auto &st : sch.trace)
+      if (st.op == "fuse" && st.ints == std::vector<int64_t>{2, 3}) return true;
+    return false;
+  };
+  sched::SpaceGenerator gen(Target::host());
+  for (auto [which, expect] : {std::pair<std::string, bool>{one, true},
+                               {"conv2d:N=1,C=8,H=8,W=10,K=8,R=3,S=3,stride=1,pad=1,layout=NCHW", false}}) {
+    te::Workload w = spec(which);
+    auto sketches = gen.sketches(w);
+    sched::Rng rng(5);
+    int fused = 0;
+    for (int i = 0; i < 40; ++i) {
+      auto sch = gen.sample(w, sketches[size_t(i) % sketches.size()], rng);
+      ASSERT_TRUE(sch.has_value()) << sch.error();
+      fused += fused_rows(*sch);
+    }
+    EXPECT_EQ(fused > 0, expect) << which << ": " << fused << " of 40 samples fuse h and w";
+  }
+}
+
 TEST(SpaceProperty, Softmax) { check_samples("softmax:M=12,N=40"); }
 TEST(SpaceProperty, Layernorm) { check_samples("layernorm:M=12,N=48"); }
 TEST(SpaceProperty, DenseWithPackedWeights) { check_samples("dense:M=12,N=48,K=20"); }

@@ -30,6 +30,43 @@ bool match_mul_const(const Expr &e, Expr *x, int64_t *c) {
   return true;
 }
 
+// The terms of a chain of additions.
+void add_terms(const Expr &e, std::vector<Expr> &out) {
+  if (auto *b = e.as<Binary>(); b && b->op == BinaryOp::Add) {
+    add_terms(b->a, out);
+    add_terms(b->b, out);
+    return;
+  }
+  out.push_back(e);
+}
+
+// A sum holding (x / c) * c and x % c (floor semantics, c > 0) with the rest, as x plus the rest; else
+// undefined. Fused loops index their parts so: a fused row of a buffer becomes one dense index again.
+Expr join_div_mod(const Expr &sum) {
+  std::vector<Expr> terms;
+  add_terms(sum, terms);
+  if (terms.size() < 2) return Expr();
+  for (size_t i = 0; i < terms.size(); ++i) {
+    Expr q;
+    int64_t c = 0;
+    if (!match_mul_const(terms[i], &q, &c) || c <= 0) continue;
+    auto *div = q.as<Binary>();
+    int64_t d = 0;
+    if (!div || div->op != BinaryOp::Div || !is_const_int(div->b, &d) || d != c) continue;
+    for (size_t j = 0; j < terms.size(); ++j) {
+      auto *mod = terms[j].as<Binary>();
+      int64_t m = 0;
+      if (j == i || !mod || mod->op != BinaryOp::Mod || !is_const_int(mod->b, &m) || m != c || !equal(mod->a, div->a))
+        continue;
+      Expr out = div->a;
+      for (size_t k = 0; k < terms.size(); ++k)
+        if (k != i && k != j) out = out + terms[k];
+      return out;
+    }
+  }
+  return Expr();
+}
+
 class Simplifier : public IRMutator {
 public:
   explicit Simplifier(ConstScope s) : scope(std::move(s)) {}
@@ -138,6 +175,8 @@ protected:
         if (auto *inner = b.as<Binary>(); inner && inner->op == BinaryOp::Add && is_const_int(inner->b))
           return mutate((a + inner->a) + inner->b);
       }
+      if (is_int)
+        if (Expr joined = join_div_mod(a + b); joined.defined()) return mutate(joined);
       break;
     case BinaryOp::Sub:
       if (is_zero(b)) return a;
