@@ -70,6 +70,36 @@ bool rows_fuse_densely(const ir::Tensor &t) {
   return true;
 }
 
+// A spatial axis other than the innermost, of a whole number of vectors, that only constant inputs read
+// (at exactly one dimension, by the axis itself): a blocked accumulator can vectorize along it, with that
+// input packed to match (a convolution's output channels, NCHWc), where the innermost axis' rows are not
+// whole vectors.
+struct ChannelChoice {
+  int axis = -1;
+  std::string input; // the constant input packed by vector-wide blocks of `dim`
+  int dim = -1;
+};
+ChannelChoice channel_choice(const ir::Tensor &t, int64_t lanes) {
+  size_t ns = t->axes.size();
+  if (!is_reduction(t) || ns < 2 || lanes < 2 || t->shape[ns - 1] % lanes == 0) return {};
+  for (size_t a = 0; a + 1 < ns; ++a) {
+    if (t->shape[a] % lanes != 0) continue;
+    const ir::Expr &v = t->axes[a].var;
+    ChannelChoice c;
+    c.axis = int(a);
+    bool ok = true;
+    for (auto *r : reads_in(t->body))
+      for (size_t d = 0; d < r->indices.size(); ++d) {
+        if (!ir::uses_var(r->indices[d], v)) continue;
+        bool same = c.input.empty() || (c.input == r->tensor->name && c.dim == int(d));
+        if (!r->tensor->is_input() || !r->tensor->is_constant || !r->indices[d].same_as(v) || !same) ok = false;
+        c.input = r->tensor->name, c.dim = int(d);
+      }
+    if (ok && !c.input.empty()) return c;
+  }
+  return {};
+}
+
 // A constant input whose dimension `dim` is indexed directly by the stage's
 // innermost spatial axis (packing it makes the vector loop read contiguously).
 struct PackChoice {
@@ -180,8 +210,11 @@ public:
     std::vector<std::string> handled;
     for (auto &t : w.stages) {
       if (!is_reduction(t)) continue;
-      ir::Tensor epilogue = sketch.cache_write ? fusable_consumer(w, t) : nullptr;
-      tile_reduction(t, epilogue);
+      ir::Tensor epilogue = sketch.cache_write || sketch.channels ? fusable_consumer(w, t) : nullptr;
+      if (ChannelChoice ch = channel_choice(t, vector_lanes); sketch.channels && ch.axis >= 0)
+        tile_channels(t, epilogue, ch);
+      else
+        tile_reduction(t, epilogue);
       if (epilogue) handled.push_back(epilogue->name);
     }
     for (auto &t : w.stages)
@@ -421,6 +454,66 @@ private:
     if (nsp > 0) maybe_vectorize(local, sl[nsp - 1][1]);
     maybe_unroll(local, inner, 16);
     pragma_unroll(local);
+  }
+
+  // NCHWc: the accumulator is a local tile blocked by vector-wide groups of the channel axis (innermost,
+  // vectorized), the constant input that axis reads is packed to match, and the tile is tk channel groups x
+  // one block of each other spatial axis, all in registers (unrolled), over the whole reduction.
+  void tile_channels(const ir::Tensor &t, const ir::Tensor &epilogue, const ChannelChoice &ch) {
+    std::string name = t->name;
+    const int ns = int(t->axes.size()), nr = int(t->body.as<ir::Reduce>()->axes.size());
+    const int64_t lanes = vector_lanes;
+    int rank = 0;
+    for (auto &in : s.workload.inputs)
+      if (in->name == ch.input) rank = int(in->shape.size());
+    std::vector<int64_t> perm;
+    for (int d = 0; d <= rank; ++d) perm.push_back(d);
+    check(transform_layout(s, ch.input, ch.dim, lanes, perm).status());
+    Layout blocked{ch.axis, lanes, {}};
+    std::string local = check(cache_write(s, name, ir::MemoryScope::Local, &blocked), std::string());
+    if (local.empty()) return;
+    std::string outer = name;
+    if (epilogue) {
+      check(compute_inline(s, name));
+      outer = epilogue->name;
+    }
+    // Decisions: the register tile (at most 24 vector accumulators), the reduction's inner block.
+    std::vector<int64_t> inner(size_t(ns), 1);
+    for (int tries = 0; tries < 16; ++tries) {
+      int64_t regs = 1;
+      for (int a = 0; a < ns; ++a) {
+        auto d = a == ch.axis ? divisors(t->shape[size_t(a)] / lanes, 4) : divisors(t->shape[size_t(a)], 16);
+        inner[size_t(a)] = d[size_t(rng.below(int64_t(d.size())))];
+        regs *= inner[size_t(a)];
+      }
+      if (regs <= 24) break;
+      std::fill(inner.begin(), inner.end(), 1);
+    }
+    std::vector<int> outer_loops, inner_loops;
+    for (int a = 0; a < ns; ++a) {
+      int64_t f = a == ch.axis ? inner[size_t(a)] * lanes : inner[size_t(a)];
+      std::vector<int> l = split_levels(outer, a, {t->shape[size_t(a)] / f, f});
+      outer_loops.push_back(l[0]), inner_loops.push_back(l[1]);
+    }
+    std::vector<int> order = outer_loops;
+    order.insert(order.end(), inner_loops.begin(), inner_loops.end());
+    check(reorder(s, outer, order));
+    int tile_loop = fuse_loops(outer, outer_loops); // the tile: one parallel loop over all tiles
+    if (stage(outer).loops[size_t(tile_loop)].extent > 1) check(parallel(s, outer, tile_loop));
+    check(compute_at(s, local, outer, tile_loop));
+
+    // The local tile: its spatial axes (the channel group's lanes last), then the reductions. Order:
+    // outer reduction block, the other reduction axes, inner reduction block, the tile, the lanes.
+    const int nls = ns + 1; // the blocked layout adds the within-group axis, last
+    std::vector<int> rl = split_levels(local, nls, factorize(t->body.as<ir::Reduce>()->axes[0].extent, 2, 16, rng));
+    std::vector<int> lorder = {rl[0]};
+    for (int r = 1; r < nr; ++r) lorder.push_back(nls + r);
+    lorder.push_back(rl[1]);
+    for (int a = 0; a < nls; ++a) lorder.push_back(a);
+    check(reorder(s, local, lorder));
+    check(vectorize(s, local, nls - 1));
+    for (int a = 0; a + 1 < nls; ++a)
+      if (stage(local).loops[size_t(a)].extent > 1) check(unroll(s, local, a));
   }
 
   void tile_elementwise(const std::string &name) {
@@ -825,6 +918,18 @@ std::vector<Sketch> SpaceGenerator::sketches(const te::Workload &w) const {
       out.push_back(std::move(k));
     }
   }
+  for (auto &t : w.stages)
+    if (ChannelChoice ch = channel_choice(t, std::max(1, target_.vector_bits / 32)); ch.axis >= 0) {
+      Sketch k;
+      k.channels = true;
+      k.name = "tile+channels";
+      k.rules = base;
+      k.rules.push_back("block " + t->name + "'s axis " + std::to_string(ch.axis) +
+                        " by the vector width in a local accumulator (NCHWc), pack " + ch.input + " to match; tile " +
+                        "in registers over the whole reduction");
+      out.push_back(std::move(k));
+      break;
+    }
   if (can_rfactor) {
     Sketch k;
     k.rfactor = true;

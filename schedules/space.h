@@ -49,6 +49,7 @@ struct Sketch {
   bool pack = false;
   bool rfactor = false;
   bool tensorize = false;         // CPU: local tiles run on a tensor intrinsic
+  bool channels = false;          // CPU: the accumulator blocked by vector-wide channel groups (NCHWc)
   bool shared = false;            // CUDA: stage inputs in shared memory
   bool cross_thread = false;      // CUDA: small-output reductions reduce across threads
   bool tensor_core = false;       // CUDA: contractions run on warp-level tensor-core intrinsics (WMMA)

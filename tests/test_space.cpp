@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 
@@ -113,6 +114,22 @@ TEST(SpaceProperty, Conv1x1FusesRowsWhereVectorsDoNotDivideThem) {
     }
     EXPECT_EQ(fused > 0, expect) << which << ": " << fused << " of 40 samples fuse h and w";
   }
+}
+
+// Output channels blocked by the vector width (NCHWc accumulators, weights packed to match) where rows
+// are not whole vectors: a sketch of its own, with and without a fused epilogue.
+TEST(SpaceProperty, ChannelBlockedConvolutions) {
+  for (std::string c : {"conv2d:N=1,C=8,H=6,W=10,K=32,R=3,S=3,stride=1,pad=1,layout=NCHW",
+                        "conv2d_bias_relu:N=1,C=8,H=6,W=10,K=32,R=3,S=3,stride=1,pad=1,layout=NCHW"}) {
+    sched::SpaceGenerator gen(Target::host());
+    auto sketches = gen.sketches(spec(c));
+    EXPECT_TRUE(std::any_of(sketches.begin(), sketches.end(), [](auto &k) { return k.channels; })) << c;
+    check_samples(c);
+  }
+  // Depthwise: the channel axis also indexes the (non-constant) input, so there is nothing to block.
+  sched::SpaceGenerator gen(Target::host());
+  for (auto &k : gen.sketches(spec("depthwise_conv2d:N=1,C=32,H=6,W=10,R=3,S=3,stride=1,pad=1")))
+    EXPECT_FALSE(k.channels) << k.name;
 }
 
 TEST(SpaceProperty, Softmax) { check_samples("softmax:M=12,N=40"); }
