@@ -70,6 +70,24 @@ bool rows_fuse_densely(const ir::Tensor &t) {
   return true;
 }
 
+// An elementwise intermediate that costs a transcendental call per element (exp, log, tanh, erf, pow) and
+// that several stages read (softmax's exps: the row sum and the output): inlined, it is computed once per
+// reader; kept in a buffer, once.
+bool worth_materializing(const te::Workload &w, const ir::Tensor &t) {
+  if (is_reduction(t) || w.is_output(t) || w.consumers(t).size() < 2) return false;
+  struct Costly : ir::IRVisitor {
+    bool found = false;
+    using ir::IRVisitor::visit;
+    void visit(const ir::Call *op) override {
+      found |= op->func == ir::Intrinsic::Exp || op->func == ir::Intrinsic::Log || op->func == ir::Intrinsic::Tanh ||
+               op->func == ir::Intrinsic::Erf || op->func == ir::Intrinsic::Pow;
+      ir::IRVisitor::visit(op);
+    }
+  } v;
+  t->body.accept(&v);
+  return v.found;
+}
+
 // A spatial axis other than the innermost, of a whole number of vectors, that only constant inputs read
 // (at exactly one dimension, by the axis itself): a blocked accumulator can vectorize along it, with that
 // input packed to match (a convolution's output channels, NCHWc), where the innermost axis' rows are not
@@ -204,9 +222,16 @@ public:
 
   Status run() {
     const te::Workload &w = s.source;
-    for (auto &t : w.stages)
-      if (!is_reduction(t) && !w.is_output(t)) check(compute_inline(s, t->name));
+    std::vector<std::string> materialized; // a decision: costly intermediates read twice stay in a buffer
+    for (auto &t : w.stages) {
+      if (is_reduction(t) || w.is_output(t)) continue;
+      if (!target.is_cuda() && worth_materializing(w, t) && rng.below(2) == 0)
+        materialized.push_back(t->name);
+      else
+        check(compute_inline(s, t->name));
+    }
     if (target.is_cuda()) return run_gpu();
+    for (auto &name : materialized) tile_elementwise(name);
     std::vector<std::string> handled;
     for (auto &t : w.stages) {
       if (!is_reduction(t)) continue;
@@ -863,7 +888,10 @@ std::vector<Sketch> SpaceGenerator::sketches(const te::Workload &w) const {
   }
   std::vector<std::string> base;
   for (auto &t : w.stages)
-    if (!is_reduction(t) && !w.is_output(t)) base.push_back("inline " + t->name);
+    if (!is_reduction(t) && !w.is_output(t))
+      base.push_back(
+          "inline " + t->name +
+          (worth_materializing(w, t) ? " (or keep it in a buffer: it is costly and read more than once)" : ""));
   std::vector<Sketch> out;
   for (int cw = 0; cw <= (has_reduction ? 1 : 0); ++cw) {
     for (int pk = 0; pk <= (can_pack ? 1 : 0); ++pk) {

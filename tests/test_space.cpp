@@ -132,6 +132,31 @@ TEST(SpaceProperty, ChannelBlockedConvolutions) {
     EXPECT_FALSE(k.channels) << k.name;
 }
 
+// Softmax's exps costs an exp per element and two stages read it: some samples keep it in a buffer
+// (computed once) instead of inlining it into both; layernorm's cheap intermediates are always inlined.
+TEST(Space, CostlyIntermediatesReadTwiceMayStayInABuffer) {
+  sched::SpaceGenerator gen(Target::host());
+  for (auto [which, costly] :
+       {std::pair<std::string, std::string>{"softmax:M=12,N=40", "exps"}, {"layernorm:M=12,N=48", ""}}) {
+    te::Workload w = spec(which);
+    auto sketches = gen.sketches(w);
+    sched::Rng rng(3);
+    int kept = 0;
+    for (int i = 0; i < 24; ++i) {
+      auto sch = gen.sample(w, sketches[size_t(i) % sketches.size()], rng);
+      ASSERT_TRUE(sch.has_value()) << sch.error();
+      for (auto &t : w.stages)
+        if (t->body.as<ir::Reduce>() == nullptr && !w.is_output(t))
+          kept += std::none_of(sch->trace.begin(), sch->trace.end(),
+                               [&](const sched::Step &st) { return st.op == "compute_inline" && st.stage == t->name; });
+    }
+    if (costly.empty())
+      EXPECT_EQ(kept, 0) << which;
+    else
+      EXPECT_GT(kept, 0) << which << ": " << costly << " was always inlined";
+  }
+}
+
 TEST(SpaceProperty, Softmax) { check_samples("softmax:M=12,N=40"); }
 TEST(SpaceProperty, Layernorm) { check_samples("layernorm:M=12,N=48"); }
 TEST(SpaceProperty, DenseWithPackedWeights) { check_samples("dense:M=12,N=48,K=20"); }
