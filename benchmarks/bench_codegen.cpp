@@ -106,6 +106,22 @@ BENCHMARK(BM_CudaCompile)
     ->Iterations(8)
     ->UseRealTime();
 
+// A parallel region of two chunks of about 15 us of work each, back to back (as a timing loop or a kernel of
+// several parallel nests runs them): about 15 us when both threads work at once, 30 us and more when one
+// of them sleeps through the region (the caller then runs both chunks).
+void BM_ParallelRegion(benchmark::State &state) {
+  tessel_set_num_threads(int(state.range(0)));
+  auto work = [](int64_t begin, int64_t end, void *) {
+    for (int64_t c = begin; c < end; ++c) {
+      volatile double x = 1;
+      for (int i = 0; i < 4000; ++i) x = x * 1.0000001 + 1e-9;
+    }
+  };
+  for (auto _ : state) tessel_parallel_for(2, work, nullptr);
+  tessel_set_num_threads(1);
+}
+BENCHMARK(BM_ParallelRegion)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
 void BM_Gemm_TesselDefault(benchmark::State &state) {
   int64_t n = state.range(0);
   te::Workload w = load("matmul:M=" + std::to_string(n) + ",N=" + std::to_string(n) + ",K=" + std::to_string(n));
@@ -200,6 +216,10 @@ int main(int argc, char **argv) {
     auto it = reporter.ms.find("BM_JitCompile/" + std::to_string(i));
     if (it != reporter.ms.end()) std::printf("%-4zu %-75s %10.1f\n", i, kCompileSpecs[i].c_str(), it->second);
   }
+  auto one = reporter.ms.find("BM_ParallelRegion/1"), two = reporter.ms.find("BM_ParallelRegion/2");
+  if (one != reporter.ms.end() && two != reporter.ms.end())
+    std::printf("\nparallel region of two work chunks: %.2f us on 1 thread, %.2f us on 2 (%.2fx)\n", one->second,
+                two->second, one->second / two->second);
   std::printf("\n%-4s %-63s %10s %10s\n", "#", "CUDA compile per candidate (lower + CUDA + NVRTC + cubin)", "cold ms",
               "cached ms");
   for (size_t i = 0; i < kCudaSpecs.size(); ++i) {

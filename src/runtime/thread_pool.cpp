@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -9,7 +10,24 @@
 #include <thread>
 #include <vector>
 
+#include <immintrin.h>
+
 namespace {
+
+// After a parallel region, workers (and the caller, waiting for them) spin this long before sleeping:
+// a kernel's next loop nest, or the next call of a timing loop, then starts without a futex wake-up
+// (tens of microseconds, as long as a small kernel), as OpenMP runtimes do.
+constexpr auto kSpin = std::chrono::microseconds(100);
+
+// Spins until `ready()` or kSpin has passed; whether it became ready.
+template <typename F> bool spin_until(F ready) {
+  auto deadline = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 0;; ++i) {
+    if (ready()) return true;
+    _mm_pause();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > deadline) return ready();
+  }
+}
 
 thread_local bool in_task = false;
 
@@ -22,7 +40,7 @@ public:
   ~ThreadPool() {
     {
       std::lock_guard<std::mutex> g(mu_);
-      stop_ = true;
+      stop_.store(true);
     }
     wake_.notify_all();
     for (auto &t : workers_) t.join();
@@ -55,7 +73,7 @@ public:
       chunks_ = t;
       pending_.store(t - 1); // before next_chunk_: a worker may start on chunk 1 at once
       next_chunk_.store(1);
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release); // spinning workers see the task after this
     }
     wake_.notify_all();
     in_task = true;
@@ -68,6 +86,7 @@ public:
       in_task = false;
       pending_.fetch_sub(1);
     }
+    if (spin_until([&] { return pending_.load() == 0; })) return;
     std::unique_lock<std::mutex> g(mu_);
     done_.wait(g, [&] { return pending_.load() == 0; });
   }
@@ -88,12 +107,13 @@ private:
     uint64_t seen = 0;
     in_task = true;
     for (;;) {
-      {
+      auto woken = [&] { return stop_.load() || generation_.load(std::memory_order_acquire) != seen; };
+      if (!spin_until(woken)) {
         std::unique_lock<std::mutex> g(mu_);
-        wake_.wait(g, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
+        wake_.wait(g, woken);
       }
+      if (stop_.load()) return;
+      seen = generation_.load(std::memory_order_acquire);
       for (int c; (c = next_chunk_.fetch_add(1)) < chunks_;) {
         run_chunk(c);
         if (pending_.fetch_sub(1) == 1) {
@@ -107,8 +127,8 @@ private:
   std::mutex run_mu_, mu_;
   std::condition_variable wake_, done_;
   std::vector<std::thread> workers_;
-  bool stop_ = false;
-  uint64_t generation_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> generation_{0};
   int threads_ = 1;
   tessel_task_fn task_ = nullptr;
   void *closure_ = nullptr;
