@@ -1,5 +1,5 @@
-// apply_best: the fastest record of a workload on a target, checked and
-// replayed, or the reason none applies. Nothing is applied silently: a record
+// apply_best: the fastest record of a workload on a target (re-measured figures
+// before single-shot ones), checked and replayed, or the reason none applies. Nothing is applied silently: a record
 // of another target (the compatible fallback) or one that was not the fastest
 // comes with a note saying so.
 #include "db/detail.h"
@@ -13,6 +13,7 @@ namespace tessel::db {
 namespace {
 
 constexpr int kCandidates = 8; // records tried, fastest first, before giving up
+constexpr int kPool = 64;      // the fastest records read to find re-measured ones among them
 
 std::string target_words(const TargetKey &t) { return short_target(t) + " (" + t.cpu_model + ")"; }
 
@@ -94,9 +95,13 @@ std::string no_record(const Database &db, const te::Workload &w, const TargetKey
 Expected<AppliedBest> apply_best(const Database &db, const te::Workload &w, const TargetKey &target,
                                  TargetMatch match) {
   std::string hash = w.hash_hex();
-  auto top = db.top_k(hash, target, kCandidates, match);
+  auto top = db.top_k(hash, target, kPool, match);
   if (!top) return make_error(top.error());
   if (top->empty()) return make_error(no_record(db, w, target, match));
+  // Figures re-measured interleaved come first: a single-shot figure faster than every re-measured one
+  // is more likely noise than a faster kernel (the re-measurement covered the tuner's best candidates).
+  std::stable_partition(top->begin(), top->end(), [](const Record &r) { return is_remeasured(r); });
+  if (top->size() > size_t(kCandidates)) top->resize(size_t(kCandidates));
   std::vector<std::string> skipped;
   for (auto &r : *top) {
     auto schedule = check_and_replay(r, w, target);

@@ -79,7 +79,8 @@ Expected<std::unique_ptr<Database>> open_sqlite(const std::string &path, OpenOpt
 std::unique_ptr<Database> make_memory_database();
 
 // The best record of `w` on `target`, replayed into a schedule; or why none applies (no record
-// for this target, trace version refused, stale workload hash, trace no longer replays).
+// for this target, trace version refused, stale workload hash, trace no longer replays). Best:
+// re-measured figures (kRemeasuredNote) before single-shot ones, each fastest first.
 struct AppliedBest {
   Record record;
   sched::Schedule schedule;

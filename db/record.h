@@ -53,9 +53,16 @@ struct Record {
   std::vector<double> run_seconds; // every repeat; median/min/cv are computed from them on commit
   double median_seconds = 0, min_seconds = 0, cv = 0;
   RecordStatus status = RecordStatus::Ok;
-  std::string message;   // why it failed; empty for ok records
+  std::string message;   // why it failed; for ok records empty or a note (e.g. kRemeasuredNote)
   int64_t timestamp = 0; // unix seconds; set on commit when 0
 };
+
+// The note of an ok record whose figure comes from an interleaved re-measurement (the tuner's end-of-run
+// check of its best candidates): trusted over single-shot figures, which run optimistic under noise.
+inline constexpr const char *kRemeasuredNote = "re-measured";
+inline bool is_remeasured(const Record &r) {
+  return r.status == RecordStatus::Ok && r.message.rfind(kRemeasuredNote, 0) == 0;
+}
 
 struct RunInfo {
   std::string config_json, host, tessel_version, llvm_version;

@@ -18,7 +18,7 @@ namespace tessel::search {
 
 // Messages of records that are not search trials: each run's baseline, and the final figures.
 constexpr const char *kDefaultScheduleNote = "default schedule (the baseline of speed-ups)";
-constexpr const char *kRemeasuredNote = "re-measured";
+constexpr const char *kRemeasuredNote = db::kRemeasuredNote;
 
 struct TuneTask {
   std::string name; // for people: the spec or the file

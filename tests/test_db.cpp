@@ -378,6 +378,24 @@ TEST_P(DbBehaviour, ApplyBestReplaysTheFastestTrace) {
   EXPECT_TRUE(applied->note.empty()) << applied->note;
 }
 
+// A single-shot figure faster than the interleaved re-measurement of the tuner's best is not trusted
+// over it: the re-measured record is the best (what builds and `run --db` apply).
+TEST_P(DbBehaviour, ApplyBestPrefersReMeasuredFigures) {
+  const World &W = world();
+  auto db = make();
+  ASSERT_GE(W.mm64_traces.size(), 3u);
+  db::Record lucky = make_record(W.mm64, W.avx2_key, W.mm64_traces[0], 0.8e-3); // single shot
+  db::Record confirmed = make_record(W.mm64, W.avx2_key, W.mm64_traces[1], 1.0e-3);
+  confirmed.message = std::string(db::kRemeasuredNote) + ": 10 interleaved rounds";
+  db::Record slower = make_record(W.mm64, W.avx2_key, W.mm64_traces[2], 1.2e-3);
+  slower.message = confirmed.message;
+  ASSERT_TRUE(db->commit({lucky, confirmed, slower}));
+  auto applied = db::apply_best(*db, W.mm64, W.avx2_key);
+  ASSERT_TRUE(applied) << applied.error();
+  EXPECT_EQ(applied->record.trace_json, W.mm64_traces[1]);
+  EXPECT_TRUE(db::is_remeasured(applied->record));
+}
+
 TEST_P(DbBehaviour, TargetsMatchExactlyUnlessTheFallbackIsAskedFor) {
   const World &W = world();
   auto db = make();
