@@ -3,10 +3,10 @@
 #include "ir/affine.h"
 #include "ir/printer.h"
 #include "ir/visitor.h"
+#include "support/hash.h"
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <map>
 
 namespace tessel::cost {
@@ -324,11 +324,7 @@ const std::vector<std::string> &feature_names() {
 std::string program_hash(const lower::LoweredProgram &program) {
   std::string text = ir::to_string(program.kernel.body);
   for (auto &p : program.prepack) text += "\n#prepack\n" + ir::to_string(p.body);
-  uint64_t h = 1469598103934665603ull; // FNV-1a, as the workload hash
-  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  return hex16(fnv1a(text)); // as the workload hash
 }
 
 } // namespace tessel::cost

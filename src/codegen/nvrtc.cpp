@@ -1,5 +1,7 @@
 #include "codegen/nvrtc.h"
 
+#include "support/hash.h"
+
 #ifdef TESSEL_HAVE_CUDA_HEADERS
 #include <nvrtc.h>
 #endif
@@ -16,7 +18,6 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -222,23 +223,15 @@ std::filesystem::path disk_cache_dir() {
 constexpr char kDiskMagic[] = "tessel-nvrtc-cubin 1\n";
 constexpr size_t kDiskMaxFiles = 4096; // past this, the oldest quarter goes
 
-uint64_t fnv1a(const std::string &s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
-std::filesystem::path disk_cache_file(const std::string &key) {
+// The file of the binary whose key hashes to `hash` (the key inside tells a collision apart).
+std::filesystem::path disk_cache_file(uint64_t hash) {
   std::filesystem::path dir = disk_cache_dir();
-  if (dir.empty()) return {};
-  char name[40];
-  std::snprintf(name, sizeof name, "%016llx.cubin", static_cast<unsigned long long>(fnv1a(key)));
-  return dir / name;
+  return dir.empty() ? dir : dir / (hex16(hash) + ".cubin");
 }
 
 // File: magic, key size and key (a hash collision is then a miss), compile seconds, cubin size and cubin.
-std::optional<CudaBinary> disk_cache_read(const std::string &key) {
-  std::filesystem::path file = disk_cache_file(key);
+std::optional<CudaBinary> disk_cache_read(const std::string &key, uint64_t hash) {
+  std::filesystem::path file = disk_cache_file(hash);
   if (file.empty()) return std::nullopt;
   std::ifstream in(file, std::ios::binary);
   if (!in) return std::nullopt;
@@ -267,9 +260,9 @@ std::optional<CudaBinary> disk_cache_read(const std::string &key) {
 }
 
 // Best effort: a cache that cannot be written only costs compile time.
-void disk_cache_write(const std::string &key, const CudaBinary &b) {
+void disk_cache_write(const std::string &key, uint64_t hash, const CudaBinary &b) {
   namespace fs = std::filesystem;
-  fs::path file = disk_cache_file(key);
+  fs::path file = disk_cache_file(hash);
   if (file.empty()) return;
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
@@ -360,7 +353,7 @@ Expected<CudaBinary> compile_cuda(const std::string &source, const std::string &
   key += arch;
   for (const auto &o : options) key += '\0' + o;
   key += "\0nvrtc " + std::to_string(lib.major) + "." + std::to_string(lib.minor); // another NVRTC, another cubin
-  const uint64_t hash = std::hash<std::string>{}(key);
+  const uint64_t hash = fnv1a(key);
   Cache &c = cache();
   {
     std::lock_guard<std::mutex> lock(c.mutex);
@@ -370,7 +363,7 @@ Expected<CudaBinary> compile_cuda(const std::string &source, const std::string &
       return copy;
     }
   }
-  if (auto from_disk = disk_cache_read(key)) {
+  if (auto from_disk = disk_cache_read(key, hash)) {
     std::lock_guard<std::mutex> lock(c.mutex);
     auto [it, inserted] = c.entries.insert_or_assign(hash, CacheEntry{key, *from_disk});
     if (inserted) c.order.push_back(hash);
@@ -413,7 +406,7 @@ Expected<CudaBinary> compile_cuda(const std::string &source, const std::string &
   auto kernels = cubin_kernels(binary.cubin);
   if (!kernels) return make_error("cannot read the cubin " + nvrtc_name + " made for " + arch + ": " + kernels.error());
   binary.kernels = kernels.take();
-  disk_cache_write(key, binary);
+  disk_cache_write(key, hash, binary);
 
   std::lock_guard<std::mutex> lock(c.mutex);
   auto [it, inserted] = c.entries.insert_or_assign(hash, CacheEntry{std::move(key), binary});

@@ -4,6 +4,7 @@
 #include "db/database.h"
 #include "interp/interpreter.h"
 #include "runtime/runtime.h"
+#include "support/hash.h"
 #include "support/version.h"
 #include "te/ops.h"
 
@@ -43,14 +44,6 @@ std::string cache_root(const std::string &dir) {
   if (const char *d = std::getenv("XDG_CACHE_HOME"); d && *d) return std::string(d) + "/tessel";
   if (const char *h = std::getenv("HOME"); h && *h) return std::string(h) + "/.cache/tessel";
   return (fs::temp_directory_path() / "tessel-cache").string();
-}
-
-std::string fnv_hex(const std::string &s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
-  return buf;
 }
 
 std::string read_file(const fs::path &p) {
@@ -145,8 +138,8 @@ Expected<Kernel> load_best(const std::string &db_path, const std::string &worklo
   impl->packed_from.assign(impl->inputs, nullptr);
 
   fs::path dir = cache_root(options.cache_dir);
-  std::string key = fnv_hex(identity + "\n" + w->hash_hex() + "\n" + target->to_json() + "\n" + version() + "\n" +
-                            codegen::llvm_version());
+  std::string key = hex16(fnv1a(identity + "\n" + w->hash_hex() + "\n" + target->to_json() + "\n" + version() + "\n" +
+                                codegen::llvm_version()));
   fs::path object_path = dir / (key + ".o"), meta_path = dir / (key + ".json");
   codegen::ObjectCode code;
   std::string cached = read_file(object_path);

@@ -3,10 +3,10 @@
 #include "ir/bounds.h"
 #include "ir/printer.h"
 #include "ir/visitor.h"
+#include "support/hash.h"
 #include "te/text.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <functional>
 #include <set>
 #include <unordered_set>
@@ -37,20 +37,10 @@ struct OpCounter : ir::IRVisitor {
 
 uint64_t Workload::structural_hash() const {
   // FNV-1a over the canonical text: fixed, portable, and independent of names.
-  std::string text = to_text(*this, /*canonical_names=*/true);
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
+  return fnv1a(to_text(*this, /*canonical_names=*/true));
 }
 
-std::string Workload::hash_hex() const {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)structural_hash());
-  return buf;
-}
+std::string Workload::hash_hex() const { return hex16(structural_hash()); }
 
 double Workload::flops() const {
   double total = 0;
