@@ -93,6 +93,10 @@ struct StatementFeatures {
   double weight = 0; // flops x trips: which statements matter most
 };
 
+// The 7 GPU program features (FEATURES.md 105-111) start here; two of them the cubin's figures replace.
+constexpr size_t kGpuSlots = 2 * kStatementFeatures + 9;
+constexpr size_t kRegistersSlot = 4, kLocalBytesSlot = 5; // from kGpuSlots
+
 class Extractor : public IRVisitor {
 public:
   std::vector<StatementFeatures> statements;
@@ -276,21 +280,23 @@ std::vector<float> program_features(const lower::LoweredProgram &program) {
   // GPU programs: the launch and what a block asks of an SM (before compilation: estimates).
   if (x.gpu_loops > 0) {
     lower::GpuResources r = lower::gpu_resources(program.kernel);
-    out[i++] = float(log2p(r.blocks));
-    out[i++] = float(log2p(r.threads_per_block));
-    out[i++] = float(log2p(r.vthreads));
-    out[i++] = float(log2p(r.shared_bytes));
-    out[i++] = float(log2p(lower::estimated_registers(r)));
-    out[i++] = float(log2p(std::max<int64_t>(0, lower::estimated_registers(r) - 255) * 4)); // spilled
-    out[i++] = float(log2p(r.thread_x_extent));
+    int64_t registers = lower::estimated_registers(r);
+    float *gpu = &out[kGpuSlots];
+    gpu[0] = float(log2p(r.blocks));
+    gpu[1] = float(log2p(r.threads_per_block));
+    gpu[2] = float(log2p(r.vthreads));
+    gpu[3] = float(log2p(r.shared_bytes));
+    gpu[kRegistersSlot] = float(log2p(registers));
+    gpu[kLocalBytesSlot] = float(log2p(std::max<int64_t>(0, registers - 255) * 4)); // spilled
+    gpu[6] = float(log2p(r.thread_x_extent));
   }
   return out;
 }
 
 void set_cuda_resources(std::vector<float> &features, int registers, int64_t local_bytes) {
   if (features.size() != size_t(kProgramFeatures)) return;
-  features[2 * kStatementFeatures + 13] = float(log2p(registers));
-  features[2 * kStatementFeatures + 14] = float(log2p(local_bytes));
+  features[kGpuSlots + kRegistersSlot] = float(log2p(registers));
+  features[kGpuSlots + kLocalBytesSlot] = float(log2p(local_bytes));
 }
 
 const std::vector<std::string> &feature_names() {

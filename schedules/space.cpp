@@ -199,6 +199,9 @@ std::vector<int64_t> divisors(int64_t n, int64_t max) {
   return d;
 }
 
+// f32 lanes of the target's vector registers (1 for a target without vectors).
+int f32_lanes(const Target &t) { return std::max(1, t.vector_bits / 32); }
+
 // A random factorization of n into `levels` factors (outermost first) whose
 // innermost factor is at most max_inner.
 std::vector<int64_t> factorize(int64_t n, int levels, int64_t max_inner, Rng &rng) {
@@ -217,7 +220,7 @@ class Sampler {
 public:
   Sampler(const te::Workload &w, const Target &t, const Sketch &k, Rng &rng)
       : s(default_schedule(w)), target(t), sketch(k), rng(rng) {
-    vector_lanes = std::max(1, target.vector_bits / 32);
+    vector_lanes = f32_lanes(target);
   }
 
   Status run() {
@@ -284,10 +287,12 @@ private:
   }
 
   // Fuses consecutive leaves and marks the result parallel.
-  void parallelize(const std::string &st, const std::vector<int> &loops) {
-    if (loops.empty()) return;
+  // Fuses the loops into one, parallel unless it has a single iteration; returns it (-1: no loops).
+  int parallelize(const std::string &st, const std::vector<int> &loops) {
+    if (loops.empty()) return -1;
     int fused = fuse_loops(st, loops);
     if (stage(st).loops[fused].extent > 1) check(parallel(s, st, fused));
+    return fused;
   }
 
   void maybe_vectorize(const std::string &st, int loop) {
@@ -488,12 +493,7 @@ private:
     std::string name = t->name;
     const int ns = int(t->axes.size()), nr = int(t->body.as<ir::Reduce>()->axes.size());
     const int64_t lanes = vector_lanes;
-    int rank = 0;
-    for (auto &in : s.workload.inputs)
-      if (in->name == ch.input) rank = int(in->shape.size());
-    std::vector<int64_t> perm;
-    for (int d = 0; d <= rank; ++d) perm.push_back(d);
-    check(transform_layout(s, ch.input, ch.dim, lanes, perm).status());
+    check(transform_layout(s, ch.input, ch.dim, lanes, {}).status()); // blocks of `lanes`, in place
     Layout blocked{ch.axis, lanes, {}};
     std::string local = check(cache_write(s, name, ir::MemoryScope::Local, &blocked), std::string());
     if (local.empty()) return;
@@ -523,8 +523,7 @@ private:
     std::vector<int> order = outer_loops;
     order.insert(order.end(), inner_loops.begin(), inner_loops.end());
     check(reorder(s, outer, order));
-    int tile_loop = fuse_loops(outer, outer_loops); // the tile: one parallel loop over all tiles
-    if (stage(outer).loops[size_t(tile_loop)].extent > 1) check(parallel(s, outer, tile_loop));
+    int tile_loop = parallelize(outer, outer_loops); // one parallel loop over all tiles
     check(compute_at(s, local, outer, tile_loop));
 
     // The local tile: its spatial axes (the channel group's lanes last), then the reductions. Order:
@@ -947,7 +946,7 @@ std::vector<Sketch> SpaceGenerator::sketches(const te::Workload &w) const {
     }
   }
   for (auto &t : w.stages)
-    if (ChannelChoice ch = channel_choice(t, std::max(1, target_.vector_bits / 32)); ch.axis >= 0) {
+    if (ChannelChoice ch = channel_choice(t, f32_lanes(target_)); ch.axis >= 0) {
       Sketch k;
       k.channels = true;
       k.name = "tile+channels";

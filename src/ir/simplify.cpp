@@ -3,6 +3,7 @@
 #include "ir/op.h"
 #include "ir/visitor.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace tessel::ir {
@@ -40,12 +41,17 @@ void add_terms(const Expr &e, std::vector<Expr> &out) {
   out.push_back(e);
 }
 
-// A sum holding (x / c) * c and x % c (floor semantics, c > 0) with the rest, as x plus the rest; else
-// undefined. Fused loops index their parts so: a fused row of a buffer becomes one dense index again.
-Expr join_div_mod(const Expr &sum) {
+// The sum a + b, when it holds (x / c) * c and x % c (floor semantics, c > 0), as x plus the other terms;
+// else undefined. Fused loops index their parts so: a fused row of a buffer becomes one dense index again.
+Expr join_div_mod(const Expr &a, const Expr &b) {
   std::vector<Expr> terms;
-  add_terms(sum, terms);
-  if (terms.size() < 2) return Expr();
+  add_terms(a, terms);
+  add_terms(b, terms);
+  auto is_mod = [](const Expr &e) {
+    auto *m = e.as<Binary>();
+    return m && m->op == BinaryOp::Mod;
+  };
+  if (std::none_of(terms.begin(), terms.end(), is_mod)) return Expr(); // the common case, decided cheaply
   for (size_t i = 0; i < terms.size(); ++i) {
     Expr q;
     int64_t c = 0;
@@ -176,7 +182,7 @@ protected:
           return mutate((a + inner->a) + inner->b);
       }
       if (is_int)
-        if (Expr joined = join_div_mod(a + b); joined.defined()) return mutate(joined);
+        if (Expr joined = join_div_mod(a, b); joined.defined()) return mutate(joined);
       break;
     case BinaryOp::Sub:
       if (is_zero(b)) return a;

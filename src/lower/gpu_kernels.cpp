@@ -144,16 +144,25 @@ private:
   int threads_ = 0, blocks_ = 0;
 };
 
-// ------------------------------------------------ pass: register accumulators
-// A warp's tensor-core accumulator (a fragment stage) is zeroed, updated by
-// tensor-core calls, then read. Held in memory, every call would load and store
-// it; when the fragment is used in exactly that order, the calls accumulate in
-// registers instead and the tiles are stored once, into the fragment's memory,
-// which the reads then use. Any other use keeps the memory form (still correct).
+// A multiple every value of the integer expression is known to be (1: nothing known), from its
+// additions and multiplications by constants; what a 32-byte alignment proof needs.
+int64_t known_multiple(const Expr &e) {
+  int64_t c = 0;
+  if (is_const_int(e, &c)) return c == 0 ? int64_t(1) << 40 : std::llabs(c);
+  auto *b = e.as<Binary>();
+  if (!b) return 1;
+  switch (b->op) {
+  case BinaryOp::Add:
+  case BinaryOp::Sub: return std::gcd(known_multiple(b->a), known_multiple(b->b));
+  case BinaryOp::Mul: return known_multiple(b->a) * known_multiple(b->b);
+  default: return 1;
+  }
+}
+
 // ------------------------------------------------------- pass: vector stores
-// A GPU thread has no vector registers: a vectorized store becomes one store per lane, except a
-// copy whose both ends are provably aligned, which is one 8- or 16-byte move (float2 / float4).
-int64_t known_multiple(const Expr &e);
+// A GPU thread has no vector registers: a vectorized store becomes one store per lane, except where the
+// destination is provably aligned: a copy from an aligned source is one 8- or 16-byte move (float2 /
+// float4), and 4-byte lanes of any other value are stored together in one such move.
 
 // Lane `i` of a vector expression.
 class ExtractLane : public IRMutator {
@@ -193,44 +202,41 @@ protected:
     auto *ld = op->value.as<Load>();
     auto *src = ld ? ld->index.as<Ramp>() : nullptr;
     int64_t bytes = int64_t(t.lanes) * t.bytes();
-    if (dst && src && is_one(dst->stride) && is_one(src->stride) && ld->type == t && (bytes == 8 || bytes == 16) &&
-        aligned_.count(op->buffer.get()) && aligned_.count(ld->buffer.get()) &&
-        known_multiple(dst->base) * t.bytes() % bytes == 0 && known_multiple(src->base) * t.bytes() % bytes == 0)
+    // Whether `buffer[r]` is `bytes` dense bytes starting at a provable multiple of `bytes`.
+    auto one_move = [&](const Expr &buffer, const Ramp *r) {
+      return r && is_one(r->stride) && (bytes == 8 || bytes == 16) && aligned_.count(buffer.get()) &&
+             known_multiple(r->base) * t.bytes() % bytes == 0;
+    };
+    if (!one_move(op->buffer, dst)) return scalarize(op);
+    if (ld && ld->type == t && one_move(ld->buffer, src))
       return ExternCall::make(std::string(kCopyPrefix) + std::to_string(bytes),
                               {AddressOf::make(op->buffer, dst->base, t.element_of()),
                                AddressOf::make(ld->buffer, src->base, t.element_of())});
-    // Any other value of 4-byte lanes into an aligned destination: its lanes, stored in one move.
-    if (dst && is_one(dst->stride) && t.bytes() == 4 && (bytes == 8 || bytes == 16) &&
-        aligned_.count(op->buffer.get()) && known_multiple(dst->base) * t.bytes() % bytes == 0) {
+    // Any other value of 4-byte lanes: its lanes, stored in one move.
+    if (t.bytes() == 4) {
       std::vector<Expr> args = {AddressOf::make(op->buffer, dst->base, t.element_of())};
       for (int i = 0; i < t.lanes; ++i) args.push_back(ExtractLane(i).mutate(op->value));
       return ExternCall::make(std::string(kCopyPrefix) + std::to_string(bytes) + "_lanes", args);
     }
-    std::vector<Stmt> lanes;
-    for (int i = 0; i < t.lanes; ++i)
-      lanes.push_back(Store::make(op->buffer, ExtractLane(i).mutate(op->value), ExtractLane(i).mutate(op->index)));
-    return Block::make(lanes);
+    return scalarize(op);
   }
 
 private:
+  static Stmt scalarize(const Store *op) {
+    std::vector<Stmt> lanes;
+    for (int i = 0; i < op->value.type().lanes; ++i)
+      lanes.push_back(Store::make(op->buffer, ExtractLane(i).mutate(op->value), ExtractLane(i).mutate(op->index)));
+    return Block::make(lanes);
+  }
   const std::set<const ExprNode *> &aligned_; // buffers whose start is 16-byte aligned
 };
 
-// A multiple every value of the integer expression is known to be (1: nothing known), from its
-// additions and multiplications by constants; what a 32-byte alignment proof needs.
-int64_t known_multiple(const Expr &e) {
-  int64_t c = 0;
-  if (is_const_int(e, &c)) return c == 0 ? int64_t(1) << 40 : std::llabs(c);
-  auto *b = e.as<Binary>();
-  if (!b) return 1;
-  switch (b->op) {
-  case BinaryOp::Add:
-  case BinaryOp::Sub: return std::gcd(known_multiple(b->a), known_multiple(b->b));
-  case BinaryOp::Mul: return known_multiple(b->a) * known_multiple(b->b);
-  default: return 1;
-  }
-}
-
+// ------------------------------------------------ pass: register accumulators
+// A warp's tensor-core accumulator (a fragment stage) is zeroed, updated by
+// tensor-core calls, then read. Held in memory, every call would load and store
+// it; when the fragment is used in exactly that order, the calls accumulate in
+// registers instead and the tiles are stored once, into the fragment's memory,
+// which the reads then use. Any other use keeps the memory form (still correct).
 // Whether a tensor-core call's A and B operands can be loaded by WMMA as they lie, provably: row- or
 // column-major A, leading dimensions multiples of 16 bytes, tile starts at multiples of 32 bytes of
 // shared buffers (arena offsets are 128-byte aligned; a caller's device pointer may not be).
