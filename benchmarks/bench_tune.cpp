@@ -84,8 +84,9 @@ std::vector<cost::Sample> collect() {
 
 struct Figures {
   double features_per_s = 0, lower_and_features_per_s = 0;
-  std::map<std::string, double> accuracy;       // model -> mean held-out pairwise accuracy
-  std::map<std::string, double> later_accuracy; // ... on each task's later half, trained on its first
+  std::map<std::string, double> accuracy;                    // model -> mean held-out pairwise accuracy
+  std::map<std::string, double> later_accuracy;              // ... on each task's later half, trained on its first
+  std::map<std::string, std::pair<double, double>> per_task; // task -> rank:pairwise held out, later half
   int tasks = 0, samples = 0;
   int cold_to_95 = 0, warm_to_95 = 0;
   double cold_best = 0, warm_best = 0;
@@ -156,11 +157,13 @@ void BM_HeldOutRanking(benchmark::State &state) {
       std::vector<cost::Sample> train, test, early;
       for (auto &s : samples) (s.task == task ? test : train).push_back(s);
       score_models(train, test, held_out);
+      g.per_task[task].first = held_out["xgboost rank:pairwise"].back();
       // Records come in the order they were measured: the first half joins the training set.
       early.assign(test.begin(), test.begin() + long(test.size() / 2));
       train.insert(train.end(), early.begin(), early.end());
       test.erase(test.begin(), test.begin() + long(test.size() / 2));
       score_models(train, test, later);
+      g.per_task[task].second = later["xgboost rank:pairwise"].back();
     }
     g.accuracy = means(held_out);
     g.later_accuracy = means(later);
@@ -243,6 +246,8 @@ int main(int argc, char **argv) {
   for (auto &[name, a] : g.accuracy) std::printf("  %-28s %.3f\n", name.c_str(), a);
   std::printf("within a task: each task's later half, trained on its first half and the other tasks:\n");
   for (auto &[name, a] : g.later_accuracy) std::printf("  %-28s %.3f\n", name.c_str(), a);
+  std::printf("per task, rank:pairwise (held out / later half):\n");
+  for (auto &[task, a] : g.per_task) std::printf("  %-60s %.3f / %.3f\n", task.c_str(), a.first, a.second);
   std::printf("new shape matmul 384^3, %d trials: cold start %d trials to 95%% (best %.1f GFLOP/s), warm start %d "
               "(best %.1f GFLOP/s)\n",
               g_trials, g.cold_to_95, g.cold_best, g.warm_to_95, g.warm_best);

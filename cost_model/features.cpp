@@ -6,6 +6,7 @@
 #include "support/hash.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <map>
 
@@ -29,6 +30,7 @@ int64_t const_extent(const Expr &e) {
 // Operation counts of one evaluation of an expression (vector lanes included).
 struct OpCounts {
   double f_add = 0, f_mul = 0, f_div = 0, f_minmax = 0, f_math = 0, cmp_select = 0, i_arith = 0, casts = 0;
+  double instructions = 0; // operations, each vector operation once
   int max_lanes = 1;
 };
 
@@ -46,6 +48,7 @@ public:
   std::vector<Access> loads;
   void visit(const Binary *b) override {
     int lanes = b->type.lanes;
+    if (b->type.is_float()) ++ops.instructions; // index arithmetic is mostly hoisted out of the loops
     ops.max_lanes = std::max(ops.max_lanes, lanes);
     if (b->type.is_float()) {
       switch (b->op) {
@@ -67,14 +70,17 @@ public:
   }
   void visit(const Select *s) override {
     ops.cmp_select += s->type.lanes;
+    ++ops.instructions;
     IRVisitor::visit(s);
   }
   void visit(const Call *c) override {
     ops.f_math += c->type.lanes;
+    ++ops.instructions;
     IRVisitor::visit(c);
   }
   void visit(const Cast *c) override {
     ops.casts += c->type.lanes;
+    ++ops.instructions;
     IRVisitor::visit(c);
   }
   void visit(const Load *l) override {
@@ -91,10 +97,18 @@ double log2p(double x) { return std::log2(1.0 + std::max(0.0, x)); }
 struct StatementFeatures {
   std::vector<float> f = std::vector<float>(kStatementFeatures, 0.f);
   double weight = 0; // flops x trips: which statements matter most
+  // Totals the program-wide efficiency features sum over every statement (FEATURES.md 128-133).
+  double flops = 0, vector_flops = 0, instructions = 0, loads = 0;
+  std::array<double, 3> traffic{}; // bytes into caches of kCacheBytes
 };
 
-// The 7 GPU program features (FEATURES.md 105-111) start here; two of them the cubin's figures replace.
+// Nominal L1, L2 and L3 capacities for the traffic estimates: the features describe a program, not a
+// machine, and the model learns from measurements where this machine's caches really fall.
+constexpr std::array<double, 3> kCacheBytes = {32.0 * 1024, 1024.0 * 1024, 32.0 * 1024 * 1024};
+
+// The 7 GPU program features (FEATURES.md 121-127) start here; two of them the cubin's figures replace.
 constexpr size_t kGpuSlots = 2 * kStatementFeatures + 9;
+constexpr size_t kEfficiencySlots = kGpuSlots + 7;        // FEATURES.md 128-133
 constexpr size_t kRegistersSlot = 4, kLocalBytesSlot = 5; // from kGpuSlots
 
 class Extractor : public IRVisitor {
@@ -190,22 +204,13 @@ private:
     std::vector<Expr> vars;
     for (auto &l : loops_) vars.push_back(l.var);
     std::vector<std::optional<Affine>> forms;
-    for (auto &a : accesses) forms.push_back(affine(a.index, vars));
+    for (auto &a : accesses) { // a vector access's lanes are counted apart: its form is its first lane's
+      auto *ramp = a.index.as<Ramp>();
+      forms.push_back(affine(ramp ? ramp->base : a.index, vars));
+    }
     double moved = 0;
     for (auto &a : accesses) moved += double(a.elem_bytes) * a.lanes * trips;
-    for (int depth = 1; depth <= 6; ++depth) {
-      double ws = 0;
-      size_t first = loops_.size() > size_t(depth) ? loops_.size() - size_t(depth) : 0;
-      for (size_t a = 0; a < accesses.size(); ++a) {
-        double elems = accesses[a].lanes;
-        for (size_t l = first; l < loops_.size(); ++l) {
-          bool used = !forms[a] || forms[a]->coefficient(loops_[l].var) != 0;
-          if (used) elems *= double(loops_[l].extent);
-        }
-        ws += elems * accesses[a].elem_bytes;
-      }
-      f[size_t(i++)] = float(log2p(ws));
-    }
+    for (int depth = 1; depth <= 6; ++depth) f[size_t(i++)] = float(log2p(unique_bytes(accesses, forms, depth, false)));
     f[size_t(i++)] = float(log2p(moved));
     f[size_t(i++)] = float(log2p(total_flops / std::max(1.0, moved))); // arithmetic intensity (x1, log)
     // Reads and the write: stride of the innermost loop in elements (0: reused across it),
@@ -246,7 +251,66 @@ private:
     describe(reads.size() > 1 ? reads[1] : accesses.size(), 2);
     i += 18;
     f[size_t(i++)] = float(reads.size());
+    // Efficiency, per flop, so that it compares across workloads of any size: instructions (vector
+    // operations, loads and the store, or a micro-kernel's broadcasts, loads and FMAs), loads alone,
+    // and the bytes that miss each nominal cache level.
+    double flops_per_trip = std::max(1.0, total_flops / std::max(1.0, trips));
+    double loads = double(accesses.size() - (write < accesses.size() ? 1 : 0));
+    double instructions = double(ops.instructions) + double(accesses.size());
+    if (tile_flops > 0) { // per k step: m broadcasts of A, n / lanes loads of B, m * n / lanes FMAs
+      double lanes = std::min(tile_n, 16.0);
+      loads = tile_k * (tile_m + tile_n / lanes);
+      instructions = loads + tile_k * tile_m * tile_n / lanes + 2 * tile_m * tile_n / lanes;
+    }
+    s.flops = total_flops;
+    s.vector_flops = ops.max_lanes > 1 || tile_flops > 0 ? total_flops : 0;
+    s.instructions = instructions * trips;
+    s.loads = loads * trips;
+    f[size_t(i++)] = float(log2p(1e3 * instructions / flops_per_trip));
+    f[size_t(i++)] = float(log2p(1e3 * loads / flops_per_trip));
+    std::vector<double> footprints; // in whole lines, of the innermost 0..all loops
+    for (size_t depth = 0; depth <= loops_.size(); ++depth)
+      footprints.push_back(unique_bytes(accesses, forms, int(depth), true));
+    for (size_t c = 0; c < kCacheBytes.size(); ++c) {
+      s.traffic[c] = traffic(footprints, kCacheBytes[c]);
+      f[size_t(i++)] = float(log2p(1e3 * s.traffic[c] / std::max(1.0, total_flops)));
+    }
+    f[size_t(i++)] = float(log2p(flops_per_trip));
     statements.push_back(std::move(s));
+  }
+
+  // Unique bytes the accesses touch within the innermost `depth` loops: per access, the product of the
+  // extents of those loops its index depends on (affine analysis), times its element bytes. With
+  // `whole_lines`, an access none of whose loops there walks it contiguously costs a 64-byte line per element.
+  double unique_bytes(const std::vector<Access> &accesses, const std::vector<std::optional<Affine>> &forms, int depth,
+                      bool whole_lines) const {
+    double bytes = 0;
+    size_t first = loops_.size() > size_t(depth) ? loops_.size() - size_t(depth) : 0;
+    for (size_t a = 0; a < accesses.size(); ++a) {
+      double elems = accesses[a].lanes;
+      bool used_any = false, contiguous = accesses[a].lanes > 1;
+      for (size_t l = first; l < loops_.size(); ++l) {
+        int64_t c = forms[a] ? std::llabs(forms[a]->coefficient(loops_[l].var)) : 2;
+        if (c != 0) elems *= double(loops_[l].extent), used_any = true;
+        contiguous |= c == 1;
+      }
+      bytes += elems * (whole_lines && used_any && !contiguous ? 64.0 : double(accesses[a].elem_bytes));
+    }
+    return bytes;
+  }
+
+  // Bytes brought into a cache of `capacity` bytes over the whole statement, roughly: the footprint of the
+  // deepest sub-nest of loops that fits, once per execution of that sub-nest (no reuse across them).
+  // `footprints[d]`: the footprint of the innermost d loops.
+  double traffic(const std::vector<double> &footprints, double capacity) const {
+    double executions = 1;
+    for (auto &l : loops_) executions *= double(l.extent);
+    double fits = footprints[0];
+    for (size_t depth = 1; depth < footprints.size() && footprints[depth] <= capacity; ++depth) {
+      fits = footprints[depth];
+      executions /= double(loops_[loops_.size() - depth].extent);
+    }
+    return fits * executions;
   }
 
   std::vector<LoopInfo> loops_;
@@ -277,6 +341,19 @@ std::vector<float> program_features(const lower::LoweredProgram &program) {
   out[i++] = float(x.extern_calls);
   out[i++] = float(x.guards);
   out[i++] = float(program.prepack.size());
+  // Efficiency over every statement, per flop (the statement features describe only the two heaviest).
+  double flops = 0, vector_flops = 0, instructions = 0, loads = 0;
+  std::array<double, 3> traffic{};
+  for (auto &s : x.statements) {
+    flops += s.flops, vector_flops += s.vector_flops, instructions += s.instructions, loads += s.loads;
+    for (size_t c = 0; c < traffic.size(); ++c) traffic[c] += s.traffic[c];
+  }
+  flops = std::max(1.0, flops);
+  float *efficiency = &out[kEfficiencySlots];
+  efficiency[0] = float(log2p(1e3 * instructions / flops));
+  efficiency[1] = float(log2p(1e3 * loads / flops));
+  for (size_t c = 0; c < traffic.size(); ++c) efficiency[2 + c] = float(log2p(1e3 * traffic[c] / flops));
+  efficiency[5] = float(vector_flops / flops);
   // GPU programs: the launch and what a block asks of an SM (before compilation: estimates).
   if (x.gpu_loops > 0) {
     lower::GpuResources r = lower::gpu_resources(program.kernel);
@@ -311,15 +388,35 @@ const std::vector<std::string> &feature_names() {
     for (std::string who : {"write", "read0", "read1"})
       for (std::string what : {"stride", "reuse", "lines", "strided_loops", "affine", "lanes"})
         stmt.push_back(who + "_" + what);
-    stmt.push_back("reads");
+    for (std::string n : {"reads", "instructions_per_flop", "loads_per_flop", "l1_traffic_per_flop",
+                          "l2_traffic_per_flop", "l3_traffic_per_flop", "flops_per_trip"})
+      stmt.push_back(n);
     while (stmt.size() < size_t(kStatementFeatures)) stmt.push_back("reserved_" + std::to_string(stmt.size()));
     std::vector<std::string> all;
     for (std::string which : {"s0_", "s1_"})
       for (auto &n : stmt) all.push_back(which + n);
-    for (std::string n :
-         {"statements", "total_work", "heaviest_share", "local_alloc_bytes", "global_alloc_bytes", "allocations",
-          "intrinsic_calls", "guards", "prepacked_inputs", "gpu_blocks", "gpu_threads_per_block", "gpu_vthreads",
-          "gpu_shared_bytes", "gpu_registers_per_thread", "gpu_local_bytes_per_thread", "gpu_thread_x_extent"})
+    for (std::string n : {"statements",
+                          "total_work",
+                          "heaviest_share",
+                          "local_alloc_bytes",
+                          "global_alloc_bytes",
+                          "allocations",
+                          "intrinsic_calls",
+                          "guards",
+                          "prepacked_inputs",
+                          "gpu_blocks",
+                          "gpu_threads_per_block",
+                          "gpu_vthreads",
+                          "gpu_shared_bytes",
+                          "gpu_registers_per_thread",
+                          "gpu_local_bytes_per_thread",
+                          "gpu_thread_x_extent",
+                          "instructions_per_flop",
+                          "loads_per_flop",
+                          "l1_traffic_per_flop",
+                          "l2_traffic_per_flop",
+                          "l3_traffic_per_flop",
+                          "vector_flop_share"})
       all.push_back(n);
     while (all.size() < size_t(kProgramFeatures)) all.push_back("reserved_" + std::to_string(all.size()));
     return all;

@@ -12,9 +12,9 @@
 namespace tessel::cost {
 
 // Features of one store statement (or tensor-intrinsic call) inside its loops.
-constexpr int kStatementFeatures = 48;
+constexpr int kStatementFeatures = 56;
 // The program: its two heaviest statements, then program-wide sums.
-constexpr int kProgramFeatures = 2 * kStatementFeatures + 16;
+constexpr int kProgramFeatures = 2 * kStatementFeatures + 24;
 
 std::vector<float> program_features(const lower::LoweredProgram &program);
 // A built CUDA program's features: the registers and local (spill) bytes per thread of its heaviest kernel,

@@ -1,5 +1,6 @@
 // The XGBoost cost model through XGBoost's C API, and the random baseline.
 #include "cost_model/cost_model.h"
+#include "cost_model/features.h"
 
 #include <xgboost/c_api.h>
 
@@ -77,6 +78,13 @@ public:
     }
     bst_ulong features = 0;
     XGBoosterGetNumFeature(b, &features);
+    if (features != bst_ulong(kProgramFeatures)) { // another Tessel's features: its scores would mean nothing
+      XGBoosterFree(b);
+      return Status::error(path + " scores programs of " + std::to_string(features) +
+                           " features; this Tessel computes " + std::to_string(kProgramFeatures) +
+                           " (cost_model/FEATURES.md). Delete the file: the records "
+                           "in the database warm-start the model instead");
+    }
     if (booster_) XGBoosterFree(booster_);
     booster_ = b;
     width_ = size_t(features);

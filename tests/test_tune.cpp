@@ -244,6 +244,23 @@ TEST(CostModel, RanksByWhatItLearnedAndTheRandomModelDoesNot) {
   EXPECT_LT(acc, 0.6);
 }
 
+TEST(CostModel, RefusesASavedModelOfOtherFeatures) {
+  // A model saved by a Tessel whose programs had another feature count: loading it is a clear error.
+  std::mt19937 rng(5);
+  std::vector<cost::Sample> samples;
+  for (int i = 0; i < 64; ++i)
+    samples.push_back({std::vector<float>(7, float(rng() % 10)), double(1 + rng() % 5), "t"});
+  auto other = cost::make_xgboost_model();
+  ASSERT_TRUE(other->update(samples));
+  TempDir dir("tessel_test_model");
+  std::string path = (dir.path() / "old.cost_model.json").string();
+  ASSERT_TRUE(other->save(path));
+  Status st = cost::make_xgboost_model()->load(path);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("7 features"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("Delete the file"), std::string::npos) << st.message();
+}
+
 TEST(Features, FixedLengthDeterministicAndTellSchedulesApart) {
   auto w = te::make_op_workload("matmul:M=128,N=128,K=128").take();
   sched::SpaceGenerator gen(Target::host());
@@ -265,7 +282,39 @@ TEST(Features, FixedLengthDeterministicAndTellSchedulesApart) {
   auto plain = cost::program_features(lower::lower(sched::default_schedule(w), "k").take());
   EXPECT_GT(plain[8], 0) << "total flops are counted";
   const size_t gpu = 2 * cost::kStatementFeatures + 9; // gpu_blocks .. gpu_thread_x_extent
-  for (size_t i = gpu; i < size_t(cost::kProgramFeatures); ++i) EXPECT_EQ(plain[i], 0) << "CPU program, GPU slot " << i;
+  for (size_t i = gpu; i < gpu + 7; ++i) EXPECT_EQ(plain[i], 0) << "CPU program, GPU slot " << i;
+}
+
+TEST(Features, EfficiencyPerFlopSeesVectorsRegisterTilesAndCacheTiles) {
+  // The naive loop nest (k innermost: B read down a column) against a register-tiled, vectorized one with B
+  // packed: fewer instructions and loads per flop, less traffic into L1 and L2 per flop, all flops in vectors.
+  auto w = te::make_op_workload("matmul:M=256,N=256,K=256").take();
+  auto tiled = sched::replay_json(w, R"({"format":"tessel-trace","version":1,"steps":[
+    {"op":"transform_layout","stage":"B","dim":1,"block":64,"perm":[1,0,2]},
+    {"op":"cache_write","stage":"C","scope":"local"},
+    {"op":"split_exact","stage":"C","loop":0,"factor":4},
+    {"op":"split_exact","stage":"C","loop":1,"factor":64},
+    {"op":"reorder","stage":"C","order":[4,2,3,5]},
+    {"op":"compute_at","stage":"C_local","loop":2,"at":"C"},
+    {"op":"reorder","stage":"C_local","order":[2,0,1]},
+    {"op":"split_exact","stage":"C_local","loop":1,"factor":16},
+    {"op":"vectorize","stage":"C_local","loop":4}]})");
+  ASSERT_TRUE(tiled) << tiled.error();
+  auto fast = cost::program_features(lower::lower(*tiled, "k").take());
+  auto slow = cost::program_features(lower::lower(sched::default_schedule(w), "k").take());
+  const auto &names = cost::feature_names();
+  auto at = [&](const std::string &n) {
+    auto it = std::find(names.begin(), names.end(), n);
+    EXPECT_NE(it, names.end()) << n;
+    return size_t(it - names.begin());
+  };
+  for (std::string per_flop : {"instructions_per_flop", "loads_per_flop", "l1_traffic_per_flop", "l2_traffic_per_flop"})
+    EXPECT_LT(fast[at("s0_" + per_flop)], slow[at("s0_" + per_flop)]) << "the update statement's " << per_flop;
+  // Program-wide, packing B adds its own traffic: all of it fits L2 at this size, so only L1 must drop.
+  for (const char *per_flop : {"instructions_per_flop", "loads_per_flop", "l1_traffic_per_flop"})
+    EXPECT_LT(fast[at(per_flop)], slow[at(per_flop)]) << "program-wide " << per_flop;
+  EXPECT_FLOAT_EQ(fast[at("vector_flop_share")], 1.f);
+  EXPECT_FLOAT_EQ(slow[at("vector_flop_share")], 0.f);
 }
 
 TEST(Features, GpuProgramsDescribeTheirLaunchAndTheCubinReplacesEstimates) {
