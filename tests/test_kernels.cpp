@@ -1,7 +1,10 @@
 // Every operator of the library, at several shapes (odd, prime and size-1
 // extents included), compiled through LLVM and checked against the
 // reference interpreter — serial, and with parallel outer loops on 2 threads.
+#include "ir/printer.h"
 #include "kernel_check.h"
+#include "lower/lower.h"
+#include "schedules/trace.h"
 #include "te/ops.h"
 
 #include <gtest/gtest.h>
@@ -63,6 +66,43 @@ TEST_P(OperatorKernel, ParallelOuterLoopsMatchInterpreter) {
   auto w = te::make_op_workload(GetParam());
   ASSERT_TRUE(w.has_value()) << w.error();
   EXPECT_TRUE(kernel_matches_interpreter(sched::default_schedule(*w, /*parallel_outer=*/true), 9, 2));
+}
+
+TEST(PartitionLoops, PaddedInteriorLosesGuardsAndClampsAndStillMatches) {
+  // The pad inlined: every read is clamped and guarded. Rows 1..7 and columns 1..8 of the output read no
+  // padding, so the interior copy of the loops has neither a select nor a min/max; the kernel still matches.
+  for (const char *spec : {"depthwise_conv2d:N=1,C=3,H=9,W=10,R=3,S=3,stride=1,pad=1",
+                           "conv2d:N=1,C=2,H=9,W=10,K=3,R=3,S=3,stride=1,pad=1,layout=NCHW"}) {
+    auto w = te::make_op_workload(spec).take();
+    auto s = sched::replay_json(w, R"({"format":"tessel-trace","version":1,"steps":[
+      {"op":"compute_inline","stage":"pad"}]})");
+    ASSERT_TRUE(s) << s.error();
+    auto lowered = lower::lower(*s, "k");
+    ASSERT_TRUE(lowered) << lowered.error();
+    std::string ir = ir::to_string(lowered->kernel.body);
+    auto rows = ir.find("for (h, 1, 7)"), cols = ir.find("for (w, 1, 8)", rows);
+    ASSERT_NE(rows, std::string::npos) << ir;
+    ASSERT_NE(cols, std::string::npos) << ir;
+    std::string interior = ir.substr(cols, ir.find("\n    }", cols) - cols);
+    EXPECT_EQ(interior.find("select"), std::string::npos) << interior;
+    EXPECT_EQ(interior.find("min("), std::string::npos) << interior;
+    EXPECT_EQ(interior.find("max("), std::string::npos) << interior;
+    EXPECT_TRUE(kernel_matches_interpreter(*s, 3)) << spec;
+  }
+}
+
+TEST(PartitionLoops, ReductionsAndGuardFreeLoopsStayWhole) {
+  // No padding: nothing to partition. With padding, the reduction loops (ry, rx) are never split.
+  auto plain = te::make_op_workload("matmul:M=9,N=10,K=11").take();
+  std::string ir = ir::to_string(lower::lower(sched::default_schedule(plain), "k")->kernel.body);
+  EXPECT_EQ(ir.find("for (i, 0, 9)"), ir.rfind("for (i, 0, 9)")) << ir;
+  auto w = te::make_op_workload("depthwise_conv2d:N=1,C=3,H=9,W=10,R=3,S=3,stride=1,pad=1").take();
+  auto s = sched::replay_json(w, R"({"format":"tessel-trace","version":1,"steps":[
+    {"op":"compute_inline","stage":"pad"}]})");
+  ASSERT_TRUE(s) << s.error();
+  ir = ir::to_string(lower::lower(*s, "k")->kernel.body);
+  EXPECT_EQ(ir.find("for (ry, 1"), std::string::npos) << ir;
+  EXPECT_EQ(ir.find("for (rx, 1"), std::string::npos) << ir;
 }
 
 std::string test_name(const ::testing::TestParamInfo<const char *> &info) {

@@ -257,7 +257,8 @@ private:
     return b && is_const_int(b->value, v);
   }
 
-  // A padded read, select(c, buf[s + min(max(ramp(b, 1, L), lo), hi)], z), as pad stages make it:
+  // A padded read, select(c, buf[s + min(max(ramp(b, 1, L), lo), hi)], z), as pad stages make it
+  // (or with one end of the clamp, where loop partitioning proved the other):
   // indices clamped into the buffer, zero outside. Where every lane c selects lies within [lo, hi]
   // (c bounds the same ramp, shifted), the clamp changes nothing that is used: a load of
   // buf[s + ramp(b, 1, L)] masked by c (lanes c rules out are never read) replaces the gather.
@@ -274,11 +275,17 @@ private:
       else
         return false;
     }
-    auto *mn = clamp.as<Binary>();
-    auto *mx = mn && mn->op == BinaryOp::Min ? mn->a.as<Binary>() : nullptr;
-    auto *r = mx && mx->op == BinaryOp::Max ? dense_ramp(mx->a) : nullptr;
-    int64_t lo = 0, hi = 0;
-    if (!r || !broadcast_const(mx->b, &lo) || !broadcast_const(mn->b, &hi)) return false;
+    // The clamp: min and max with constants, either or both (loop partitioning drops the ends it proves).
+    std::optional<int64_t> lo, hi;
+    for (auto *b = clamp.as<Binary>(); b && (b->op == BinaryOp::Min || b->op == BinaryOp::Max);
+         b = clamp.as<Binary>()) {
+      int64_t k = 0;
+      if (!broadcast_const(b->b, &k) || (b->op == BinaryOp::Min ? hi : lo)) return false;
+      (b->op == BinaryOp::Min ? hi : lo) = k;
+      clamp = b->a;
+    }
+    auto *r = dense_ramp(clamp);
+    if (!r || (!lo && !hi)) return false;
     std::vector<Expr> conjuncts, todo = {op->cond};
     while (!todo.empty()) {
       Expr e = todo.back();
@@ -295,9 +302,10 @@ private:
       int64_t k = 0, d = 0;
       if (!x || x->lanes != r->lanes || !broadcast_const(cmp->b, &k) || !is_const_int(simplify(x->base - r->base), &d))
         continue;
-      lo_ok |= (cmp->op == BinaryOp::GE && k - d >= lo) || (cmp->op == BinaryOp::GT && k + 1 - d >= lo);
-      hi_ok |= (cmp->op == BinaryOp::LT && k - 1 - d <= hi) || (cmp->op == BinaryOp::LE && k - d <= hi);
+      lo_ok |= lo && ((cmp->op == BinaryOp::GE && k - d >= *lo) || (cmp->op == BinaryOp::GT && k + 1 - d >= *lo));
+      hi_ok |= hi && ((cmp->op == BinaryOp::LT && k - 1 - d <= *hi) || (cmp->op == BinaryOp::LE && k - d <= *hi));
     }
+    lo_ok |= !lo, hi_ok |= !hi;
     if (!lo_ok || !hi_ok) return false;
     DataType t = ld->type;
     llvm::Type *elem = storage_type(t.element_of());

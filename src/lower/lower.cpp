@@ -18,6 +18,7 @@ LoweredFunc make_func(const std::string &name, std::vector<ir::Tensor> args, con
   ir::Stmt s = loops;
   s = storage_flatten(s, f.arg_tensors, f.args); // multi-dimensional tensors -> flat buffers
   s = ir::simplify(s);                           // fold indices, drop provably-true tail guards
+  s = partition_loops(s);                        // padded loops -> boundaries and a guard-free interior
   s = tensorize_loops(s);                        // tensorized tiles -> micro-kernel calls
   s = vectorize_loops(s);                        // vectorized loops -> Ramp/Broadcast vector IR
   s = unroll_loops(s);                           // unrolled loops -> straight-line copies

@@ -1,0 +1,188 @@
+// Loop partitioning, as Halide does for boundary conditions: a serial loop over
+// padded data (a pad stage inlined into its consumer reads clamped indices
+// under a select) becomes a boundary prologue, an interior and a boundary
+// epilogue. In the interior every guard is provably true and every clamp
+// provably changes nothing, so they are removed: the loads there are dense, and
+// vector loads need neither masks nor gathers.
+#include "ir/bounds.h"
+#include "ir/simplify.h"
+#include "ir/visitor.h"
+#include "lower/lower.h"
+
+#include <algorithm>
+
+namespace tessel::lower {
+
+namespace {
+
+using namespace ir;
+
+// The loops a node sits in: each variable's constant range.
+using Ranges = ConstScope;
+
+bool is_inequality(BinaryOp op) {
+  return op == BinaryOp::LT || op == BinaryOp::LE || op == BinaryOp::GT || op == BinaryOp::GE;
+}
+
+// 1: provably true over `ranges`, 0: provably false, -1: unknown. Integer comparisons only.
+int decide(const Binary *cmp, const Ranges &ranges) {
+  if (!is_inequality(cmp->op) || !cmp->a.type().is_integer()) return -1;
+  ConstRange a = constant_bounds(cmp->a, ranges), b = constant_bounds(cmp->b, ranges);
+  auto le = [](std::optional<int64_t> x, std::optional<int64_t> y) { return x && y && *x <= *y; };
+  auto lt = [](std::optional<int64_t> x, std::optional<int64_t> y) { return x && y && *x < *y; };
+  switch (cmp->op) {
+  case BinaryOp::LT: return lt(a.max, b.min) ? 1 : le(b.max, a.min) ? 0 : -1;
+  case BinaryOp::LE: return le(a.max, b.min) ? 1 : lt(b.max, a.min) ? 0 : -1;
+  case BinaryOp::GT: return lt(b.max, a.min) ? 1 : le(a.max, b.min) ? 0 : -1;
+  default: return le(b.max, a.min) ? 1 : lt(a.max, b.min) ? 0 : -1; // GE
+  }
+}
+
+// min(x, c) that is x (x never exceeds c), max(x, c) that is x (x never falls below c): the clamp's
+// other operand, or an undefined Expr when it is not provably redundant.
+Expr redundant_clamp(const Binary *op, const Ranges &ranges) {
+  if ((op->op != BinaryOp::Min && op->op != BinaryOp::Max) || !op->type.is_integer()) return Expr();
+  ConstRange a = constant_bounds(op->a, ranges), b = constant_bounds(op->b, ranges);
+  if (op->op == BinaryOp::Min) {
+    if (a.max && b.min && *a.max <= *b.min) return op->a;
+    if (b.max && a.min && *b.max <= *a.min) return op->b;
+  } else {
+    if (a.min && b.max && *a.min >= *b.max) return op->a;
+    if (b.min && a.max && *b.min >= *a.max) return op->b;
+  }
+  return Expr();
+}
+
+// Guards and clamps decided by the ranges of the loops around them, removed.
+class RangeSimplifier : public IRMutator {
+public:
+  explicit RangeSimplifier(Ranges ranges) : ranges_(std::move(ranges)) {}
+
+protected:
+  using IRMutator::visit;
+  Expr visit(const Binary *op, const Expr &e) override {
+    Expr m = IRMutator::visit(op, e);
+    auto *b = m.as<Binary>();
+    if (!b) return m;
+    if (int d = decide(b, ranges_); d >= 0) return make_const(b->type, double(d));
+    if (Expr x = redundant_clamp(b, ranges_); x.defined()) return x;
+    return m;
+  }
+  Stmt visit(const For *op, const Stmt &s) override {
+    int64_t mn = 0, ext = 0;
+    bool known = is_const_int(op->min, &mn) && is_const_int(op->extent, &ext) && ext > 0;
+    if (known) ranges_[op->var.get()] = {mn, mn + ext - 1};
+    Stmt out = IRMutator::visit(op, s);
+    ranges_.erase(op->var.get());
+    return out;
+  }
+
+private:
+  Ranges ranges_;
+};
+
+// Every guard and clamp inside a loop body that mentions `var`, with the ranges of the loops between.
+struct Check {
+  Expr expr; // a comparison or a min/max
+  Ranges inner;
+};
+class CheckCollector : public IRVisitor {
+public:
+  explicit CheckCollector(const Expr &var) : var_(var) {}
+  std::vector<Check> checks;
+  using IRVisitor::visit;
+  void visit(const Binary *op) override {
+    bool guard = is_inequality(op->op) && op->a.type().is_integer();
+    bool clamp = (op->op == BinaryOp::Min || op->op == BinaryOp::Max) && op->type.is_integer();
+    if (guard || clamp) {
+      Expr e = Binary::make(op->op, op->a, op->b);
+      if (uses_var(e, var_)) checks.push_back({e, inner_});
+    }
+    IRVisitor::visit(op);
+  }
+  void visit(const For *op) override {
+    int64_t mn = 0, ext = 0;
+    if (is_const_int(op->min, &mn) && is_const_int(op->extent, &ext) && ext > 0)
+      inner_[op->var.get()] = {mn, mn + ext - 1};
+    IRVisitor::visit(op);
+    inner_.erase(op->var.get());
+  }
+  void visit(const Store *op) override {
+    stored_along |= uses_var(op->index, var_);
+    IRVisitor::visit(op);
+  }
+  bool stored_along = false; // some store's index follows the loop: a loop over outputs, not a reduction
+
+private:
+  Expr var_;
+  Ranges inner_;
+};
+
+// Splits serial loops whose guards and clamps all go away over a contiguous interior of their range.
+class Partitioner : public IRMutator {
+protected:
+  using IRMutator::visit;
+  Stmt visit(const For *op, const Stmt &s) override {
+    int64_t mn = 0, ext = 0;
+    if (!is_const_int(op->min, &mn) || !is_const_int(op->extent, &ext) || ext <= 0) return IRMutator::visit(op, s);
+    outer_[op->var.get()] = {mn, mn + ext - 1};
+    Stmt out = partitioned(op, mn, ext);
+    if (!out.defined()) out = IRMutator::visit(op, s);
+    outer_.erase(op->var.get());
+    return out;
+  }
+
+private:
+  // Whether every check holds with the loop variable in [lo, hi].
+  bool interior(const std::vector<Check> &checks, const Expr &var, int64_t lo, int64_t hi) const {
+    for (auto &c : checks) {
+      Ranges r = outer_;
+      r.insert(c.inner.begin(), c.inner.end());
+      r[var.get()] = {lo, hi};
+      auto *b = c.expr.as<Binary>();
+      if (is_inequality(b->op) ? decide(b, r) != 1 : !redundant_clamp(b, r).defined()) return false;
+    }
+    return true;
+  }
+
+  Stmt partitioned(const For *op, int64_t mn, int64_t ext) {
+    // Serial loops only: a vector loop is one instruction, a parallel one's chunks are spread over threads.
+    if (op->kind != ForKind::Serial || ext < 3 || ext > kMaxExtent || depth_ >= kMaxDepth) return Stmt();
+    CheckCollector collect(op->var);
+    op->body.accept(&collect);
+    // Reduction loops stay whole: splitting them multiplies code inside the boundary copies for little.
+    if (collect.checks.empty() || !collect.stored_along) return Stmt();
+    int64_t lo = mn, hi = mn + ext - 1;
+    while (lo <= hi && !interior(collect.checks, op->var, lo, lo)) ++lo;
+    while (hi >= lo && !interior(collect.checks, op->var, hi, hi)) --hi;
+    if (hi - lo < 1 || (lo == mn && hi == mn + ext - 1) || !interior(collect.checks, op->var, lo, hi)) return Stmt();
+    // Boundaries keep their guards; the interior, its range known, loses them, and is partitioned further.
+    ++depth_;
+    std::vector<Stmt> parts;
+    auto part = [&](int64_t from, int64_t to) {
+      if (from > to) return;
+      outer_[op->var.get()] = {from, to};
+      Stmt body = from == lo ? mutate(op->body) : op->body; // boundaries are a sliver of the work: one copy each
+      Stmt loop = For::make(op->var, Expr(from), Expr(to - from + 1), op->kind, body, op->thread_tag);
+      Ranges r = outer_;
+      r.erase(op->var.get());
+      parts.push_back(from == lo ? RangeSimplifier(std::move(r)).mutate(loop) : loop);
+    };
+    part(mn, lo - 1);
+    part(lo, hi);
+    part(hi + 1, mn + ext - 1);
+    --depth_;
+    return Block::make(parts);
+  }
+
+  static constexpr int64_t kMaxExtent = 4096;
+  static constexpr int kMaxDepth = 3; // at most 7 copies of an innermost body
+  Ranges outer_;
+  int depth_ = 0;
+};
+
+} // namespace
+
+Stmt partition_loops(const Stmt &s) { return simplify(Partitioner().mutate(s)); }
+
+} // namespace tessel::lower
