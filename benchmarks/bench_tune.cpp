@@ -6,7 +6,7 @@
 //    candidates of three matmuls measured here;
 //  - trials a warm-started tuning of a new matmul shape needs to reach 95% of its
 //    final best, against a cold one.
-//   bench_tune [--db PATH] [--trials N]
+//   bench_tune [--db PATH] [--trials N] [--dump-features samples.csv]
 #include "bench_util.h"
 #include "cost_model/features.h"
 #include "lower/lower.h"
@@ -27,6 +27,7 @@ namespace {
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::string g_db;
+std::string g_dump; // --dump-features FILE: the samples as CSV (task, throughput, features by name)
 int g_trials = 64;
 
 // Samples from a database's records on this host (one task per workload), or measured here.
@@ -146,8 +147,26 @@ std::map<std::string, double> means(const std::map<std::string, std::vector<doub
 
 // Two questions: how well a model ranks a task it never saw (leave one task out), and how well it ranks a
 // task's later candidates having seen its earlier ones and the other tasks (what tuning asks of it).
+void dump(const std::vector<cost::Sample> &samples) {
+  FILE *f = std::fopen(g_dump.c_str(), "w");
+  if (!f) {
+    std::fprintf(stderr, "bench_tune: cannot write %s\n", g_dump.c_str());
+    return;
+  }
+  std::fprintf(f, "task,throughput");
+  for (auto &n : cost::feature_names()) std::fprintf(f, ",%s", n.c_str());
+  std::fprintf(f, "\n");
+  for (auto &s : samples) {
+    std::fprintf(f, "\"%s\",%g", s.task.c_str(), s.throughput);
+    for (float v : s.features) std::fprintf(f, ",%g", double(v));
+    std::fprintf(f, "\n");
+  }
+  std::fclose(f);
+}
+
 void BM_HeldOutRanking(benchmark::State &state) {
   auto samples = collect();
+  if (!g_dump.empty()) dump(samples);
   std::map<std::string, int> per_task;
   for (auto &s : samples) ++per_task[s.task];
   for (auto _ : state) {
@@ -229,6 +248,8 @@ int main(int argc, char **argv) {
     std::string a = argv[i];
     if (a == "--db" && i + 1 < argc)
       g_db = argv[++i];
+    else if (a == "--dump-features" && i + 1 < argc)
+      g_dump = argv[++i];
     else if (a == "--trials" && i + 1 < argc)
       g_trials = std::max(8, std::atoi(argv[++i]));
     else
