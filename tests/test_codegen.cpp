@@ -80,6 +80,28 @@ TEST(Codegen, PaddedReadsVectorizedAlongTheWidthAreMaskedLoads) {
   EXPECT_EQ(llvm_ir->find("llvm.masked.gather"), std::string::npos);
 }
 
+// Stride 2: lanes two elements apart. The boundary tile (w.o = 0, reading the left padding) is a masked
+// load of the span the lanes cover, the interior tile (partitioned off, no guard) a plain one; both pick
+// every other element with a shuffle, and neither gathers.
+TEST(Codegen, StridedReadsLoadTheirSpanAndShuffleInsteadOfGathering) {
+  te::Workload w = tessel::testing::op_workload("depthwise_conv2d:N=1,C=3,H=6,W=32,R=3,S=3,stride=2,pad=1");
+  sched::Schedule s = sched::default_schedule(w);
+  ASSERT_TRUE(sched::compute_inline(s, "pad"));
+  auto sp = sched::split(s, "conv", 3, 8); // 16 output columns: two tiles of 8 lanes
+  ASSERT_TRUE(sp.has_value());
+  ASSERT_TRUE(sched::reorder(s, "conv", {0, 1, 2, sp->outer, 4, 5, sp->inner})); // n c h w.o | ry rx | w.i
+  ASSERT_TRUE(sched::vectorize(s, "conv", sp->inner));
+  EXPECT_TRUE(kernel_matches_interpreter(s, 5));
+  auto f = lower::lower(s, "dw");
+  ASSERT_TRUE(f.has_value()) << f.error();
+  auto llvm_ir = codegen::emit_llvm_ir(*f, Target::host(), /*optimized=*/false);
+  ASSERT_TRUE(llvm_ir.has_value()) << llvm_ir.error();
+  EXPECT_NE(llvm_ir->find("llvm.masked.load.v15f32"), std::string::npos) << "the boundary tile's masked span";
+  EXPECT_NE(llvm_ir->find("load <15 x float>"), std::string::npos) << "the interior tile's plain span";
+  EXPECT_NE(llvm_ir->find("shufflevector"), std::string::npos);
+  EXPECT_EQ(llvm_ir->find("llvm.masked.gather"), std::string::npos);
+}
+
 TEST(Codegen, SplitWithTailIsGuarded) {
   te::Workload w = matmul(7, 37, 5);
   sched::Schedule s = sched::default_schedule(w);

@@ -261,7 +261,8 @@ private:
   // (or with one end of the clamp, where loop partitioning proved the other):
   // indices clamped into the buffer, zero outside. Where every lane c selects lies within [lo, hi]
   // (c bounds the same ramp, shifted), the clamp changes nothing that is used: a load of
-  // buf[s + ramp(b, 1, L)] masked by c (lanes c rules out are never read) replaces the gather.
+  // buf[s + ramp(b, 1, L)] masked by c (lanes c rules out are never read) replaces the gather. A ramp of
+  // stride 2 to 4 loads the span its lanes cover, masked lane by lane, and picks every stride-th element.
   bool masked_padded_load(const Select *op) {
     auto *ld = op->true_value.as<Load>();
     if (!ld || ld->type.is_scalar()) return false;
@@ -284,7 +285,7 @@ private:
       (b->op == BinaryOp::Min ? hi : lo) = k;
       clamp = b->a;
     }
-    auto *r = dense_ramp(clamp);
+    auto *r = short_stride_ramp(clamp);
     if (!r || (!lo && !hi)) return false;
     std::vector<Expr> conjuncts, todo = {op->cond};
     while (!todo.empty()) {
@@ -298,9 +299,10 @@ private:
     bool lo_ok = false, hi_ok = false;
     for (auto &c : conjuncts) { // X cmp k with X = ramp + d: bounds the clamped ramp by k - d
       auto *cmp = c.as<Binary>();
-      auto *x = cmp ? dense_ramp(cmp->a) : nullptr;
+      auto *x = cmp ? cmp->a.as<Ramp>() : nullptr;
       int64_t k = 0, d = 0;
-      if (!x || x->lanes != r->lanes || !broadcast_const(cmp->b, &k) || !is_const_int(simplify(x->base - r->base), &d))
+      if (!x || x->lanes != r->lanes || !equal(x->stride, r->stride) || !broadcast_const(cmp->b, &k) ||
+          !is_const_int(simplify(x->base - r->base), &d))
         continue;
       lo_ok |= lo && ((cmp->op == BinaryOp::GE && k - d >= *lo) || (cmp->op == BinaryOp::GT && k + 1 - d >= *lo));
       hi_ok |= hi && ((cmp->op == BinaryOp::LT && k - 1 - d <= *hi) || (cmp->op == BinaryOp::LE && k - d <= *hi));
@@ -312,9 +314,29 @@ private:
     llvm::Value *start = gen(scalar.defined() ? simplify(scalar + r->base) : r->base);
     llvm::Value *p = b_.CreateInBoundsGEP(elem, gen(ld->buffer), start);
     llvm::Value *mask = gen(op->cond);
-    llvm::Value *raw = b_.CreateMaskedLoad(storage_type(t), p, llvm::Align(t.element_of().bytes()), mask);
+    llvm::Align align(t.element_of().bytes());
+    int64_t stride = 1;
+    is_const_int(r->stride, &stride);
+    llvm::Value *raw;
+    if (stride == 1) {
+      raw = b_.CreateMaskedLoad(storage_type(t), p, align, mask);
+    } else { // the span the lanes cover, masked lane by lane, then every stride-th element
+      int span = int(stride) * (t.lanes - 1) + 1;
+      std::vector<int> spread;
+      for (int j = 0; j < span; ++j) spread.push_back(j % stride == 0 ? int(j / stride) : t.lanes);
+      llvm::Value *wide_mask = b_.CreateShuffleVector(mask, llvm::Constant::getNullValue(mask->getType()), spread);
+      raw = b_.CreateMaskedLoad(llvm::FixedVectorType::get(elem, unsigned(span)), p, align, wide_mask);
+      raw = every_stride(raw, int(stride), t.lanes);
+    }
     value_ = b_.CreateSelect(mask, from_storage(raw, t), gen(op->false_value)); // masked-off lanes: z
     return true;
+  }
+
+  // Lanes 0, s, 2s, ... of `wide`.
+  llvm::Value *every_stride(llvm::Value *wide, int stride, int lanes) {
+    std::vector<int> pick;
+    for (int i = 0; i < lanes; ++i) pick.push_back(i * stride);
+    return b_.CreateShuffleVector(wide, pick);
   }
 
   // Calls a scalar libm function lane by lane (for functions without an LLVM intrinsic).
@@ -404,6 +426,13 @@ private:
     auto *r = index.as<Ramp>();
     return r && is_one(r->stride) ? r : nullptr;
   }
+  // Ramp(base, s, lanes) with a constant stride of 1 to 4: read as the span it covers and a shuffle
+  // (a stride-2 convolution's inputs), which beats a gather by far.
+  static const Ramp *short_stride_ramp(const Expr &index) {
+    auto *r = index.as<Ramp>();
+    int64_t s = 0;
+    return r && is_const_int(r->stride, &s) && s >= 1 && s <= 4 ? r : nullptr;
+  }
 
   void visit(const Load *op) override {
     llvm::Value *buf = gen(op->buffer);
@@ -416,6 +445,12 @@ private:
     } else if (auto *r = dense_ramp(op->index)) {
       llvm::Value *p = b_.CreateInBoundsGEP(elem, buf, gen(r->base));
       raw = b_.CreateAlignedLoad(storage_type(t), p, llvm::Align(align));
+    } else if (auto *r = short_stride_ramp(op->index)) { // every element between the lanes lies in the buffer too
+      int64_t stride = 0;
+      is_const_int(r->stride, &stride);
+      llvm::Value *p = b_.CreateInBoundsGEP(elem, buf, gen(r->base));
+      auto *span = llvm::FixedVectorType::get(elem, unsigned(stride * (t.lanes - 1) + 1));
+      raw = every_stride(b_.CreateAlignedLoad(span, p, llvm::Align(align)), int(stride), t.lanes);
     } else {
       llvm::Value *ptrs = b_.CreateInBoundsGEP(elem, buf, gen(op->index));
       raw = b_.CreateMaskedGather(storage_type(t), ptrs, llvm::Align(align));

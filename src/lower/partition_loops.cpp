@@ -147,7 +147,7 @@ private:
 
   Stmt partitioned(const For *op, int64_t mn, int64_t ext) {
     // Serial loops only: a vector loop is one instruction, a parallel one's chunks are spread over threads.
-    if (op->kind != ForKind::Serial || ext < 3 || ext > kMaxExtent || depth_ >= kMaxDepth) return Stmt();
+    if (op->kind != ForKind::Serial || ext < 2 || ext > kMaxExtent || depth_ >= kMaxDepth) return Stmt();
     CheckCollector collect(op->var);
     op->body.accept(&collect);
     // Reduction loops stay whole: splitting them multiplies code inside the boundary copies for little.
@@ -155,7 +155,7 @@ private:
     int64_t lo = mn, hi = mn + ext - 1;
     while (lo <= hi && !interior(collect.checks, op->var, lo, lo)) ++lo;
     while (hi >= lo && !interior(collect.checks, op->var, hi, hi)) --hi;
-    if (hi - lo < 1 || (lo == mn && hi == mn + ext - 1) || !interior(collect.checks, op->var, lo, hi)) return Stmt();
+    if (hi < lo || (lo == mn && hi == mn + ext - 1) || !interior(collect.checks, op->var, lo, hi)) return Stmt();
     // Boundaries keep their guards; the interior, its range known, loses them, and is partitioned further.
     ++depth_;
     std::vector<Stmt> parts;
