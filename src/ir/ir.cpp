@@ -69,10 +69,10 @@ Expr::Expr(int64_t v) : Expr(IntImm::make(DataType::index(), v)) {}
 Expr::Expr(float v) : Expr(FloatImm::make(DataType::f32(), v)) {}
 Expr::Expr(double v) : Expr(FloatImm::make(DataType::f32(), v)) {}
 
-static void check(bool cond, const std::string &msg) { TESSEL_CHECK(cond, msg); }
+// TESSEL_CHECK builds its message only when the check fails: node constructors run millions of times per tuning run.
 
 Expr IntImm::make(DataType t, int64_t v) {
-  check(t.is_scalar() && (t.is_integer() || t.is_bool()), "IntImm of non-integer type " + t.str());
+  TESSEL_CHECK(t.is_scalar() && (t.is_integer() || t.is_bool()), "IntImm of non-integer type " + t.str());
   if (t.is_bool())
     v = v != 0;
   else if (t.bits < 64) { // wrap to the type's width so constants are canonical
@@ -83,14 +83,14 @@ Expr IntImm::make(DataType t, int64_t v) {
   return std::make_shared<IntImm>(t, v);
 }
 Expr FloatImm::make(DataType t, double v) {
-  check(t.is_scalar() && t.is_float(), "FloatImm of non-float type " + t.str());
+  TESSEL_CHECK(t.is_scalar() && t.is_float(), "FloatImm of non-float type " + t.str());
   if (t.bits == 32 && std::isfinite(v)) v = double(float(v));
   return std::make_shared<FloatImm>(t, v);
 }
 Expr Var::make(DataType t, std::string name) { return std::make_shared<Var>(t, std::move(name)); }
 Expr Cast::make(DataType t, Expr v) {
-  check(v.defined(), "cast of an undefined expression");
-  check(t.lanes == v.type().lanes, "cast changes vector width: " + v.type().str() + " to " + t.str());
+  TESSEL_CHECK(v.defined(), "cast of an undefined expression");
+  TESSEL_CHECK(t.lanes == v.type().lanes, "cast changes vector width: " + v.type().str() + " to " + t.str());
   if (v.type() == t) return v;
   return std::make_shared<Cast>(t, std::move(v));
 }
@@ -116,27 +116,30 @@ const char *binary_op_name(BinaryOp op) {
   return "?";
 }
 Expr Binary::make(BinaryOp op, Expr a, Expr b) {
-  check(a.defined() && b.defined(), "binary operator on an undefined expression");
-  check(a.type() == b.type(), std::string("operands of '") + binary_op_name(op) +
-                                  "' have different types: " + a.type().str() + " and " + b.type().str());
+  TESSEL_CHECK(a.defined() && b.defined(), "binary operator on an undefined expression");
+  TESSEL_CHECK(a.type() == b.type(), std::string("operands of '") + binary_op_name(op) +
+                                         "' have different types: " + a.type().str() + " and " + b.type().str());
   DataType t = a.type();
   if (is_comparison(op)) t = DataType::boolean().with_lanes(a.type().lanes);
   if (op == BinaryOp::And || op == BinaryOp::Or)
-    check(a.type().is_bool(), std::string("'") + binary_op_name(op) + "' needs bool operands, got " + a.type().str());
-  if (op == BinaryOp::Mod) check(!a.type().is_float(), "'%' needs integer operands, got " + a.type().str());
+    TESSEL_CHECK(a.type().is_bool(),
+                 std::string("'") + binary_op_name(op) + "' needs bool operands, got " + a.type().str());
+  if (op == BinaryOp::Mod) TESSEL_CHECK(!a.type().is_float(), "'%' needs integer operands, got " + a.type().str());
   if (a.type().is_bool())
-    check(op == BinaryOp::And || op == BinaryOp::Or || op == BinaryOp::EQ || op == BinaryOp::NE,
-          std::string("'") + binary_op_name(op) + "' is not defined on bool");
+    TESSEL_CHECK(op == BinaryOp::And || op == BinaryOp::Or || op == BinaryOp::EQ || op == BinaryOp::NE,
+                 std::string("'") + binary_op_name(op) + "' is not defined on bool");
   return std::make_shared<Binary>(t, op, std::move(a), std::move(b));
 }
 Expr Not::make(Expr v) {
-  check(v.type().is_bool(), "'!' needs a bool operand, got " + v.type().str());
+  TESSEL_CHECK(v.type().is_bool(), "'!' needs a bool operand, got " + v.type().str());
   return std::make_shared<Not>(std::move(v));
 }
 Expr Select::make(Expr c, Expr t, Expr f) {
-  check(c.type().is_bool(), "select condition must be bool, got " + c.type().str());
-  check(t.type() == f.type(), "select branches have different types: " + t.type().str() + " and " + f.type().str());
-  check(c.type().lanes == 1 || c.type().lanes == t.type().lanes, "select condition lanes differ from value lanes");
+  TESSEL_CHECK(c.type().is_bool(), "select condition must be bool, got " + c.type().str());
+  TESSEL_CHECK(t.type() == f.type(),
+               "select branches have different types: " + t.type().str() + " and " + f.type().str());
+  TESSEL_CHECK(c.type().lanes == 1 || c.type().lanes == t.type().lanes,
+               "select condition lanes differ from value lanes");
   return std::make_shared<Select>(std::move(c), std::move(t), std::move(f));
 }
 
@@ -158,57 +161,58 @@ const char *intrinsic_name(Intrinsic f) {
 
 Expr Call::make(Intrinsic f, std::vector<Expr> args) {
   size_t arity = f == Intrinsic::Pow ? 2 : 1;
-  check(args.size() == arity, std::string(intrinsic_name(f)) + " takes " + std::to_string(arity) +
-                                  " argument(s), got " + std::to_string(args.size()));
+  TESSEL_CHECK(args.size() == arity, std::string(intrinsic_name(f)) + " takes " + std::to_string(arity) +
+                                         " argument(s), got " + std::to_string(args.size()));
   DataType t = args[0].type();
-  for (auto &a : args) check(a.type() == t, std::string(intrinsic_name(f)) + ": arguments differ in type");
+  for (auto &a : args) TESSEL_CHECK(a.type() == t, std::string(intrinsic_name(f)) + ": arguments differ in type");
   if (f != Intrinsic::Abs)
-    check(t.is_float(), std::string(intrinsic_name(f)) + " needs a floating-point argument, got " + t.str() +
-                            " (cast it, e.g. f32(x))");
+    TESSEL_CHECK(t.is_float(), std::string(intrinsic_name(f)) + " needs a floating-point argument, got " + t.str() +
+                                   " (cast it, e.g. f32(x))");
   return std::make_shared<Call>(t, f, std::move(args));
 }
 
 Expr Load::make(DataType t, Expr buffer, Expr index) {
-  check(buffer.type().is_handle(), "load from a non-buffer");
-  check(index.type().element_of() == DataType::index(), "load index must be i64, got " + index.type().str());
+  TESSEL_CHECK(buffer.type().is_handle(), "load from a non-buffer");
+  TESSEL_CHECK(index.type().element_of() == DataType::index(), "load index must be i64, got " + index.type().str());
   return std::make_shared<Load>(t.with_lanes(index.type().lanes), std::move(buffer), std::move(index));
 }
 Expr AddressOf::make(Expr buffer, Expr index, DataType element) {
-  check(buffer.type().is_handle(), "address of a non-buffer");
-  check(index.type() == DataType::index(), "address index must be a scalar i64");
+  TESSEL_CHECK(buffer.type().is_handle(), "address of a non-buffer");
+  TESSEL_CHECK(index.type() == DataType::index(), "address index must be a scalar i64");
   return std::make_shared<AddressOf>(std::move(buffer), std::move(index), element);
 }
 
 Stmt ExternCall::make(std::string name, std::vector<Expr> args) {
   for (auto &a : args)
-    check(a.type().is_handle() || a.type().is_scalar(),
-          "extern call " + name + ": arguments are addresses or scalars, got " + a.type().str());
+    TESSEL_CHECK(a.type().is_handle() || a.type().is_scalar(),
+                 "extern call " + name + ": arguments are addresses or scalars, got " + a.type().str());
   return std::make_shared<ExternCall>(std::move(name), std::move(args));
 }
 
 Expr Ramp::make(Expr base, Expr stride, int lanes) {
-  check(base.type().is_scalar() && base.type() == stride.type(), "ramp base/stride must be matching scalars");
-  check(lanes > 1, "ramp needs at least two lanes");
+  TESSEL_CHECK(base.type().is_scalar() && base.type() == stride.type(), "ramp base/stride must be matching scalars");
+  TESSEL_CHECK(lanes > 1, "ramp needs at least two lanes");
   return std::make_shared<Ramp>(base.type().with_lanes(lanes), std::move(base), std::move(stride), lanes);
 }
 Expr Broadcast::make(Expr value, int lanes) {
-  check(value.type().is_scalar(), "broadcast of a vector");
+  TESSEL_CHECK(value.type().is_scalar(), "broadcast of a vector");
   if (lanes == 1) return value;
   return std::make_shared<Broadcast>(value.type().with_lanes(lanes), std::move(value), lanes);
 }
 Expr Let::make(Expr var, Expr value, Expr body) {
-  check(var.as<Var>() && var.type() == value.type(), "let binds a variable to a value of its type");
+  TESSEL_CHECK(var.as<Var>() && var.type() == value.type(), "let binds a variable to a value of its type");
   return std::make_shared<Let>(std::move(var), std::move(value), std::move(body));
 }
 
 Expr TensorRead::make(Tensor t, std::vector<Expr> indices) {
-  check(t != nullptr, "read of an undefined tensor");
-  check(indices.size() == t->shape.size(), "tensor " + t->name + " has " + std::to_string(t->shape.size()) +
-                                               " dimension(s) but is indexed with " + std::to_string(indices.size()));
+  TESSEL_CHECK(t != nullptr, "read of an undefined tensor");
+  TESSEL_CHECK(indices.size() == t->shape.size(), "tensor " + t->name + " has " + std::to_string(t->shape.size()) +
+                                                      " dimension(s) but is indexed with " +
+                                                      std::to_string(indices.size()));
   for (auto &i : indices) {
-    check(i.defined(), "undefined index into " + t->name);
-    check(i.type().is_integer() && i.type().is_scalar(),
-          "index into " + t->name + " must be an integer, got " + i.type().str());
+    TESSEL_CHECK(i.defined(), "undefined index into " + t->name);
+    TESSEL_CHECK(i.type().is_integer() && i.type().is_scalar(),
+                 "index into " + t->name + " must be an integer, got " + i.type().str());
     if (i.type() != DataType::index()) i = Cast::make(DataType::index(), i);
   }
   return std::make_shared<TensorRead>(std::move(t), std::move(indices));
@@ -223,12 +227,13 @@ const char *reduce_op_name(ReduceOp op) {
   return "?";
 }
 Expr Reduce::make(ReduceOp op, Expr source, std::vector<IterVar> axes) {
-  check(source.defined(), "reduction of an undefined expression");
-  check(!axes.empty(), "reduction needs at least one axis");
-  check(source.type().is_scalar() && !source.type().is_bool(), "cannot reduce a value of type " + source.type().str());
+  TESSEL_CHECK(source.defined(), "reduction of an undefined expression");
+  TESSEL_CHECK(!axes.empty(), "reduction needs at least one axis");
+  TESSEL_CHECK(source.type().is_scalar() && !source.type().is_bool(),
+               "cannot reduce a value of type " + source.type().str());
   for (auto &a : axes) {
-    check(a.extent > 0, "reduction axis " + a.var.as<Var>()->name + " has extent " + std::to_string(a.extent) +
-                            "; extents must be positive");
+    TESSEL_CHECK(a.extent > 0, "reduction axis " + a.var.as<Var>()->name + " has extent " + std::to_string(a.extent) +
+                                   "; extents must be positive");
     a.is_reduce = true;
   }
   return std::make_shared<Reduce>(op, std::move(source), std::move(axes));
@@ -273,9 +278,9 @@ const char *memory_scope_name(MemoryScope s) {
 }
 
 Stmt For::make(Expr var, Expr min, Expr extent, ForKind kind, Stmt body, std::string tag) {
-  check(var.as<Var>() && var.type() == DataType::index(), "loop variable must be an i64 Var");
-  check(min.type() == DataType::index() && extent.type() == DataType::index(), "loop bounds must be i64");
-  check(body.defined(), "loop without a body");
+  TESSEL_CHECK(var.as<Var>() && var.type() == DataType::index(), "loop variable must be an i64 Var");
+  TESSEL_CHECK(min.type() == DataType::index() && extent.type() == DataType::index(), "loop bounds must be i64");
+  TESSEL_CHECK(body.defined(), "loop without a body");
   return std::make_shared<For>(std::move(var), std::move(min), std::move(extent), kind, std::move(body),
                                std::move(tag));
 }
@@ -285,28 +290,29 @@ Stmt For::with(const Stmt &self, Stmt b, ForKind k, std::string tag) const {
 }
 
 Stmt Store::make(Expr buffer, Expr value, Expr index) {
-  check(buffer.type().is_handle(), "store to a non-buffer");
-  check(index.type().lanes == value.type().lanes, "store index and value lanes differ");
+  TESSEL_CHECK(buffer.type().is_handle(), "store to a non-buffer");
+  TESSEL_CHECK(index.type().lanes == value.type().lanes, "store index and value lanes differ");
   return std::make_shared<Store>(std::move(buffer), std::move(value), std::move(index));
 }
 Stmt TensorWrite::make(Tensor t, Expr value, std::vector<Expr> indices) {
-  check(indices.size() == t->shape.size(), "write to " + t->name + " with wrong number of indices");
-  check(value.type() == t->dtype, "write of " + value.type().str() + " into " + t->name + " of type " + t->dtype.str());
+  TESSEL_CHECK(indices.size() == t->shape.size(), "write to " + t->name + " with wrong number of indices");
+  TESSEL_CHECK(value.type() == t->dtype,
+               "write of " + value.type().str() + " into " + t->name + " of type " + t->dtype.str());
   return std::make_shared<TensorWrite>(std::move(t), std::move(value), std::move(indices));
 }
 Stmt Allocate::make(Expr buffer, DataType dtype, Expr extent, MemoryScope scope, Stmt body) {
-  check(buffer.type().is_handle(), "allocate needs a handle variable");
+  TESSEL_CHECK(buffer.type().is_handle(), "allocate needs a handle variable");
   return std::make_shared<Allocate>(std::move(buffer), dtype, std::move(extent), scope, std::move(body));
 }
 Stmt Realize::make(Tensor t, std::vector<Range> region, MemoryScope scope, Stmt body, int64_t row_pad) {
   return std::make_shared<Realize>(std::move(t), std::move(region), scope, std::move(body), row_pad);
 }
 Stmt IfThenElse::make(Expr cond, Stmt then_case, Stmt else_case) {
-  check(cond.type().is_bool() && cond.type().is_scalar(), "if condition must be a scalar bool");
+  TESSEL_CHECK(cond.type().is_bool() && cond.type().is_scalar(), "if condition must be a scalar bool");
   return std::make_shared<IfThenElse>(std::move(cond), std::move(then_case), std::move(else_case));
 }
 Stmt LetStmt::make(Expr var, Expr value, Stmt body) {
-  check(var.as<Var>() && var.type() == value.type(), "let binds a variable to a value of its type");
+  TESSEL_CHECK(var.as<Var>() && var.type() == value.type(), "let binds a variable to a value of its type");
   return std::make_shared<LetStmt>(std::move(var), std::move(value), std::move(body));
 }
 Stmt Block::make(std::vector<Stmt> stmts) {

@@ -135,10 +135,11 @@ protected:
 private:
   // Whether every check holds with the loop variable in [lo, hi].
   bool interior(const std::vector<Check> &checks, const Expr &var, int64_t lo, int64_t hi) const {
+    Ranges around = outer_;
+    around[var.get()] = {lo, hi};
     for (auto &c : checks) {
-      Ranges r = outer_;
+      Ranges r = around;
       r.insert(c.inner.begin(), c.inner.end());
-      r[var.get()] = {lo, hi};
       auto *b = c.expr.as<Binary>();
       if (is_inequality(b->op) ? decide(b, r) != 1 : !redundant_clamp(b, r).defined()) return false;
     }
@@ -153,8 +154,11 @@ private:
     // Reduction loops stay whole: splitting them multiplies code inside the boundary copies for little.
     if (collect.checks.empty() || !collect.stored_along) return Stmt();
     int64_t lo = mn, hi = mn + ext - 1;
-    while (lo <= hi && !interior(collect.checks, op->var, lo, lo)) ++lo;
-    while (hi >= lo && !interior(collect.checks, op->var, hi, hi)) --hi;
+    // Boundaries are as wide as the padding over the tile: a few iterations. Past kMaxBoundary, give up
+    // (lowering runs for every candidate the search scores).
+    while (lo <= hi && lo - mn <= kMaxBoundary && !interior(collect.checks, op->var, lo, lo)) ++lo;
+    while (hi >= lo && mn + ext - 1 - hi <= kMaxBoundary && !interior(collect.checks, op->var, hi, hi)) --hi;
+    if (lo - mn > kMaxBoundary || mn + ext - 1 - hi > kMaxBoundary) return Stmt();
     if (hi < lo || (lo == mn && hi == mn + ext - 1) || !interior(collect.checks, op->var, lo, hi)) return Stmt();
     // Boundaries keep their guards; the interior, its range known, loses them, and is partitioned further.
     ++depth_;
@@ -175,7 +179,7 @@ private:
     return Block::make(parts);
   }
 
-  static constexpr int64_t kMaxExtent = 4096;
+  static constexpr int64_t kMaxExtent = 4096, kMaxBoundary = 16;
   static constexpr int kMaxDepth = 3; // at most 7 copies of an innermost body
   Ranges outer_;
   int depth_ = 0;
