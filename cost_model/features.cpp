@@ -48,9 +48,9 @@ public:
   std::vector<Access> loads;
   void visit(const Binary *b) override {
     int lanes = b->type.lanes;
-    if (b->type.is_float()) ++ops.instructions; // index arithmetic is mostly hoisted out of the loops
     ops.max_lanes = std::max(ops.max_lanes, lanes);
     if (b->type.is_float()) {
+      ++ops.instructions; // float only: index arithmetic is mostly hoisted out of the loops
       switch (b->op) {
       case BinaryOp::Add:
       case BinaryOp::Sub: ops.f_add += lanes; break;
@@ -92,6 +92,8 @@ public:
 };
 
 double log2p(double x) { return std::log2(1.0 + std::max(0.0, x)); }
+// An amount per flop (x1000, log): the efficiency features, statement and program-wide.
+double per_flop(double amount, double flops) { return log2p(1e3 * amount / std::max(1.0, flops)); }
 
 // One statement's features (FEATURES.md, "statement").
 struct StatementFeatures {
@@ -256,7 +258,7 @@ private:
     // and the bytes that miss each nominal cache level.
     double flops_per_trip = std::max(1.0, total_flops / std::max(1.0, trips));
     double loads = double(accesses.size() - (write < accesses.size() ? 1 : 0));
-    double instructions = double(ops.instructions) + double(accesses.size());
+    double instructions = ops.instructions + double(accesses.size());
     if (tile_flops > 0) { // per k step: m broadcasts of A, n / lanes loads of B, m * n / lanes FMAs
       double lanes = std::min(tile_n, 16.0);
       loads = tile_k * (tile_m + tile_n / lanes);
@@ -266,14 +268,14 @@ private:
     s.vector_flops = ops.max_lanes > 1 || tile_flops > 0 ? total_flops : 0;
     s.instructions = instructions * trips;
     s.loads = loads * trips;
-    f[size_t(i++)] = float(log2p(1e3 * instructions / flops_per_trip));
-    f[size_t(i++)] = float(log2p(1e3 * loads / flops_per_trip));
+    f[size_t(i++)] = float(per_flop(instructions, flops_per_trip));
+    f[size_t(i++)] = float(per_flop(loads, flops_per_trip));
     std::vector<double> footprints; // in whole lines, of the innermost 0..all loops
     for (size_t depth = 0; depth <= loops_.size(); ++depth)
       footprints.push_back(unique_bytes(accesses, forms, int(depth), true));
     for (size_t c = 0; c < kCacheBytes.size(); ++c) {
-      s.traffic[c] = traffic(footprints, kCacheBytes[c]);
-      f[size_t(i++)] = float(log2p(1e3 * s.traffic[c] / std::max(1.0, total_flops)));
+      s.traffic[c] = traffic(footprints, trips, kCacheBytes[c]);
+      f[size_t(i++)] = float(per_flop(s.traffic[c], total_flops));
     }
     f[size_t(i++)] = float(log2p(flops_per_trip));
     statements.push_back(std::move(s));
@@ -301,11 +303,9 @@ private:
 
   // Bytes brought into a cache of `capacity` bytes over the whole statement, roughly: the footprint of the
   // deepest sub-nest of loops that fits, once per execution of that sub-nest (no reuse across them).
-  // `footprints[d]`: the footprint of the innermost d loops.
-  double traffic(const std::vector<double> &footprints, double capacity) const {
-    double executions = 1;
-    for (auto &l : loops_) executions *= double(l.extent);
-    double fits = footprints[0];
+  // `footprints[d]`: the footprint of the innermost d loops; `trips`: the product of all their extents.
+  double traffic(const std::vector<double> &footprints, double trips, double capacity) const {
+    double executions = trips, fits = footprints[0];
     for (size_t depth = 1; depth < footprints.size() && footprints[depth] <= capacity; ++depth) {
       fits = footprints[depth];
       executions /= double(loops_[loops_.size() - depth].extent);
@@ -348,12 +348,11 @@ std::vector<float> program_features(const lower::LoweredProgram &program) {
     flops += s.flops, vector_flops += s.vector_flops, instructions += s.instructions, loads += s.loads;
     for (size_t c = 0; c < traffic.size(); ++c) traffic[c] += s.traffic[c];
   }
-  flops = std::max(1.0, flops);
   float *efficiency = &out[kEfficiencySlots];
-  efficiency[0] = float(log2p(1e3 * instructions / flops));
-  efficiency[1] = float(log2p(1e3 * loads / flops));
-  for (size_t c = 0; c < traffic.size(); ++c) efficiency[2 + c] = float(log2p(1e3 * traffic[c] / flops));
-  efficiency[5] = float(vector_flops / flops);
+  efficiency[0] = float(per_flop(instructions, flops));
+  efficiency[1] = float(per_flop(loads, flops));
+  for (size_t c = 0; c < traffic.size(); ++c) efficiency[2 + c] = float(per_flop(traffic[c], flops));
+  efficiency[5] = float(vector_flops / std::max(1.0, flops));
   // GPU programs: the launch and what a block asks of an SM (before compilation: estimates).
   if (x.gpu_loops > 0) {
     lower::GpuResources r = lower::gpu_resources(program.kernel);

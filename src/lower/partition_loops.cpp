@@ -5,11 +5,13 @@
 // provably changes nothing, so they are removed: the loads there are dense, and
 // vector loads need neither masks nor gathers.
 #include "ir/bounds.h"
+#include "ir/op.h"
 #include "ir/simplify.h"
 #include "ir/visitor.h"
 #include "lower/lower.h"
 
 #include <algorithm>
+#include <optional>
 
 namespace tessel::lower {
 
@@ -24,62 +26,20 @@ bool is_inequality(BinaryOp op) {
   return op == BinaryOp::LT || op == BinaryOp::LE || op == BinaryOp::GT || op == BinaryOp::GE;
 }
 
-// 1: provably true over `ranges`, 0: provably false, -1: unknown. Integer comparisons only.
-int decide(const Binary *cmp, const Ranges &ranges) {
-  if (!is_inequality(cmp->op) || !cmp->a.type().is_integer()) return -1;
-  ConstRange a = constant_bounds(cmp->a, ranges), b = constant_bounds(cmp->b, ranges);
-  auto le = [](std::optional<int64_t> x, std::optional<int64_t> y) { return x && y && *x <= *y; };
-  auto lt = [](std::optional<int64_t> x, std::optional<int64_t> y) { return x && y && *x < *y; };
-  switch (cmp->op) {
-  case BinaryOp::LT: return lt(a.max, b.min) ? 1 : le(b.max, a.min) ? 0 : -1;
-  case BinaryOp::LE: return le(a.max, b.min) ? 1 : lt(b.max, a.min) ? 0 : -1;
-  case BinaryOp::GT: return lt(b.max, a.min) ? 1 : le(a.max, b.min) ? 0 : -1;
-  default: return le(b.max, a.min) ? 1 : lt(a.max, b.min) ? 0 : -1; // GE
-  }
+// A loop's constant range, when its bounds are constants.
+std::optional<ConstRange> loop_range(const For *op) {
+  int64_t mn = 0, ext = 0;
+  if (!is_const_int(op->min, &mn) || !is_const_int(op->extent, &ext) || ext <= 0) return std::nullopt;
+  return ConstRange{mn, mn + ext - 1};
 }
 
-// min(x, c) that is x (x never exceeds c), max(x, c) that is x (x never falls below c): the clamp's
-// other operand, or an undefined Expr when it is not provably redundant.
-Expr redundant_clamp(const Binary *op, const Ranges &ranges) {
-  if ((op->op != BinaryOp::Min && op->op != BinaryOp::Max) || !op->type.is_integer()) return Expr();
-  ConstRange a = constant_bounds(op->a, ranges), b = constant_bounds(op->b, ranges);
-  if (op->op == BinaryOp::Min) {
-    if (a.max && b.min && *a.max <= *b.min) return op->a;
-    if (b.max && a.min && *b.max <= *a.min) return op->b;
-  } else {
-    if (a.min && b.max && *a.min >= *b.max) return op->a;
-    if (b.min && a.max && *b.min >= *a.max) return op->b;
-  }
-  return Expr();
+// Whether the simplifier, knowing `ranges`, removes a guard (proves it) or a clamp (proves one operand the
+// smaller): what happens to the interior once the partitioned loops carry their ranges.
+bool goes_away(const Expr &check, const Ranges &ranges) {
+  auto *op = check.as<Binary>();
+  if (is_inequality(op->op)) return can_prove(check, ranges);
+  return can_prove(op->a <= op->b, ranges) || can_prove(op->b <= op->a, ranges);
 }
-
-// Guards and clamps decided by the ranges of the loops around them, removed.
-class RangeSimplifier : public IRMutator {
-public:
-  explicit RangeSimplifier(Ranges ranges) : ranges_(std::move(ranges)) {}
-
-protected:
-  using IRMutator::visit;
-  Expr visit(const Binary *op, const Expr &e) override {
-    Expr m = IRMutator::visit(op, e);
-    auto *b = m.as<Binary>();
-    if (!b) return m;
-    if (int d = decide(b, ranges_); d >= 0) return make_const(b->type, double(d));
-    if (Expr x = redundant_clamp(b, ranges_); x.defined()) return x;
-    return m;
-  }
-  Stmt visit(const For *op, const Stmt &s) override {
-    int64_t mn = 0, ext = 0;
-    bool known = is_const_int(op->min, &mn) && is_const_int(op->extent, &ext) && ext > 0;
-    if (known) ranges_[op->var.get()] = {mn, mn + ext - 1};
-    Stmt out = IRMutator::visit(op, s);
-    ranges_.erase(op->var.get());
-    return out;
-  }
-
-private:
-  Ranges ranges_;
-};
 
 // Every guard and clamp inside a loop body that mentions `var`, with the ranges of the loops between.
 struct Check {
@@ -101,9 +61,7 @@ public:
     IRVisitor::visit(op);
   }
   void visit(const For *op) override {
-    int64_t mn = 0, ext = 0;
-    if (is_const_int(op->min, &mn) && is_const_int(op->extent, &ext) && ext > 0)
-      inner_[op->var.get()] = {mn, mn + ext - 1};
+    if (auto r = loop_range(op)) inner_[op->var.get()] = *r;
     IRVisitor::visit(op);
     inner_.erase(op->var.get());
   }
@@ -123,10 +81,10 @@ class Partitioner : public IRMutator {
 protected:
   using IRMutator::visit;
   Stmt visit(const For *op, const Stmt &s) override {
-    int64_t mn = 0, ext = 0;
-    if (!is_const_int(op->min, &mn) || !is_const_int(op->extent, &ext) || ext <= 0) return IRMutator::visit(op, s);
-    outer_[op->var.get()] = {mn, mn + ext - 1};
-    Stmt out = partitioned(op, mn, ext);
+    auto range = loop_range(op);
+    if (!range) return IRMutator::visit(op, s);
+    outer_[op->var.get()] = *range;
+    Stmt out = partitioned(op, *range->min, *range->max - *range->min + 1);
     if (!out.defined()) out = IRMutator::visit(op, s);
     outer_.erase(op->var.get());
     return out;
@@ -140,8 +98,7 @@ private:
     for (auto &c : checks) {
       Ranges r = around;
       r.insert(c.inner.begin(), c.inner.end());
-      auto *b = c.expr.as<Binary>();
-      if (is_inequality(b->op) ? decide(b, r) != 1 : !redundant_clamp(b, r).defined()) return false;
+      if (!goes_away(c.expr, r)) return false;
     }
     return true;
   }
@@ -160,17 +117,15 @@ private:
     while (hi >= lo && mn + ext - 1 - hi <= kMaxBoundary && !interior(collect.checks, op->var, hi, hi)) --hi;
     if (lo - mn > kMaxBoundary || mn + ext - 1 - hi > kMaxBoundary) return Stmt();
     if (hi < lo || (lo == mn && hi == mn + ext - 1) || !interior(collect.checks, op->var, lo, hi)) return Stmt();
-    // Boundaries keep their guards; the interior, its range known, loses them, and is partitioned further.
+    // Boundaries keep their guards. The interior is partitioned further; the simplifier, which tracks the
+    // ranges of the loops around what it simplifies, then removes its guards and clamps.
     ++depth_;
     std::vector<Stmt> parts;
     auto part = [&](int64_t from, int64_t to) {
       if (from > to) return;
       outer_[op->var.get()] = {from, to};
       Stmt body = from == lo ? mutate(op->body) : op->body; // boundaries are a sliver of the work: one copy each
-      Stmt loop = For::make(op->var, Expr(from), Expr(to - from + 1), op->kind, body, op->thread_tag);
-      Ranges r = outer_;
-      r.erase(op->var.get());
-      parts.push_back(from == lo ? RangeSimplifier(std::move(r)).mutate(loop) : loop);
+      parts.push_back(For::make(op->var, Expr(from), Expr(to - from + 1), op->kind, body, op->thread_tag));
     };
     part(mn, lo - 1);
     part(lo, hi);
