@@ -202,9 +202,27 @@ std::vector<int64_t> divisors(int64_t n, int64_t max) {
 // f32 lanes of the target's vector registers (1 for a target without vectors).
 int f32_lanes(const Target &t) { return std::max(1, t.vector_bits / 32); }
 
+// Every random choice of a sample, drawn from an Rng or replayed from earlier Decisions; recorded.
+class Chooser {
+public:
+  Chooser(Rng &rng, const Decisions *replay) : rng_(rng), replay_(replay) {}
+  int64_t below(int64_t n) {
+    size_t i = made.picks.size();
+    int64_t v = replay_ && i < replay_->picks.size() ? (n <= 1 ? 0 : replay_->picks[i] % n) : rng_.below(n);
+    made.bounds.push_back(n);
+    made.picks.push_back(v);
+    return v;
+  }
+  Decisions made;
+
+private:
+  Rng &rng_;
+  const Decisions *replay_;
+};
+
 // A random factorization of n into `levels` factors (outermost first) whose
 // innermost factor is at most max_inner.
-std::vector<int64_t> factorize(int64_t n, int levels, int64_t max_inner, Rng &rng) {
+std::vector<int64_t> factorize(int64_t n, int levels, int64_t max_inner, Chooser &rng) {
   std::vector<int64_t> f(levels, 1);
   int64_t rest = n;
   for (int l = levels - 1; l >= 1; --l) {
@@ -218,7 +236,7 @@ std::vector<int64_t> factorize(int64_t n, int levels, int64_t max_inner, Rng &rn
 
 class Sampler {
 public:
-  Sampler(const te::Workload &w, const Target &t, const Sketch &k, Rng &rng)
+  Sampler(const te::Workload &w, const Target &t, const Sketch &k, Chooser &rng)
       : s(default_schedule(w)), target(t), sketch(k), rng(rng) {
     vector_lanes = f32_lanes(target);
   }
@@ -797,7 +815,7 @@ private:
 
   const Target &target;
   const Sketch &sketch;
-  Rng &rng;
+  Chooser &rng;
   int vector_lanes = 1;
   Status status = Status::ok();
 };
@@ -975,17 +993,33 @@ std::vector<Sketch> SpaceGenerator::sketches(const te::Workload &w) const {
   return out;
 }
 
-Expected<Schedule> SpaceGenerator::sample(const te::Workload &w, const Sketch &sketch, Rng &rng) const {
+Expected<Schedule> SpaceGenerator::sample(const te::Workload &w, const Sketch &sketch, Rng &rng,
+                                          Decisions *made) const {
   std::string last;
   for (int tries = 0; tries < 64; ++tries) {
-    Sampler sampler(w, target_, sketch, rng);
+    Chooser chooser(rng, nullptr);
+    Sampler sampler(w, target_, sketch, chooser);
     if (Status st = sampler.run(); !st) return make_error("sampling sketch " + sketch.name + ": " + st.message());
-    if (!validator_) return std::move(sampler.s);
-    Status v = validator_(sampler.s);
-    if (v) return std::move(sampler.s);
+    Status v = validator_ ? validator_(sampler.s) : Status::ok();
+    if (v) {
+      if (made) *made = std::move(chooser.made);
+      return std::move(sampler.s);
+    }
     last = v.message();
   }
   return make_error("sampling sketch " + sketch.name + ": no valid sample in 64 draws (last: " + last + ")");
+}
+
+Expected<Schedule> SpaceGenerator::resample(const te::Workload &w, const Sketch &sketch, Decisions &decisions,
+                                            Rng &rng) const {
+  Chooser chooser(rng, &decisions);
+  Sampler sampler(w, target_, sketch, chooser);
+  if (Status st = sampler.run(); !st) return make_error("resampling sketch " + sketch.name + ": " + st.message());
+  if (validator_)
+    if (Status v = validator_(sampler.s); !v)
+      return make_error("resampling sketch " + sketch.name + ": " + v.message());
+  decisions = std::move(chooser.made);
+  return std::move(sampler.s);
 }
 
 } // namespace tessel::sched

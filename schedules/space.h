@@ -67,6 +67,14 @@ private:
   uint64_t state_;
 };
 
+// The choices one sample made: each draw's bound and pick, in order. Replaying them gives the same
+// schedule. Changing one and replaying changes that decision and, consistently, every step it drives
+// (a tile size in both the outer stage and its local accumulator), which editing trace steps cannot.
+struct Decisions {
+  std::vector<int64_t> bounds, picks;
+  bool operator==(const Decisions &) const = default;
+};
+
 class SpaceGenerator {
 public:
   explicit SpaceGenerator(Target target) : target_(std::move(target)) {}
@@ -77,7 +85,11 @@ public:
   std::vector<Sketch> sketches(const te::Workload &w) const;
   // A concrete schedule of the sketch: tile sizes from random factorizations of
   // the extents, random annotations. Its trace replays to the same program.
-  Expected<Schedule> sample(const te::Workload &w, const Sketch &sketch, Rng &rng) const;
+  // With `made`, also the choices that made it.
+  Expected<Schedule> sample(const te::Workload &w, const Sketch &sketch, Rng &rng, Decisions *made = nullptr) const;
+  // The schedule `decisions` make (a pick beyond a changed bound wraps around; draws past the end come
+  // from rng); `decisions` becomes the choices it took. Fails, without redrawing, when the validator does.
+  Expected<Schedule> resample(const te::Workload &w, const Sketch &sketch, Decisions &decisions, Rng &rng) const;
 
 private:
   Target target_;

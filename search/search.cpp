@@ -79,27 +79,69 @@ std::optional<sched::Schedule> mutate(const te::Workload &w, const std::vector<s
   return std::nullopt;
 }
 
+// A sampled schedule with one or two of its choices redrawn and the rest replayed.
+std::optional<std::pair<sched::Schedule, Origin>> mutate_choices(const sched::SpaceGenerator &gen,
+                                                                 const te::Workload &w,
+                                                                 const std::vector<sched::Sketch> &sketches,
+                                                                 const Origin &parent, sched::Rng &rng) {
+  std::vector<size_t> open; // the choices that had an alternative
+  for (size_t i = 0; i < parent.decisions.bounds.size(); ++i)
+    if (parent.decisions.bounds[i] > 1) open.push_back(i);
+  if (open.empty()) return std::nullopt;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    Origin child = parent;
+    for (int changes = 1 + int(rng.below(2)); changes > 0; --changes) {
+      size_t i = open[size_t(rng.below(int64_t(open.size())))];
+      int64_t bound = child.decisions.bounds[i];
+      child.decisions.picks[i] = (child.decisions.picks[i] + 1 + rng.below(bound - 1)) % bound; // another pick
+    }
+    if (auto s = gen.resample(w, sketches[size_t(child.sketch)], child.decisions, rng))
+      return std::make_pair(s.take(), std::move(child));
+  }
+  return std::nullopt;
+}
+
+// Each choice from one of two parents sampled from the same sketch.
+std::optional<std::pair<sched::Schedule, Origin>> cross_over(const sched::SpaceGenerator &gen, const te::Workload &w,
+                                                             const std::vector<sched::Sketch> &sketches,
+                                                             const Origin &a, const Origin &b, sched::Rng &rng) {
+  Origin child = a;
+  size_t common = std::min(a.decisions.picks.size(), b.decisions.picks.size());
+  for (size_t i = 0; i < common; ++i)
+    if (rng.below(2)) child.decisions.picks[i] = b.decisions.picks[i];
+  if (child.decisions.picks == a.decisions.picks || child.decisions.picks == b.decisions.picks) return std::nullopt;
+  auto s = gen.resample(w, sketches[size_t(child.sketch)], child.decisions, rng);
+  if (!s) return std::nullopt;
+  return std::make_pair(s.take(), std::move(child));
+}
+
 } // namespace
 
-std::optional<Proposal> make_proposal(const sched::Schedule &s) {
+std::optional<Proposal> make_proposal(const sched::Schedule &s, Origin origin) {
   auto lowered = lower::lower(s, "candidate");
   if (!lowered) return std::nullopt;
   Proposal p;
+  p.origin = std::move(origin);
   p.trace_json = sched::trace_to_json(s);
   p.program_hash = cost::program_hash(*lowered);
   p.features = cost::program_features(*lowered);
   return p;
 }
 
-std::vector<Proposal> EvolutionarySearch::propose(const te::Workload &w, int n, const std::vector<std::string> &seeds,
+std::vector<Proposal> EvolutionarySearch::propose(const te::Workload &w, int n, const std::vector<Seed> &seeds,
                                                   const std::set<std::string> &measured, const cost::CostModel &model,
                                                   sched::Rng &rng) const {
   auto sketches = gen_.sketches(w);
   std::map<std::string, Proposal> pool; // by program hash: every distinct program seen this round
-  std::vector<std::pair<sched::Schedule, std::string>> population; // with its program hash
+  struct Member {
+    sched::Schedule schedule;
+    std::string program_hash;
+  };
+  std::vector<Member> population;
   // Adds a schedule whose program is new to the pool; returns that program's hash, "" when not added.
-  auto add = [&](sched::Schedule s) -> std::string {
-    auto p = make_proposal(s);
+  auto add = [&](sched::Schedule s, Origin origin = {}) -> std::string {
+    if (origin.sketch >= int(sketches.size())) origin = {}; // made for another workload's sketches
+    auto p = make_proposal(s, std::move(origin));
     if (!p || pool.count(p->program_hash)) return "";
     pool.emplace(p->program_hash, *p);
     population.push_back({std::move(s), p->program_hash});
@@ -108,21 +150,21 @@ std::vector<Proposal> EvolutionarySearch::propose(const te::Workload &w, int n, 
   // Seeds may come from similar workloads: their steps are replayed on this one (legality is
   // checked step by step), not their workload identity. Unmeasured ones are measured first.
   std::vector<std::string> seed_programs;
-  for (auto &trace : seeds)
-    if (auto parsed = sched::parse_trace(trace))
+  for (auto &seed : seeds)
+    if (auto parsed = sched::parse_trace(seed.trace_json))
       if (auto s = sched::replay(w, parsed->steps)) {
         // With several threads, a serial seed also comes parallelized.
-        std::vector<sched::Schedule> variants;
         if (options_.threads > 1)
-          if (auto par = parallelize(w, *s, rng)) variants.push_back(std::move(*par));
-        variants.push_back(s.take());
-        for (auto &v : variants)
-          if (std::string hash = add(std::move(v)); !hash.empty()) seed_programs.push_back(hash);
+          if (auto par = parallelize(w, *s, rng))
+            if (std::string hash = add(std::move(*par)); !hash.empty()) seed_programs.push_back(hash);
+        if (std::string hash = add(s.take(), seed.origin); !hash.empty()) seed_programs.push_back(hash);
       }
   auto sample = [&] {
     if (sketches.empty()) return;
-    const auto &k = sketches[size_t(rng.below(int64_t(sketches.size())))];
-    if (auto s = gen_.sample(w, k, rng)) add(s.take());
+    Origin origin;
+    origin.sketch = int(rng.below(int64_t(sketches.size())));
+    if (auto s = gen_.sample(w, sketches[size_t(origin.sketch)], rng, &origin.decisions))
+      add(s.take(), std::move(origin));
   };
   for (int i = 0; int(population.size()) < options_.population && i < 4 * options_.population; ++i) sample();
 
@@ -137,22 +179,40 @@ std::vector<Proposal> EvolutionarySearch::propose(const te::Workload &w, int n, 
   for (int g = 0; g < options_.generations && !population.empty(); ++g) {
     // Parents: the better-scored half (each schedule's score is its program's).
     std::vector<std::pair<double, size_t>> ranked;
-    for (size_t i = 0; i < population.size(); ++i) ranked.push_back({pool[population[i].second].score, i});
+    for (size_t i = 0; i < population.size(); ++i) ranked.push_back({pool[population[i].program_hash].score, i});
     std::sort(ranked.rbegin(), ranked.rend());
     size_t parents = std::max<size_t>(1, ranked.size() / 2);
-    std::vector<std::pair<sched::Schedule, std::string>> next;
+    std::vector<Member> next;
     for (size_t i = 0; i < parents; ++i) next.push_back(population[ranked[i].second]);
     population = next;
+    auto chance = [&](double p) { return double(rng.below(1000)) / 1000.0 < p; };
     int children = options_.population - int(population.size());
     for (int c = 0; c < children; ++c) {
-      if (double(rng.below(1000)) / 1000.0 < options_.mutation_share) {
-        const auto &parent = population[size_t(rng.below(int64_t(parents)))].first;
-        auto child = options_.threads > 1 && rng.below(4) == 0 ? parallelize(w, parent, rng) : std::nullopt;
-        if (!child) child = mutate(w, parent.trace, rng);
-        if (child) add(std::move(*child));
-      } else {
+      if (!chance(options_.mutation_share)) {
         sample();
+        continue;
       }
+      const Member &parent = population[size_t(rng.below(int64_t(parents)))];
+      const Origin &origin = pool[parent.program_hash].origin;
+      if (options_.threads > 1 && rng.below(4) == 0)
+        if (auto child = parallelize(w, parent.schedule, rng)) {
+          add(std::move(*child));
+          continue;
+        }
+      // A sampled parent changes through its choices (tiles stay consistent across stages), mostly;
+      // sometimes through its steps, which reach factors the sampler does not draw.
+      std::optional<std::pair<sched::Schedule, Origin>> child;
+      if (origin.sketch >= 0 && chance(options_.crossover_share)) {
+        const Member &other = population[size_t(rng.below(int64_t(parents)))];
+        const Origin &o = pool[other.program_hash].origin;
+        if (o.sketch == origin.sketch) child = cross_over(gen_, w, sketches, origin, o, rng);
+      } else if (origin.sketch >= 0 && rng.below(3) != 0) {
+        child = mutate_choices(gen_, w, sketches, origin, rng);
+      }
+      if (child)
+        add(std::move(child->first), std::move(child->second));
+      else if (auto mutated = mutate(w, parent.schedule.trace, rng))
+        add(std::move(*mutated));
     }
     score_all();
   }

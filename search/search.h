@@ -14,6 +14,14 @@
 
 namespace tessel::search {
 
+// How a schedule was sampled, when it was: its sketch (an index into the generator's sketches of the
+// workload) and the choices that made it. Such a schedule is mutated and crossed over through its
+// choices (SpaceGenerator::resample), others through their trace's steps.
+struct Origin {
+  int sketch = -1;
+  sched::Decisions decisions;
+};
+
 // A schedule ready to build: its trace, lowered program hash and features.
 struct Proposal {
   std::string trace_json;
@@ -21,14 +29,22 @@ struct Proposal {
   std::vector<float> features;
   double score = 0;
   bool random = false; // epsilon-greedy pick, not the model's
+  Origin origin;
+};
+
+// A known good schedule to start from (the database's best, this run's best measured).
+struct Seed {
+  std::string trace_json;
+  Origin origin;
 };
 
 struct SearchOptions {
   int population = 64;
   int generations = 2;
-  double mutation_share = 0.85; // of each generation's children; the rest are fresh samples
-  double epsilon = 0.1;         // share of a batch picked at random rather than by score
-  int threads = 1;              // > 1: also mutate serial schedules into parallel ones
+  double mutation_share = 0.85;  // of each generation's children; the rest are fresh samples
+  double crossover_share = 0.15; // of the mutated children: two sampled parents' choices mixed instead
+  double epsilon = 0.1;          // share of a batch picked at random rather than by score
+  int threads = 1;               // > 1: also mutate serial schedules into parallel ones
 };
 
 class EvolutionarySearch {
@@ -37,7 +53,7 @@ public:
   // Up to `n` proposals whose programs are not in `measured` (program hashes). `seeds`: traces
   // known to be good (the database's best for this and similar workloads), kept when their
   // steps replay on `w`.
-  std::vector<Proposal> propose(const te::Workload &w, int n, const std::vector<std::string> &seeds,
+  std::vector<Proposal> propose(const te::Workload &w, int n, const std::vector<Seed> &seeds,
                                 const std::set<std::string> &measured, const cost::CostModel &model,
                                 sched::Rng &rng) const;
 
@@ -47,7 +63,7 @@ private:
 };
 
 // Lowered, hashed and featurized; nullopt when the schedule does not lower.
-std::optional<Proposal> make_proposal(const sched::Schedule &s);
+std::optional<Proposal> make_proposal(const sched::Schedule &s, Origin origin = {});
 
 // The tasks' state as the scheduler sees it.
 struct TaskProgress {

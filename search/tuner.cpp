@@ -23,13 +23,17 @@ using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// How many of a task's fastest measured schedules each round's search starts from.
+constexpr size_t kParentsKept = 8;
+
 struct TaskState {
   TuneTask task;
   std::string text; // te::to_text of the workload: what records and candidates carry
   TaskProgress progress;
   TaskReport report;
-  std::set<std::string> measured; // program hashes
-  std::vector<std::string> seeds;
+  std::set<std::string> measured;                     // program hashes
+  std::vector<Seed> seeds;                            // the database's best, the library's, similar workloads'
+  std::vector<std::pair<double, Seed>> best_measured; // this run's fastest few (seconds, seed): evolution's parents
   int since_improvement = 0, failed_rounds = 0;
   std::string first_failure;
   std::vector<std::pair<double, double>> scored; // model score, measured throughput
@@ -141,15 +145,15 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     }
     s.progress.trials = s.report.resumed;
     if (auto top = db.top_k(t.workload.hash_hex(), key, 8))
-      for (auto &r : *top) s.seeds.push_back(r.trace_json);
-    for (auto &trace : o.library_traces) s.seeds.push_back(trace);
+      for (auto &r : *top) s.seeds.push_back({r.trace_json, {}});
+    for (auto &trace : o.library_traces) s.seeds.push_back({trace, {}});
     // Similar workloads (the same operator, other shapes) tuned on this target: their best traces.
     std::string op = t.workload.key.substr(0, t.workload.key.find(':') + 1);
     if (auto sums = db.summaries())
       for (auto &m : *sums)
         if (s.seeds.size() < 16 + o.library_traces.size() && m.target.canonical == key.canonical &&
             m.workload_hash != t.workload.hash_hex() && m.workload_key.rfind(op, 0) == 0 && m.ok_records > 0)
-          if (auto best = db.best(m.workload_hash, key)) s.seeds.push_back(best->trace_json);
+          if (auto best = db.best(m.workload_hash, key)) s.seeds.push_back({best->trace_json, {}});
     if (Status st = model.update(samples); !st) return make_error(st.message());
     states.push_back(std::move(s));
   }
@@ -199,7 +203,10 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     int n = std::min(o.batch, s.progress.trial_limit - s.progress.trials);
 
     auto t0 = Clock::now();
-    auto proposals = search.propose(s.task.workload, n, s.seeds, s.measured, model, rng);
+    std::vector<Seed> seeds;
+    for (auto &[secs, seed] : s.best_measured) seeds.push_back(seed);
+    seeds.insert(seeds.end(), s.seeds.begin(), s.seeds.end());
+    auto proposals = search.propose(s.task.workload, n, seeds, s.measured, model, rng);
     report.search_seconds += since(t0);
     if (proposals.empty()) {
       s.progress.done = true;
@@ -251,6 +258,7 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
       }
       if (secs > 0) {
         ++ok_count;
+        if (!r.stopped_early) s.best_measured.push_back({secs, {proposals[i].trace_json, proposals[i].origin}});
         s.scored.push_back({proposals[i].score, tp});
         if (!r.stopped_early && (s.progress.best_seconds == 0 || secs < s.progress.best_seconds)) {
           s.progress.best_seconds = secs;
@@ -274,8 +282,9 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     bool improved = s.progress.best_seconds > 0 && (before == 0 || s.progress.best_seconds < before * 0.999);
     s.since_improvement = improved ? 0 : s.since_improvement + int(proposals.size());
     s.failed_rounds = ok_count == 0 ? s.failed_rounds + 1 : 0;
-    if (s.progress.best_seconds > 0 && s.report.best_trace.size() && s.seeds.size() < 16)
-      s.seeds.insert(s.seeds.begin(), s.report.best_trace);
+    std::stable_sort(s.best_measured.begin(), s.best_measured.end(),
+                     [](const auto &a, const auto &b) { return a.first < b.first; });
+    if (s.best_measured.size() > kParentsKept) s.best_measured.resize(kParentsKept);
     double best_gflops = s.progress.best_seconds > 0 ? s.report.flops / s.progress.best_seconds * 1e-9 : 0;
     s.report.curve.push_back({s.progress.trials, since(start), best_gflops});
     if (s.progress.trials >= s.progress.trial_limit) s.progress.done = true;

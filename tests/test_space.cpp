@@ -99,6 +99,51 @@ TEST(Space, SamplingIsReproducible) {
   EXPECT_GT(distinct.size(), 5u) << "sampling should explore different tile sizes";
 }
 
+// A sample's choices replay to the same schedule. Changing one changes every step it drives: a tile
+// size of the accumulated stage and of its local accumulator together, which one edited trace step
+// cannot do. Every changed sample is still correct.
+TEST(Space, ChoicesReplayAndAChangedTileChangesBothStagesItDrives) {
+  te::Workload w = spec("matmul:M=48,N=64,K=32");
+  sched::SpaceGenerator gen(Target::host());
+  auto sketches = gen.sketches(w);
+  auto k = std::find_if(sketches.begin(), sketches.end(), [](auto &s) { return s.cache_write && !s.pack; });
+  ASSERT_NE(k, sketches.end());
+  sched::Rng rng(11);
+  sched::Decisions made;
+  auto s = gen.sample(w, *k, rng, &made);
+  ASSERT_TRUE(s.has_value()) << s.error();
+  ASSERT_EQ(made.bounds.size(), made.picks.size());
+  ASSERT_FALSE(made.picks.empty());
+  sched::Decisions again = made;
+  auto r = gen.resample(w, *k, again, rng);
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(sched::trace_to_json(*r), sched::trace_to_json(*s));
+  EXPECT_EQ(again, made);
+
+  // The split steps of each stage, as (stage, factor) in order.
+  auto splits = [](const sched::Schedule &x, const std::string &stage) {
+    std::vector<int64_t> f;
+    for (auto &step : x.trace)
+      if (step.op == "split" && step.stage == stage) f.push_back(step.ints[1]);
+    return f;
+  };
+  int both = 0, checked = 0;
+  for (size_t i = 0; i < made.picks.size(); ++i)
+    for (int64_t pick = 0; pick < made.bounds[i]; ++pick) {
+      if (pick == made.picks[i]) continue;
+      sched::Decisions changed = made;
+      changed.picks[i] = pick;
+      auto c = gen.resample(w, *k, changed, rng);
+      ASSERT_TRUE(c.has_value()) << "choice " << i << " = " << pick << ": " << c.error();
+      both += splits(*c, "C") != splits(*s, "C") && splits(*c, "C_local") != splits(*s, "C_local");
+      if (checked++ < 6) {
+        auto ok = kernel_matches_interpreter(*c, uint64_t(i));
+        ASSERT_TRUE(ok) << "choice " << i << " = " << pick << "\n" << sched::trace_to_json(*c);
+      }
+    }
+  EXPECT_GT(both, 0) << "no single choice changed the tiles of both C and its local accumulator";
+}
+
 // Property: every sampled schedule compiles and matches the interpreter.
 TEST(SpaceProperty, Matmul) { check_samples("matmul:M=24,N=40,K=18"); }
 TEST(SpaceProperty, BatchMatmul) { check_samples("batch_matmul:B=2,M=12,N=20,K=9"); }

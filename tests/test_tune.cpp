@@ -6,6 +6,7 @@
 #include "cost_model/features.h"
 #include "interp/interpreter.h"
 #include "lower/lower.h"
+#include "schedules/trace.h"
 #include "search/report.h"
 #include "search/tuner.h"
 #include "te/ops.h"
@@ -214,6 +215,40 @@ TEST(Tune, MemoryStaysBoundedOverAThousandTrials) {
   EXPECT_GE(report->tasks[0].trials + report->tasks[0].resumed, 1000);
   long grown_mib = (max_rss_kib() - before) / 1024;
   EXPECT_LT(grown_mib, 256) << "1,000 trials grew the tuner by " << grown_mib << " MiB";
+}
+
+// The search's proposals: new programs only, and a sampled one's choices (what mutation and crossover
+// change) replay to exactly its trace, generation after generation.
+TEST(Search, ProposalsAreNewAndTheirChoicesReplayToTheirTraces) {
+  auto w = te::make_op_workload("conv2d:N=1,C=8,H=14,W=14,K=16,R=3,S=3,stride=1,pad=1").take();
+  search::SearchOptions o;
+  o.population = 48;
+  o.generations = 3;
+  o.crossover_share = 0.5; // plenty of crossovers too
+  search::EvolutionarySearch search(Target::host(), o);
+  sched::SpaceGenerator gen(Target::host());
+  auto sketches = gen.sketches(w);
+  auto model = cost::make_random_model(2);
+  sched::Rng rng(4);
+  std::set<std::string> measured;
+  std::vector<search::Seed> seeds;
+  int with_choices = 0;
+  for (int round = 0; round < 3; ++round) {
+    auto batch = search.propose(w, 16, seeds, measured, *model, rng);
+    ASSERT_FALSE(batch.empty());
+    for (auto &p : batch) {
+      EXPECT_TRUE(measured.insert(p.program_hash).second) << "proposed twice: " << p.program_hash;
+      if (p.origin.sketch < 0) continue;
+      ++with_choices;
+      ASSERT_LT(p.origin.sketch, int(sketches.size()));
+      sched::Decisions d = p.origin.decisions;
+      auto again = gen.resample(w, sketches[size_t(p.origin.sketch)], d, rng);
+      ASSERT_TRUE(again.has_value()) << again.error();
+      EXPECT_EQ(sched::trace_to_json(*again), p.trace_json);
+      seeds.push_back({p.trace_json, p.origin}); // the next round evolves from them
+    }
+  }
+  EXPECT_GT(with_choices, 16);
 }
 
 TEST(CostModel, RanksByWhatItLearnedAndTheRandomModelDoesNot) {
