@@ -2,11 +2,12 @@
 //  - features per second (lowering excluded and included);
 //  - pairwise ranking accuracy on measured programs of a task the model was not
 //    trained on (leave one task out), for rank:pairwise, Ansor's weighted squared
-//    error and the random model; from --db (e.g. tune_vs_vendor.db), else from
-//    candidates of three matmuls measured here;
+//    error and the random model; from --db (e.g. tune_vs_vendor.db; repeat it to pool
+//    several databases: a task is left out of all of them), else from candidates of
+//    three matmuls measured here;
 //  - trials a warm-started tuning of a new matmul shape needs to reach 95% of its
 //    final best, against a cold one.
-//   bench_tune [--db PATH] [--trials N] [--dump-features samples.csv]
+//   bench_tune [--db PATH]... [--trials N] [--dump-features samples.csv]
 #include "bench_util.h"
 #include "cost_model/features.h"
 #include "lower/lower.h"
@@ -26,7 +27,7 @@ namespace {
 
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-std::string g_db;
+std::vector<std::string> g_dbs;
 std::string g_dump; // --dump-features FILE: the samples as CSV (task, throughput, features by name)
 int g_trials = 64;
 
@@ -50,18 +51,21 @@ std::vector<cost::Sample> collect() {
     double tp = r.status == db::RecordStatus::Ok && r.median_seconds > 0 ? it->second.flops() / r.median_seconds : 0;
     out.push_back({cost::program_features(*lowered), tp, r.workload_key});
   };
-  if (!g_db.empty()) {
+  for (auto &path : g_dbs) {
     db::OpenOptions ro;
     ro.read_only = true;
-    auto db = db::open_sqlite(g_db, ro);
-    if (db)
-      (void)(*db)->for_each([&](const db::Record &r) {
-        add(r);
-        return true;
-      });
-    if (!out.empty()) return out;
-    std::fprintf(stderr, "bench_tune: no records of this host in %s; measuring candidates here\n", g_db.c_str());
+    auto db = db::open_sqlite(path, ro);
+    if (!db) {
+      std::fprintf(stderr, "bench_tune: %s\n", db.error().c_str());
+      continue;
+    }
+    (void)(*db)->for_each([&](const db::Record &r) {
+      add(r);
+      return true;
+    });
   }
+  if (!out.empty()) return out;
+  if (!g_dbs.empty()) std::fprintf(stderr, "bench_tune: no records of this host in --db; measuring candidates here\n");
   auto db = db::make_memory_database();
   auto builder = measure::make_local_builder(Target::host());
   auto runner = measure::make_local_runner();
@@ -247,7 +251,7 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--db" && i + 1 < argc)
-      g_db = argv[++i];
+      g_dbs.push_back(argv[++i]);
     else if (a == "--dump-features" && i + 1 < argc)
       g_dump = argv[++i];
     else if (a == "--trials" && i + 1 < argc)
