@@ -149,8 +149,7 @@ std::map<std::string, double> means(const std::map<std::string, std::vector<doub
   return out;
 }
 
-// Two questions: how well a model ranks a task it never saw (leave one task out), and how well it ranks a
-// task's later candidates having seen its earlier ones and the other tasks (what tuning asks of it).
+// Writes g_dump, for analysis outside the benchmark.
 void dump(const std::vector<cost::Sample> &samples) {
   FILE *f = std::fopen(g_dump.c_str(), "w");
   if (!f) {
@@ -168,6 +167,8 @@ void dump(const std::vector<cost::Sample> &samples) {
   std::fclose(f);
 }
 
+// Two questions: how well a model ranks a task it never saw (leave one task out), and how well it ranks a
+// task's later candidates having seen its earlier ones and the other tasks (what tuning asks of it).
 void BM_HeldOutRanking(benchmark::State &state) {
   auto samples = collect();
   if (!g_dump.empty()) dump(samples);
