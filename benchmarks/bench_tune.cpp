@@ -1,13 +1,15 @@
 // The search's own costs and the cost model's quality, on this machine:
 //  - features per second (lowering excluded and included);
 //  - pairwise ranking accuracy on measured programs of a task the model was not
-//    trained on (leave one task out), for rank:pairwise, Ansor's weighted squared
-//    error and the random model; from --db (e.g. tune_vs_vendor.db; repeat it to pool
-//    several databases: a task is left out of all of them), else from candidates of
-//    three matmuls measured here;
+//    trained on (leave one task out), for the default model, the random model and,
+//    with --each-objective, each objective alone (rank:pairwise, Ansor's weighted
+//    squared error, log squared error); from --db (e.g. tune_vs_vendor.db; repeat
+//    it to pool several databases: a task is left out of all of them), else from
+//    candidates of three matmuls measured here;
 //  - trials a warm-started tuning of a new matmul shape needs to reach 95% of its
 //    final best, against a cold one.
-//   bench_tune [--db PATH]... [--trials N] [--dump-features samples.csv]
+//   bench_tune [--db PATH]... [--trials N] [--each-objective]
+//   bench_tune [--db PATH]... --dump-features samples.csv   (writes the samples as CSV, runs nothing)
 #include "bench_util.h"
 #include "cost_model/features.h"
 #include "lower/lower.h"
@@ -30,6 +32,7 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 std::vector<std::string> g_dbs;
 std::string g_dump; // --dump-features FILE: the samples as CSV (task, throughput, features by name)
 int g_trials = 64;
+bool g_each_objective = false; // --each-objective: also each objective's model alone
 
 // Samples from a database's records on this host (one task per workload), or measured here.
 std::vector<cost::Sample> collect() {
@@ -123,18 +126,26 @@ void BM_Features(benchmark::State &state) {
 }
 BENCHMARK(BM_Features)->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Each objective's (and the random model's) pairwise accuracy on `test` after training on `train`.
+const char *kDefaultModel = "xgboost (default)";
+
+// The default model's (with --each-objective, each objective's alone) and the random model's pairwise accuracy on
+// `test` after training on `train`.
 void score_models(const std::vector<cost::Sample> &train, const std::vector<cost::Sample> &test,
                   std::map<std::string, std::vector<double>> &acc) {
   std::vector<std::vector<float>> feats;
   for (auto &s : test) feats.push_back(s.features);
-  for (auto objective : {cost::Objective::PairwiseRank, cost::Objective::WeightedSquared}) {
-    cost::XgboostOptions o;
-    o.objective = objective;
-    auto m = cost::make_xgboost_model(o);
+  std::vector<std::pair<std::string, cost::XgboostOptions>> models = {{kDefaultModel, {}}};
+  if (g_each_objective)
+    for (auto objective :
+         {cost::Objective::PairwiseRank, cost::Objective::WeightedSquared, cost::Objective::LogSquared}) {
+      cost::XgboostOptions o;
+      o.objectives = {objective};
+      models.push_back({"xgboost " + cost::objective_name(objective), o});
+    }
+  for (auto &[name, options] : models) {
+    auto m = cost::make_xgboost_model(options);
     (void)m->update(train);
-    acc[objective == cost::Objective::PairwiseRank ? "xgboost rank:pairwise" : "xgboost weighted squared"].push_back(
-        cost::pairwise_accuracy(m->predict(feats), test));
+    acc[name].push_back(cost::pairwise_accuracy(m->predict(feats), test));
   }
   acc["random"].push_back(cost::pairwise_accuracy(cost::make_random_model(7)->predict(feats), test));
 }
@@ -171,7 +182,6 @@ void dump(const std::vector<cost::Sample> &samples) {
 // task's later candidates having seen its earlier ones and the other tasks (what tuning asks of it).
 void BM_HeldOutRanking(benchmark::State &state) {
   auto samples = collect();
-  if (!g_dump.empty()) dump(samples);
   std::map<std::string, int> per_task;
   for (auto &s : samples) ++per_task[s.task];
   for (auto _ : state) {
@@ -181,13 +191,13 @@ void BM_HeldOutRanking(benchmark::State &state) {
       std::vector<cost::Sample> train, test, early;
       for (auto &s : samples) (s.task == task ? test : train).push_back(s);
       score_models(train, test, held_out);
-      g.per_task[task].first = held_out["xgboost rank:pairwise"].back();
+      g.per_task[task].first = held_out[kDefaultModel].back();
       // Records come in the order they were measured: the first half joins the training set.
       early.assign(test.begin(), test.begin() + long(test.size() / 2));
       train.insert(train.end(), early.begin(), early.end());
       test.erase(test.begin(), test.begin() + long(test.size() / 2));
       score_models(train, test, later);
-      g.per_task[task].second = later["xgboost rank:pairwise"].back();
+      g.per_task[task].second = later[kDefaultModel].back();
     }
     g.accuracy = means(held_out);
     g.later_accuracy = means(later);
@@ -255,10 +265,16 @@ int main(int argc, char **argv) {
       g_dbs.push_back(argv[++i]);
     else if (a == "--dump-features" && i + 1 < argc)
       g_dump = argv[++i];
+    else if (a == "--each-objective")
+      g_each_objective = true;
     else if (a == "--trials" && i + 1 < argc)
       g_trials = std::max(8, std::atoi(argv[++i]));
     else
       rest.push_back(argv[i]);
+  }
+  if (!g_dump.empty()) { // the samples only, for analysis outside: no benchmark runs
+    dump(collect());
+    return 0;
   }
   int n = int(rest.size());
   benchmark::Initialize(&n, rest.data());
@@ -272,7 +288,7 @@ int main(int argc, char **argv) {
   for (auto &[name, a] : g.accuracy) std::printf("  %-28s %.3f\n", name.c_str(), a);
   std::printf("within a task: each task's later half, trained on its first half and the other tasks:\n");
   for (auto &[name, a] : g.later_accuracy) std::printf("  %-28s %.3f\n", name.c_str(), a);
-  std::printf("per task, rank:pairwise (held out / later half):\n");
+  std::printf("per task, the default model (held out / later half):\n");
   for (auto &[task, a] : g.per_task) std::printf("  %-60s %.3f / %.3f\n", task.c_str(), a.first, a.second);
   std::printf("new shape matmul 384^3, %d trials: cold start %d trials to 95%% (best %.1f GFLOP/s), warm start %d "
               "(best %.1f GFLOP/s)\n",

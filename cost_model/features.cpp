@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <map>
 
@@ -27,10 +28,18 @@ int64_t const_extent(const Expr &e) {
   return 1; // symbolic extents are rare after simplification; count them once
 }
 
+// Machine instructions a vector of `lanes` elements of `bytes` takes in 64-byte registers, split in powers of
+// two as LLVM legalizes it: x16 f32 is one, x14 three (8 + 4 + 2), x56 four. So an odd-width vector is not
+// mistaken for a cheap one: counting each vector operation once favoured the widest, oddest vectors.
+double vector_pieces(int lanes, int bytes) {
+  int per_register = std::max(1, 64 / std::max(1, bytes));
+  return double(lanes / per_register + std::popcount(unsigned(lanes % per_register)));
+}
+
 // Operation counts of one evaluation of an expression (vector lanes included).
 struct OpCounts {
   double f_add = 0, f_mul = 0, f_div = 0, f_minmax = 0, f_math = 0, cmp_select = 0, i_arith = 0, casts = 0;
-  double instructions = 0; // operations, each vector operation once
+  double instructions = 0; // operations in register-wide pieces (vector_pieces)
   int max_lanes = 1;
 };
 
@@ -50,7 +59,7 @@ public:
     int lanes = b->type.lanes;
     ops.max_lanes = std::max(ops.max_lanes, lanes);
     if (b->type.is_float()) {
-      ++ops.instructions; // float only: index arithmetic is mostly hoisted out of the loops
+      ops.instructions += vector_pieces(lanes, b->type.bits / 8); // float only: index arithmetic is mostly hoisted
       switch (b->op) {
       case BinaryOp::Add:
       case BinaryOp::Sub: ops.f_add += lanes; break;
@@ -70,17 +79,17 @@ public:
   }
   void visit(const Select *s) override {
     ops.cmp_select += s->type.lanes;
-    ++ops.instructions;
+    ops.instructions += vector_pieces(s->type.lanes, s->type.bits / 8);
     IRVisitor::visit(s);
   }
   void visit(const Call *c) override {
     ops.f_math += c->type.lanes;
-    ++ops.instructions;
+    ops.instructions += vector_pieces(c->type.lanes, c->type.bits / 8);
     IRVisitor::visit(c);
   }
   void visit(const Cast *c) override {
     ops.casts += c->type.lanes;
-    ++ops.instructions;
+    ops.instructions += vector_pieces(c->type.lanes, c->type.bits / 8);
     IRVisitor::visit(c);
   }
   void visit(const Load *l) override {
@@ -112,19 +121,45 @@ constexpr std::array<double, 3> kCacheBytes = {32.0 * 1024, 1024.0 * 1024, 32.0 
 constexpr size_t kGpuSlots = 2 * kStatementFeatures + 9;
 constexpr size_t kEfficiencySlots = kGpuSlots + 7;        // FEATURES.md 128-133
 constexpr size_t kRegistersSlot = 4, kLocalBytesSlot = 5; // from kGpuSlots
+constexpr size_t kLoopSlots = kEfficiencySlots + 6;       // FEATURES.md 134-135
+// The loop body a statement shares with its siblings (FEATURES.md 14, 15 and 54): filled when the body's loop ends.
+constexpr size_t kBodyStatementsSlot = 14, kBodyFlopsSlot = 15, kBodyLoadsSlot = 54;
+
+// The statements directly in one loop's body (unrolled copies included), and what they load.
+struct LoopBody {
+  std::vector<size_t> statements;
+  double flops = 0;        // per iteration
+  double extern_loads = 0; // micro-kernel calls' loads per iteration
+  struct Load {
+    std::string buffer;
+    Expr index;
+    double pieces;
+  };
+  std::vector<Load> loads; // distinct (buffer, index)
+};
 
 class Extractor : public IRVisitor {
 public:
   std::vector<StatementFeatures> statements;
+  double loop_iterations = 0; // every loop's iterations in all: loop overhead
+  double body_loads = 0;      // distinct loads of each loop body, times its iterations: register reuse
   double alloc_local_bytes = 0, alloc_global_bytes = 0;
   int allocations = 0, extern_calls = 0, guards = 0, gpu_loops = 0;
 
   void visit(const For *op) override {
     gpu_loops += op->kind == ForKind::GpuBlock || op->kind == ForKind::GpuThread || op->kind == ForKind::Vthread;
     loops_.push_back({op->var, const_extent(op->extent), op->kind});
+    double iterations = 1;
+    for (auto &l : loops_) iterations *= double(l.extent);
+    bool bound = op->kind == ForKind::GpuBlock || op->kind == ForKind::GpuThread || op->kind == ForKind::Vthread;
+    if (!bound && op->kind != ForKind::Vectorized) loop_iterations += iterations; // GPU lanes are no loop overhead
+    bodies_.emplace_back();
     op->body.accept(this);
+    close_body(iterations);
     loops_.pop_back();
   }
+  // Statements outside every loop.
+  void finish() { close_body(1); }
   void visit(const Allocate *op) override {
     double bytes = double(const_extent(op->extent)) * std::max(1, op->dtype.bits / 8);
     (op->scope == MemoryScope::Global ? alloc_global_bytes : alloc_local_bytes) += bytes;
@@ -164,18 +199,34 @@ public:
   }
 
 private:
+  // Gives the statements of the innermost open body its figures: how many share it (an unrolled register
+  // tile), its flops per iteration (loop overhead) and its distinct loads per flop (loads the copies share
+  // are issued once, e.g. a broadcast weight).
+  void close_body(double iterations) {
+    if (bodies_.empty()) return;
+    LoopBody b = std::move(bodies_.back());
+    bodies_.pop_back();
+    double loads = b.extern_loads;
+    for (auto &l : b.loads) loads += l.pieces;
+    body_loads += loads * iterations;
+    for (size_t i : b.statements) {
+      auto &f = statements[i].f;
+      f[kBodyStatementsSlot] = float(log2p(double(b.statements.size())));
+      f[kBodyFlopsSlot] = float(log2p(b.flops));
+      f[kBodyLoadsSlot] = float(per_flop(loads, b.flops));
+    }
+  }
+
   // The statement's features inside the current loops; `tile_*`: a tensor intrinsic's tile.
   void statement(const OpCounts &ops, const std::vector<Access> &accesses, double tile_m, double tile_n,
                  double tile_k) {
     StatementFeatures s;
     auto &f = s.f;
-    double trips = 1, parallel = 1, vector_extent = 1, unrolled = 1;
+    double trips = 1, parallel = 1;
     int parallel_loops = 0, gpu_bound = 0;
     for (auto &l : loops_) {
       trips *= double(l.extent);
       if (l.kind == ForKind::Parallel) parallel *= double(l.extent), ++parallel_loops;
-      if (l.kind == ForKind::Vectorized) vector_extent *= double(l.extent);
-      if (l.kind == ForKind::Unrolled) unrolled *= double(l.extent);
       if (l.kind == ForKind::GpuBlock || l.kind == ForKind::GpuThread || l.kind == ForKind::Vthread) ++gpu_bound;
     }
     double tile_flops = tile_m > 0 ? 2 * tile_m * tile_n * tile_k : 0;
@@ -193,8 +244,7 @@ private:
     f[size_t(i++)] = float(log2p(trips));
     f[size_t(i++)] = float(log2p(parallel));
     f[size_t(i++)] = float(parallel_loops);
-    f[size_t(i++)] = float(log2p(vector_extent));
-    f[size_t(i++)] = float(log2p(unrolled));
+    i += 2; // kBodyStatementsSlot, kBodyFlopsSlot: set when the loop body is closed
     f[size_t(i++)] = float(loops_.empty() ? 0 : log2p(double(loops_.back().extent)));
     f[size_t(i++)] = float(gpu_bound);
     // Tensor intrinsic tile.
@@ -257,8 +307,9 @@ private:
     // operations, loads and the store, or a micro-kernel's broadcasts, loads and FMAs), loads alone,
     // and the bytes that miss each nominal cache level.
     double flops_per_trip = std::max(1.0, total_flops / std::max(1.0, trips));
-    double loads = double(accesses.size() - (write < accesses.size() ? 1 : 0));
-    double instructions = ops.instructions + double(accesses.size());
+    double loads = 0, stores = 0;
+    for (auto &a : accesses) (a.write ? stores : loads) += vector_pieces(a.lanes, a.elem_bytes);
+    double instructions = ops.instructions + loads + stores;
     if (tile_flops > 0) { // per k step: m broadcasts of A, n / lanes loads of B, m * n / lanes FMAs
       double lanes = std::min(tile_n, 16.0);
       loads = tile_k * (tile_m + tile_n / lanes);
@@ -278,6 +329,20 @@ private:
       f[size_t(i++)] = float(per_flop(s.traffic[c], total_flops));
     }
     f[size_t(i++)] = float(log2p(flops_per_trip));
+    if (!bodies_.empty()) {
+      LoopBody &body = bodies_.back();
+      body.statements.push_back(statements.size());
+      body.flops += flops_per_trip;
+      if (tile_flops > 0)
+        body.extern_loads += loads;
+      else
+        for (auto &a : accesses) {
+          if (a.write) continue;
+          bool seen = false;
+          for (auto &l : body.loads) seen = seen || (l.buffer == a.buffer && equal(l.index, a.index));
+          if (!seen) body.loads.push_back({a.buffer, a.index, vector_pieces(a.lanes, a.elem_bytes)});
+        }
+    }
     statements.push_back(std::move(s));
   }
 
@@ -314,6 +379,7 @@ private:
   }
 
   std::vector<LoopInfo> loops_;
+  std::vector<LoopBody> bodies_ = std::vector<LoopBody>(1); // the program's top level first
 };
 
 } // namespace
@@ -321,6 +387,7 @@ private:
 std::vector<float> program_features(const lower::LoweredProgram &program) {
   Extractor x;
   program.kernel.body.accept(&x);
+  x.finish();
   std::vector<float> out(kProgramFeatures, 0.f);
   std::vector<size_t> order(x.statements.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -353,6 +420,8 @@ std::vector<float> program_features(const lower::LoweredProgram &program) {
   efficiency[1] = float(per_flop(loads, flops));
   for (size_t c = 0; c < traffic.size(); ++c) efficiency[2 + c] = float(per_flop(traffic[c], flops));
   efficiency[5] = float(vector_flops / std::max(1.0, flops));
+  out[kLoopSlots] = float(per_flop(x.loop_iterations, flops));
+  out[kLoopSlots + 1] = float(per_flop(x.body_loads, flops));
   // GPU programs: the launch and what a block asks of an SM (before compilation: estimates).
   if (x.gpu_loops > 0) {
     lower::GpuResources r = lower::gpu_resources(program.kernel);
@@ -380,15 +449,15 @@ const std::vector<std::string> &feature_names() {
     std::vector<std::string> stmt = {
         "float_add_sub",    "float_mul",        "float_div",       "float_min_max",       "float_math_calls",
         "compare_select",   "int_arith",        "casts",           "total_flops",         "max_vector_lanes",
-        "loop_depth",       "trip_count",       "parallel_extent", "parallel_loops",      "vectorized_extent",
-        "unrolled_extent",  "innermost_extent", "gpu_bound_loops", "intrinsic_tile_m",    "intrinsic_tile_n",
+        "loop_depth",       "trip_count",       "parallel_extent", "parallel_loops",      "body_statements",
+        "body_flops",       "innermost_extent", "gpu_bound_loops", "intrinsic_tile_m",    "intrinsic_tile_n",
         "intrinsic_tile_k", "working_set_1",    "working_set_2",   "working_set_3",       "working_set_4",
         "working_set_5",    "working_set_6",    "bytes_moved",     "arithmetic_intensity"};
     for (std::string who : {"write", "read0", "read1"})
       for (std::string what : {"stride", "reuse", "lines", "strided_loops", "affine", "lanes"})
         stmt.push_back(who + "_" + what);
     for (std::string n : {"reads", "instructions_per_flop", "loads_per_flop", "l1_traffic_per_flop",
-                          "l2_traffic_per_flop", "l3_traffic_per_flop", "flops_per_trip"})
+                          "l2_traffic_per_flop", "l3_traffic_per_flop", "flops_per_trip", "body_loads_per_flop"})
       stmt.push_back(n);
     while (stmt.size() < size_t(kStatementFeatures)) stmt.push_back("reserved_" + std::to_string(stmt.size()));
     std::vector<std::string> all;
@@ -415,7 +484,9 @@ const std::vector<std::string> &feature_names() {
                           "l1_traffic_per_flop",
                           "l2_traffic_per_flop",
                           "l3_traffic_per_flop",
-                          "vector_flop_share"})
+                          "vector_flop_share",
+                          "loop_iterations_per_flop",
+                          "body_loads_per_flop"})
       all.push_back(n);
     while (all.size() < size_t(kProgramFeatures)) all.push_back("reserved_" + std::to_string(all.size()));
     return all;

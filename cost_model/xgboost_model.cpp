@@ -4,9 +4,13 @@
 
 #include <xgboost/c_api.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 
 namespace tessel::cost {
@@ -24,12 +28,22 @@ std::vector<float> normalized(const std::vector<Sample> &samples) {
   return y;
 }
 
+std::optional<Objective> objective_named(const std::string &name) {
+  for (auto o : {Objective::PairwiseRank, Objective::WeightedSquared, Objective::LogSquared})
+    if (objective_name(o) == name) return o;
+  return std::nullopt;
+}
+
+// A saved model: {"tessel_cost_model": 1, "feature_version", "features", "members": [{"objective", "scale",
+// "booster": XGBoost's own JSON}]}, one file however many boosters.
+constexpr int kSavedFormat = 1;
+
 class XgboostModel final : public CostModel {
 public:
-  explicit XgboostModel(XgboostOptions o) : options_(o) {}
-  ~XgboostModel() override {
-    if (booster_) XGBoosterFree(booster_);
+  explicit XgboostModel(XgboostOptions o) : options_(std::move(o)) {
+    if (options_.objectives.empty()) options_.objectives = {Objective::PairwiseRank};
   }
+  ~XgboostModel() override { clear(); }
 
   Status update(const std::vector<Sample> &samples) override {
     for (auto &s : samples) {
@@ -39,14 +53,15 @@ public:
       data_.push_back(s);
     }
     size_t grown = data_.size() - trained_on_;
-    if (data_.size() < 8 || (booster_ && (grown < 16 || double(grown) < options_.retrain_growth * double(trained_on_))))
+    if (data_.size() < 8 ||
+        (!members_.empty() && (grown < 16 || double(grown) < options_.retrain_growth * double(trained_on_))))
       return Status::ok();
     return train();
   }
 
   std::vector<double> predict(const std::vector<std::vector<float>> &features) const override {
     std::vector<double> out(features.size(), 0.0);
-    if (!booster_ || features.empty()) return out;
+    if (members_.empty() || features.empty()) return out;
     std::vector<float> flat;
     flat.reserve(features.size() * width_);
     for (auto &f : features) {
@@ -55,50 +70,106 @@ public:
     }
     DMatrixHandle m = nullptr;
     if (XGDMatrixCreateFromMat(flat.data(), bst_ulong(features.size()), bst_ulong(width_), NAN, &m) != 0) return out;
-    bst_ulong len = 0;
-    const float *scores = nullptr;
-    if (XGBoosterPredict(booster_, m, 0, 0, 0, &len, &scores) == 0)
-      for (size_t i = 0; i < len && i < out.size(); ++i) out[i] = scores[i];
+    for (auto &member : members_) {
+      bst_ulong len = 0;
+      const float *scores = nullptr;
+      if (XGBoosterPredict(member.booster, m, 0, 0, 0, &len, &scores) == 0)
+        for (size_t i = 0; i < len && i < out.size(); ++i) out[i] += member.scale * scores[i];
+    }
     XGDMatrixFree(m);
     return out;
   }
 
   Status save(const std::string &path) const override {
-    if (!booster_) return Status::error("cost model: nothing trained yet to save");
-    if (XGBoosterSaveModel(booster_, path.c_str()) != 0) return Status::error(xgb_error("saving " + path));
+    if (members_.empty()) return Status::error("cost model: nothing trained yet to save");
+    nlohmann::json j = {{"tessel_cost_model", kSavedFormat},
+                        {"feature_version", kFeatureVersion},
+                        {"features", width_},
+                        {"members", nlohmann::json::array()}};
+    for (auto &member : members_) {
+      bst_ulong len = 0;
+      const char *raw = nullptr;
+      if (XGBoosterSaveModelToBuffer(member.booster, R"({"format": "json"})", &len, &raw) != 0)
+        return Status::error(xgb_error("saving " + path));
+      j["members"].push_back({{"objective", objective_name(member.objective)},
+                              {"scale", member.scale},
+                              {"booster", nlohmann::json::parse(std::string(raw, len))}});
+    }
+    std::ofstream out(path);
+    out << j.dump();
+    if (!out) return Status::error("cost model: cannot write " + path);
     return Status::ok();
   }
 
   Status load(const std::string &path) override {
-    BoosterHandle b = nullptr;
-    if (XGBoosterCreate(nullptr, 0, &b) != 0) return Status::error(xgb_error("creating a booster"));
-    if (XGBoosterLoadModel(b, path.c_str()) != 0) {
-      XGBoosterFree(b);
-      return Status::error(xgb_error("loading " + path));
-    }
-    bst_ulong features = 0;
-    XGBoosterGetNumFeature(b, &features);
-    if (features != bst_ulong(kProgramFeatures)) { // another Tessel's features: its scores would mean nothing
-      XGBoosterFree(b);
+    const std::string remedy = " Delete the file: the records in the database warm-start the model instead";
+    std::ifstream in(path);
+    if (!in) return Status::error("cost model: cannot read " + path);
+    nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("tessel_cost_model"))
+      return Status::error(path + " is not a saved Tessel cost model (older Tessels saved a bare XGBoost model)." +
+                           remedy);
+    size_t features = j.value("features", size_t(0));
+    if (features != size_t(kProgramFeatures)) // another Tessel's features: its scores would mean nothing
       return Status::error(path + " scores programs of " + std::to_string(features) +
                            " features; this Tessel computes " + std::to_string(kProgramFeatures) +
-                           " (cost_model/FEATURES.md). Delete the file: the records "
-                           "in the database warm-start the model instead");
+                           " (cost_model/FEATURES.md)." + remedy);
+    if (j.value("feature_version", 0) != kFeatureVersion)
+      return Status::error(path + " scores features of version " + std::to_string(j.value("feature_version", 0)) +
+                           "; this Tessel computes version " + std::to_string(kFeatureVersion) +
+                           " (cost_model/FEATURES.md)." + remedy);
+    std::vector<Member> loaded;
+    auto discard = [&] {
+      for (auto &m : loaded) XGBoosterFree(m.booster);
+    };
+    for (auto &saved : j.value("members", nlohmann::json::array())) {
+      Member m;
+      auto objective = objective_named(saved.value("objective", ""));
+      if (!objective) {
+        discard();
+        return Status::error(path + ": unknown objective '" + saved.value("objective", "") + "'." + remedy);
+      }
+      m.objective = *objective;
+      m.scale = saved.value("scale", 1.0);
+      std::string booster = saved.contains("booster") ? saved["booster"].dump() : "";
+      if (XGBoosterCreate(nullptr, 0, &m.booster) != 0) {
+        discard();
+        return Status::error(xgb_error("creating a booster"));
+      }
+      loaded.push_back(m);
+      if (XGBoosterLoadModelFromBuffer(m.booster, booster.data(), bst_ulong(booster.size())) != 0) {
+        Status st = Status::error(xgb_error("loading " + path));
+        discard();
+        return st;
+      }
     }
-    if (booster_) XGBoosterFree(booster_);
-    booster_ = b;
-    width_ = size_t(features);
+    if (loaded.empty()) return Status::error(path + " holds no trained booster." + remedy);
+    clear();
+    members_ = std::move(loaded);
+    width_ = features;
     return Status::ok();
   }
 
   std::string describe() const override {
-    return std::string("XGBoost (") +
-           (options_.objective == Objective::PairwiseRank ? "rank:pairwise" : "weighted squared error") + ", " +
-           std::to_string(data_.size()) + " samples)";
+    std::string objectives;
+    for (auto o : options_.objectives) objectives += (objectives.empty() ? "" : " + ") + objective_name(o);
+    return "XGBoost (" + objectives + ", " + std::to_string(data_.size()) + " samples)";
   }
   size_t samples() const override { return data_.size(); }
 
 private:
+  // One booster and the factor its scores enter the sum with.
+  struct Member {
+    Objective objective = Objective::PairwiseRank;
+    BoosterHandle booster = nullptr;
+    double scale = 1; // 1 / the spread of its predictions on its training data: each objective weighs the same
+  };
+
+  void clear() {
+    for (auto &m : members_) XGBoosterFree(m.booster);
+    members_.clear();
+  }
+
   Status train() {
     // Ranking groups must be contiguous: order the samples by task.
     std::vector<size_t> order(data_.size());
@@ -106,15 +177,30 @@ private:
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return data_[a].task < data_[b].task; });
     std::vector<Sample> sorted;
     for (size_t i : order) sorted.push_back(data_[i]);
-    std::vector<float> y = normalized(sorted);
     std::vector<float> flat;
     for (auto &s : sorted) flat.insert(flat.end(), s.features.begin(), s.features.end());
+    std::vector<Member> trained;
+    for (Objective objective : options_.objectives) {
+      auto member = train_one(objective, sorted, flat);
+      if (!member) {
+        for (auto &m : trained) XGBoosterFree(m.booster);
+        return Status::error(member.error());
+      }
+      trained.push_back(*member);
+    }
+    clear();
+    members_ = std::move(trained);
+    trained_on_ = data_.size();
+    return Status::ok();
+  }
+
+  Expected<Member> train_one(Objective objective, const std::vector<Sample> &sorted,
+                             const std::vector<float> &flat) const {
+    std::vector<float> y = normalized(sorted);
     DMatrixHandle m = nullptr;
     if (XGDMatrixCreateFromMat(flat.data(), bst_ulong(sorted.size()), bst_ulong(width_), NAN, &m) != 0)
       return Status::error(xgb_error("building the training matrix"));
-    Status result = Status::ok();
-    XGDMatrixSetFloatInfo(m, "label", y.data(), bst_ulong(y.size()));
-    if (options_.objective == Objective::PairwiseRank) {
+    if (objective == Objective::PairwiseRank) {
       std::vector<unsigned> groups;
       for (size_t i = 0; i < sorted.size(); ++i)
         if (i == 0 || sorted[i].task != sorted[i - 1].task)
@@ -122,18 +208,22 @@ private:
         else
           ++groups.back();
       XGDMatrixSetUIntInfo(m, "group", groups.data(), bst_ulong(groups.size()));
-    } else {
+    } else if (objective == Objective::WeightedSquared) {
       std::vector<float> w;
       for (float v : y) w.push_back(std::max(v, 0.05f)); // Ansor: fast programs matter most
       XGDMatrixSetFloatInfo(m, "weight", w.data(), bst_ulong(w.size()));
+    } else { // LogSquared; a failure (0) counts as 1/1024 of the best
+      for (float &v : y) v = std::log2(std::max(v, 1.f / 1024));
     }
-    BoosterHandle b = nullptr;
-    if (XGBoosterCreate(&m, 1, &b) != 0) {
+    XGDMatrixSetFloatInfo(m, "label", y.data(), bst_ulong(y.size()));
+    Member member;
+    member.objective = objective;
+    if (XGBoosterCreate(&m, 1, &member.booster) != 0) {
       XGDMatrixFree(m);
       return Status::error(xgb_error("creating a booster"));
     }
-    auto set = [&](const char *k, const std::string &v) { XGBoosterSetParam(b, k, v.c_str()); };
-    set("objective", options_.objective == Objective::PairwiseRank ? "rank:pairwise" : "reg:squarederror");
+    auto set = [&](const char *k, const std::string &v) { XGBoosterSetParam(member.booster, k, v.c_str()); };
+    set("objective", objective == Objective::PairwiseRank ? "rank:pairwise" : "reg:squarederror");
     set("max_depth", std::to_string(options_.max_depth));
     set("eta", std::to_string(options_.eta));
     set("min_child_weight", "1");
@@ -141,26 +231,29 @@ private:
     set("nthread", "1"); // the machine's cores measure kernels
     set("seed", std::to_string(options_.seed));
     set("verbosity", "0");
-    for (int it = 0; it < options_.rounds; ++it)
-      if (XGBoosterUpdateOneIter(b, it, m) != 0) {
-        result = Status::error(xgb_error("training"));
-        break;
-      }
+    Status result = Status::ok();
+    for (int it = 0; it < options_.rounds && result; ++it)
+      if (XGBoosterUpdateOneIter(member.booster, it, m) != 0) result = Status::error(xgb_error("training"));
+    bst_ulong len = 0;
+    const float *scores = nullptr;
+    if (result && XGBoosterPredict(member.booster, m, 0, 0, 0, &len, &scores) == 0 && len > 1) {
+      double mean = 0, var = 0;
+      for (bst_ulong i = 0; i < len; ++i) mean += scores[i] / double(len);
+      for (bst_ulong i = 0; i < len; ++i) var += (scores[i] - mean) * (scores[i] - mean) / double(len);
+      member.scale = var > 1e-12 ? 1.0 / std::sqrt(var) : 1.0;
+    }
     XGDMatrixFree(m);
     if (!result) {
-      XGBoosterFree(b);
+      XGBoosterFree(member.booster);
       return result;
     }
-    if (booster_) XGBoosterFree(booster_);
-    booster_ = b;
-    trained_on_ = data_.size();
-    return Status::ok();
+    return member;
   }
 
   XgboostOptions options_;
   std::vector<Sample> data_;
   size_t width_ = 0, trained_on_ = 0;
-  BoosterHandle booster_ = nullptr;
+  std::vector<Member> members_;
 };
 
 class RandomModel final : public CostModel {
@@ -186,6 +279,15 @@ private:
 };
 
 } // namespace
+
+std::string objective_name(Objective o) {
+  switch (o) {
+  case Objective::PairwiseRank: return "rank:pairwise";
+  case Objective::WeightedSquared: return "weighted squared error";
+  case Objective::LogSquared: return "log squared error";
+  }
+  return "?";
+}
 
 std::unique_ptr<CostModel> make_xgboost_model(XgboostOptions options) {
   return std::make_unique<XgboostModel>(options);

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <random>
 #include <set>
+#include <sstream>
 
 using namespace tessel;
 using db::RecordStatus;
@@ -266,9 +267,12 @@ TEST(CostModel, RanksByWhatItLearnedAndTheRandomModelDoesNot) {
   auto train = make("a", 300), test = make("b", 200);
   std::vector<std::vector<float>> feats;
   for (auto &s : test) feats.push_back(s.features);
-  for (auto objective : {cost::Objective::PairwiseRank, cost::Objective::WeightedSquared}) {
+  for (auto objectives : std::vector<std::vector<cost::Objective>>{{cost::Objective::PairwiseRank},
+                                                                   {cost::Objective::WeightedSquared},
+                                                                   {cost::Objective::LogSquared},
+                                                                   cost::XgboostOptions{}.objectives}) {
     cost::XgboostOptions o;
-    o.objective = objective;
+    o.objectives = objectives;
     auto model = cost::make_xgboost_model(o);
     ASSERT_TRUE(model->update(train));
     EXPECT_GT(cost::pairwise_accuracy(model->predict(feats), test), 0.85) << model->describe();
@@ -294,6 +298,50 @@ TEST(CostModel, RefusesASavedModelOfOtherFeatures) {
   ASSERT_FALSE(st);
   EXPECT_NE(st.message().find("7 features"), std::string::npos) << st.message();
   EXPECT_NE(st.message().find("Delete the file"), std::string::npos) << st.message();
+}
+
+TEST(CostModel, SavedModelPredictsAsTheTrainedOneAndOtherFilesAreRefused) {
+  std::mt19937 rng(6);
+  std::vector<cost::Sample> samples;
+  for (int i = 0; i < 96; ++i) {
+    std::vector<float> f(cost::kProgramFeatures, 0.f);
+    f[3] = float(rng() % 50), f[9] = float(rng() % 50);
+    samples.push_back({f, 1.0 + f[3] - 0.5 * f[9] + 30, i % 2 ? "a" : "b"});
+  }
+  auto model = cost::make_xgboost_model(); // the default: one booster per objective, summed
+  ASSERT_TRUE(model->update(samples));
+  std::vector<std::vector<float>> feats;
+  for (auto &s : samples) feats.push_back(s.features);
+  TempDir dir("tessel_test_model");
+  std::string path = (dir.path() / "m.cost_model.json").string();
+  ASSERT_TRUE(model->save(path));
+  auto loaded = cost::make_xgboost_model();
+  ASSERT_TRUE(loaded->load(path));
+  auto before = model->predict(feats), after = loaded->predict(feats);
+  for (size_t i = 0; i < feats.size(); ++i) EXPECT_NEAR(before[i], after[i], 1e-5) << i;
+  EXPECT_GT(cost::pairwise_accuracy(after, samples), 0.9);
+
+  // A bare XGBoost model (what Tessels before the feature-version check saved), and another feature version.
+  std::string bare = (dir.path() / "bare.json").string();
+  std::ofstream(bare) << "{\"learner\": {}, \"version\": [1, 7, 4]}";
+  Status st = cost::make_xgboost_model()->load(bare);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("Delete the file"), std::string::npos) << st.message();
+  std::string text;
+  {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  }
+  std::string key = "\"feature_version\":" + std::to_string(cost::kFeatureVersion);
+  auto at = text.find(key);
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, key.size(), "\"feature_version\":1");
+  std::ofstream(path) << text;
+  st = cost::make_xgboost_model()->load(path);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("version 1"), std::string::npos) << st.message();
 }
 
 TEST(Features, FixedLengthDeterministicAndTellSchedulesApart) {
@@ -350,6 +398,42 @@ TEST(Features, EfficiencyPerFlopSeesVectorsRegisterTilesAndCacheTiles) {
     EXPECT_LT(fast[at(per_flop)], slow[at(per_flop)]) << "program-wide " << per_flop;
   EXPECT_FLOAT_EQ(fast[at("vector_flop_share")], 1.f);
   EXPECT_FLOAT_EQ(slow[at("vector_flop_share")], 0.f);
+}
+
+TEST(Features, SeeOddVectorWidthsAndUnrolledRegisterTiles) {
+  // matmul 64x224x64, j vectorized by 16 or by 14, and by 16 with a 4-row register tile unrolled inside k.
+  auto w = te::make_op_workload("matmul:M=64,N=224,K=64").take();
+  auto features = [&](const std::string &steps) {
+    auto s = sched::replay_json(w, R"({"format":"tessel-trace","version":1,"steps":[)" + steps + "]}");
+    EXPECT_TRUE(s) << s.error();
+    return cost::program_features(lower::lower(*s, "k").take());
+  };
+  auto vectorized = [](int lanes) {
+    return R"({"op":"split_exact","stage":"C","loop":1,"factor":)" + std::to_string(lanes) +
+           R"(},{"op":"reorder","stage":"C","order":[3,2,4]},{"op":"vectorize","stage":"C","loop":4})";
+  };
+  auto x16 = features(vectorized(16)), x14 = features(vectorized(14));
+  auto tiled = features(R"({"op":"split_exact","stage":"C","loop":1,"factor":16},
+    {"op":"split_exact","stage":"C","loop":0,"factor":4},
+    {"op":"reorder","stage":"C","order":[5,3,2,6,4]},
+    {"op":"unroll","stage":"C","loop":6},
+    {"op":"vectorize","stage":"C","loop":4})");
+  const auto &names = cost::feature_names();
+  auto at = [&](const std::string &n) {
+    auto it = std::find(names.begin(), names.end(), n);
+    EXPECT_NE(it, names.end()) << n;
+    return size_t(it - names.begin());
+  };
+  // A 14-lane vector is three machine vectors (8 + 4 + 2), a 16-lane one is one.
+  EXPECT_GT(x14[at("s0_instructions_per_flop")], x16[at("s0_instructions_per_flop")]);
+  EXPECT_GT(x14[at("instructions_per_flop")], x16[at("instructions_per_flop")]);
+  // The unrolled rows are four statements in the k loop's body sharing one load of B.
+  EXPECT_FLOAT_EQ(x16[at("s0_body_statements")], 1.f);
+  EXPECT_FLOAT_EQ(tiled[at("s0_body_statements")], float(std::log2(5.0)));
+  EXPECT_GT(tiled[at("s0_body_flops")], x16[at("s0_body_flops")]);
+  EXPECT_LT(tiled[at("s0_body_loads_per_flop")], x16[at("s0_body_loads_per_flop")]);
+  EXPECT_LT(tiled[at("body_loads_per_flop")], x16[at("body_loads_per_flop")]);
+  EXPECT_LT(tiled[at("loop_iterations_per_flop")], x16[at("loop_iterations_per_flop")]);
 }
 
 TEST(Features, GpuProgramsDescribeTheirLaunchAndTheCubinReplacesEstimates) {
