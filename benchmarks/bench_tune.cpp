@@ -3,7 +3,7 @@
 //  - pairwise ranking accuracy on measured programs of a task the model was not
 //    trained on (leave one task out), for the default model, the random model and,
 //    with --each-objective, each objective alone (rank:pairwise, Ansor's weighted
-//    squared error, log squared error); from --db (e.g. tune_vs_vendor.db; repeat
+//    squared error, log squared error) and rank:pairwise + log squared error; from --db (e.g. tune_vs_vendor.db; repeat
 //    it to pool several databases: a task is left out of all of them), else from
 //    candidates of three matmuls measured here;
 //  - trials a warm-started tuning of a new matmul shape needs to reach 95% of its
@@ -128,19 +128,24 @@ BENCHMARK(BM_Features)->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTim
 
 const char *kDefaultModel = "xgboost (default)";
 
-// The default model's (with --each-objective, each objective's alone) and the random model's pairwise accuracy on
-// `test` after training on `train`.
+// The default model's (with --each-objective, each objective's alone and two summed) and the random model's pairwise
+// accuracy on `test` after training on `train`.
 void score_models(const std::vector<cost::Sample> &train, const std::vector<cost::Sample> &test,
                   std::map<std::string, std::vector<double>> &acc) {
   std::vector<std::vector<float>> feats;
   for (auto &s : test) feats.push_back(s.features);
   std::vector<std::pair<std::string, cost::XgboostOptions>> models = {{kDefaultModel, {}}};
   if (g_each_objective)
-    for (auto objective :
-         {cost::Objective::PairwiseRank, cost::Objective::WeightedSquared, cost::Objective::LogSquared}) {
+    for (auto objectives :
+         std::vector<std::vector<cost::Objective>>{{cost::Objective::PairwiseRank},
+                                                   {cost::Objective::WeightedSquared},
+                                                   {cost::Objective::LogSquared},
+                                                   {cost::Objective::PairwiseRank, cost::Objective::LogSquared}}) {
       cost::XgboostOptions o;
-      o.objectives = {objective};
-      models.push_back({"xgboost " + cost::objective_name(objective), o});
+      o.objectives = objectives;
+      std::string name = "xgboost";
+      for (size_t i = 0; i < objectives.size(); ++i) name += (i ? " + " : " ") + cost::objective_name(objectives[i]);
+      models.push_back({name, o});
     }
   for (auto &[name, options] : models) {
     auto m = cost::make_xgboost_model(options);

@@ -267,10 +267,11 @@ TEST(CostModel, RanksByWhatItLearnedAndTheRandomModelDoesNot) {
   auto train = make("a", 300), test = make("b", 200);
   std::vector<std::vector<float>> feats;
   for (auto &s : test) feats.push_back(s.features);
-  for (auto objectives : std::vector<std::vector<cost::Objective>>{{cost::Objective::PairwiseRank},
-                                                                   {cost::Objective::WeightedSquared},
-                                                                   {cost::Objective::LogSquared},
-                                                                   cost::XgboostOptions{}.objectives}) {
+  for (auto objectives :
+       std::vector<std::vector<cost::Objective>>{{cost::Objective::PairwiseRank},
+                                                 {cost::Objective::WeightedSquared},
+                                                 {cost::Objective::LogSquared},
+                                                 {cost::Objective::PairwiseRank, cost::Objective::LogSquared}}) {
     cost::XgboostOptions o;
     o.objectives = objectives;
     auto model = cost::make_xgboost_model(o);
@@ -308,7 +309,9 @@ TEST(CostModel, SavedModelPredictsAsTheTrainedOneAndOtherFilesAreRefused) {
     f[3] = float(rng() % 50), f[9] = float(rng() % 50);
     samples.push_back({f, 1.0 + f[3] - 0.5 * f[9] + 30, i % 2 ? "a" : "b"});
   }
-  auto model = cost::make_xgboost_model(); // the default: one booster per objective, summed
+  cost::XgboostOptions two;
+  two.objectives = {cost::Objective::PairwiseRank, cost::Objective::LogSquared}; // two boosters, summed
+  auto model = cost::make_xgboost_model(two);
   ASSERT_TRUE(model->update(samples));
   std::vector<std::vector<float>> feats;
   for (auto &s : samples) feats.push_back(s.features);
