@@ -147,11 +147,11 @@ public:
   int allocations = 0, extern_calls = 0, guards = 0, gpu_loops = 0;
 
   void visit(const For *op) override {
-    gpu_loops += op->kind == ForKind::GpuBlock || op->kind == ForKind::GpuThread || op->kind == ForKind::Vthread;
+    bool bound = op->kind == ForKind::GpuBlock || op->kind == ForKind::GpuThread || op->kind == ForKind::Vthread;
+    gpu_loops += bound;
     loops_.push_back({op->var, const_extent(op->extent), op->kind});
     double iterations = 1;
     for (auto &l : loops_) iterations *= double(l.extent);
-    bool bound = op->kind == ForKind::GpuBlock || op->kind == ForKind::GpuThread || op->kind == ForKind::Vthread;
     if (!bound && op->kind != ForKind::Vectorized) loop_iterations += iterations; // GPU lanes are no loop overhead
     bodies_.emplace_back();
     op->body.accept(this);
