@@ -10,6 +10,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 
@@ -28,6 +29,12 @@ std::vector<float> normalized(const std::vector<Sample> &samples) {
   return y;
 }
 
+// Frees a booster with its owner: members are trained, loaded and replaced without a free on every path.
+struct BoosterFree {
+  void operator()(void *b) const { XGBoosterFree(b); }
+};
+using Booster = std::unique_ptr<void, BoosterFree>;
+
 std::optional<Objective> objective_named(const std::string &name) {
   for (auto o : {Objective::PairwiseRank, Objective::WeightedSquared, Objective::LogSquared})
     if (objective_name(o) == name) return o;
@@ -43,7 +50,6 @@ public:
   explicit XgboostModel(XgboostOptions o) : options_(std::move(o)) {
     if (options_.objectives.empty()) options_.objectives = {Objective::PairwiseRank};
   }
-  ~XgboostModel() override { clear(); }
 
   Status update(const std::vector<Sample> &samples) override {
     for (auto &s : samples) {
@@ -73,7 +79,7 @@ public:
     for (auto &member : members_) {
       bst_ulong len = 0;
       const float *scores = nullptr;
-      if (XGBoosterPredict(member.booster, m, 0, 0, 0, &len, &scores) == 0)
+      if (XGBoosterPredict(member.booster.get(), m, 0, 0, 0, &len, &scores) == 0)
         for (size_t i = 0; i < len && i < out.size(); ++i) out[i] += member.scale * scores[i];
     }
     XGDMatrixFree(m);
@@ -89,7 +95,7 @@ public:
     for (auto &member : members_) {
       bst_ulong len = 0;
       const char *raw = nullptr;
-      if (XGBoosterSaveModelToBuffer(member.booster, R"({"format": "json"})", &len, &raw) != 0)
+      if (XGBoosterSaveModelToBuffer(member.booster.get(), R"({"format": "json"})", &len, &raw) != 0)
         return Status::error(xgb_error("saving " + path));
       j["members"].push_back({{"objective", objective_name(member.objective)},
                               {"scale", member.scale},
@@ -119,32 +125,22 @@ public:
                            "; this Tessel computes version " + std::to_string(kFeatureVersion) +
                            " (cost_model/FEATURES.md)." + remedy);
     std::vector<Member> loaded;
-    auto discard = [&] {
-      for (auto &m : loaded) XGBoosterFree(m.booster);
-    };
     for (auto &saved : j.value("members", nlohmann::json::array())) {
       Member m;
       auto objective = objective_named(saved.value("objective", ""));
-      if (!objective) {
-        discard();
+      if (!objective)
         return Status::error(path + ": unknown objective '" + saved.value("objective", "") + "'." + remedy);
-      }
       m.objective = *objective;
       m.scale = saved.value("scale", 1.0);
       std::string booster = saved.contains("booster") ? saved["booster"].dump() : "";
-      if (XGBoosterCreate(nullptr, 0, &m.booster) != 0) {
-        discard();
-        return Status::error(xgb_error("creating a booster"));
-      }
-      loaded.push_back(m);
-      if (XGBoosterLoadModelFromBuffer(m.booster, booster.data(), bst_ulong(booster.size())) != 0) {
-        Status st = Status::error(xgb_error("loading " + path));
-        discard();
-        return st;
-      }
+      BoosterHandle b = nullptr;
+      if (XGBoosterCreate(nullptr, 0, &b) != 0) return Status::error(xgb_error("creating a booster"));
+      m.booster.reset(b);
+      if (XGBoosterLoadModelFromBuffer(b, booster.data(), bst_ulong(booster.size())) != 0)
+        return Status::error(xgb_error("loading " + path));
+      loaded.push_back(std::move(m));
     }
     if (loaded.empty()) return Status::error(path + " holds no trained booster." + remedy);
-    clear();
     members_ = std::move(loaded);
     width_ = features;
     return Status::ok();
@@ -161,14 +157,9 @@ private:
   // One booster and the factor its scores enter the sum with.
   struct Member {
     Objective objective = Objective::PairwiseRank;
-    BoosterHandle booster = nullptr;
+    Booster booster;
     double scale = 1; // 1 / the spread of its predictions on its training data: each objective weighs the same
   };
-
-  void clear() {
-    for (auto &m : members_) XGBoosterFree(m.booster);
-    members_.clear();
-  }
 
   Status train() {
     // Ranking groups must be contiguous: order the samples by task.
@@ -179,24 +170,21 @@ private:
     for (size_t i : order) sorted.push_back(data_[i]);
     std::vector<float> flat;
     for (auto &s : sorted) flat.insert(flat.end(), s.features.begin(), s.features.end());
+    std::vector<float> y = normalized(sorted);
     std::vector<Member> trained;
     for (Objective objective : options_.objectives) {
-      auto member = train_one(objective, sorted, flat);
-      if (!member) {
-        for (auto &m : trained) XGBoosterFree(m.booster);
-        return Status::error(member.error());
-      }
-      trained.push_back(*member);
+      auto member = train_one(objective, sorted, flat, y);
+      if (!member) return Status::error(member.error());
+      trained.push_back(member.take());
     }
-    clear();
     members_ = std::move(trained);
     trained_on_ = data_.size();
     return Status::ok();
   }
 
-  Expected<Member> train_one(Objective objective, const std::vector<Sample> &sorted,
-                             const std::vector<float> &flat) const {
-    std::vector<float> y = normalized(sorted);
+  // `y`: throughput normalized per task, in the order of `sorted`.
+  Expected<Member> train_one(Objective objective, const std::vector<Sample> &sorted, const std::vector<float> &flat,
+                             std::vector<float> y) const {
     DMatrixHandle m = nullptr;
     if (XGDMatrixCreateFromMat(flat.data(), bst_ulong(sorted.size()), bst_ulong(width_), NAN, &m) != 0)
       return Status::error(xgb_error("building the training matrix"));
@@ -218,11 +206,13 @@ private:
     XGDMatrixSetFloatInfo(m, "label", y.data(), bst_ulong(y.size()));
     Member member;
     member.objective = objective;
-    if (XGBoosterCreate(&m, 1, &member.booster) != 0) {
+    BoosterHandle b = nullptr;
+    if (XGBoosterCreate(&m, 1, &b) != 0) {
       XGDMatrixFree(m);
       return Status::error(xgb_error("creating a booster"));
     }
-    auto set = [&](const char *k, const std::string &v) { XGBoosterSetParam(member.booster, k, v.c_str()); };
+    member.booster.reset(b);
+    auto set = [&](const char *k, const std::string &v) { XGBoosterSetParam(b, k, v.c_str()); };
     set("objective", objective == Objective::PairwiseRank ? "rank:pairwise" : "reg:squarederror");
     set("max_depth", std::to_string(options_.max_depth));
     set("eta", std::to_string(options_.eta));
@@ -233,20 +223,17 @@ private:
     set("verbosity", "0");
     Status result = Status::ok();
     for (int it = 0; it < options_.rounds && result; ++it)
-      if (XGBoosterUpdateOneIter(member.booster, it, m) != 0) result = Status::error(xgb_error("training"));
+      if (XGBoosterUpdateOneIter(b, it, m) != 0) result = Status::error(xgb_error("training"));
     bst_ulong len = 0;
     const float *scores = nullptr;
-    if (result && XGBoosterPredict(member.booster, m, 0, 0, 0, &len, &scores) == 0 && len > 1) {
+    if (result && XGBoosterPredict(b, m, 0, 0, 0, &len, &scores) == 0 && len > 1) {
       double mean = 0, var = 0;
       for (bst_ulong i = 0; i < len; ++i) mean += scores[i] / double(len);
       for (bst_ulong i = 0; i < len; ++i) var += (scores[i] - mean) * (scores[i] - mean) / double(len);
       member.scale = var > 1e-12 ? 1.0 / std::sqrt(var) : 1.0;
     }
     XGDMatrixFree(m);
-    if (!result) {
-      XGBoosterFree(member.booster);
-      return result;
-    }
+    if (!result) return result;
     return member;
   }
 
