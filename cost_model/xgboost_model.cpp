@@ -108,6 +108,23 @@ public:
   }
 
   Status load(const std::string &path) override {
+    try {
+      return load_checked(path);
+    } catch (const nlohmann::json::exception &e) { // a field of the wrong type
+      return Status::error(path + " is malformed (" + e.what() +
+                           "). Delete the file: the records in the database warm-start the model instead");
+    }
+  }
+
+  std::string describe() const override {
+    std::string objectives;
+    for (auto o : options_.objectives) objectives += (objectives.empty() ? "" : " + ") + objective_name(o);
+    return "XGBoost (" + objectives + ", " + std::to_string(data_.size()) + " samples)";
+  }
+  size_t samples() const override { return data_.size(); }
+
+private:
+  Status load_checked(const std::string &path) {
     const std::string remedy = " Delete the file: the records in the database warm-start the model instead";
     std::ifstream in(path);
     if (!in) return Status::error("cost model: cannot read " + path);
@@ -146,14 +163,6 @@ public:
     return Status::ok();
   }
 
-  std::string describe() const override {
-    std::string objectives;
-    for (auto o : options_.objectives) objectives += (objectives.empty() ? "" : " + ") + objective_name(o);
-    return "XGBoost (" + objectives + ", " + std::to_string(data_.size()) + " samples)";
-  }
-  size_t samples() const override { return data_.size(); }
-
-private:
   // One booster and the factor its scores enter the sum with.
   struct Member {
     Objective objective = Objective::PairwiseRank;

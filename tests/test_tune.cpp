@@ -345,6 +345,12 @@ TEST(CostModel, SavedModelPredictsAsTheTrainedOneAndOtherFilesAreRefused) {
   st = cost::make_xgboost_model()->load(path);
   ASSERT_FALSE(st);
   EXPECT_NE(st.message().find("version 1"), std::string::npos) << st.message();
+  // A field of the wrong type is an error, not an exception.
+  std::string typed = (dir.path() / "typed.json").string();
+  std::ofstream(typed) << "{\"tessel_cost_model\": 1, \"features\": \"136\"}";
+  st = cost::make_xgboost_model()->load(typed);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("malformed"), std::string::npos) << st.message();
 }
 
 TEST(Features, FixedLengthDeterministicAndTellSchedulesApart) {
