@@ -39,7 +39,7 @@ struct Seed {
 };
 
 struct SearchOptions {
-  int population = 64;
+  int population = 192;
   int generations = 2;
   double mutation_share = 0.85;  // of each generation's children; the rest are fresh samples
   double crossover_share = 0.15; // of the mutated children: two sampled parents' choices mixed instead
