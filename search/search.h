@@ -39,8 +39,8 @@ struct Seed {
 };
 
 struct SearchOptions {
-  int population =
-      192; // sampled per round: with 64, depthwise 3x3 missed its good kernels in most runs; 512 did no better
+  // Schedules sampled per round. With 64, depthwise 3x3 missed its good kernels in most runs; 512 did no better.
+  int population = 192;
   int generations = 2;
   double mutation_share = 0.85;  // of each generation's children; the rest are fresh samples
   double crossover_share = 0.15; // of the mutated children: two sampled parents' choices mixed instead
