@@ -221,17 +221,17 @@ public:
       drop(*s, "its stream ended");
     });
     for (;;) {
-      TaskPtr task;
+      wire::TrackerMessage m;
       {
         std::unique_lock lock(mutex_);
         s->cv.wait(lock, [&] { return !s->alive || !s->outbox.empty(); });
         if (!s->alive) break;
-        task = s->outbox.front();
+        TaskPtr task = s->outbox.front();
         s->outbox.pop_front();
+        // Copied under the lock: a drop elsewhere renames the task (task_id) when it re-queues it.
+        m.mutable_task()->set_task_id(task->task_id);
+        *m.mutable_task()->mutable_request() = task->request;
       }
-      wire::TrackerMessage m;
-      m.mutable_task()->set_task_id(task->task_id);
-      *m.mutable_task()->mutable_request() = task->request;
       if (!stream->Write(m)) {
         std::lock_guard lock(mutex_);
         drop(*s, "a write to it failed");
