@@ -144,9 +144,10 @@ protected:
   }
 
   TempDir dir{"tessel_test_fleet"};
-  std::unique_ptr<measure::Tracker> tracker;
+  // Declared before the tracker, so they outlive it: its threads log until it has shut down.
   std::mutex log_mutex;
   std::string tracker_log;
+  std::unique_ptr<measure::Tracker> tracker;
 };
 
 TEST_F(Fleet, ServerKilledMidBatchLosesNothingAndNothingIsMeasuredTwice) {
