@@ -29,6 +29,9 @@ std::vector<float> normalized(const std::vector<Sample> &samples) {
   return y;
 }
 
+// What to do about a saved model that cannot be loaded.
+constexpr const char *kRemedy = " Delete the file: the records in the database warm-start the model instead";
+
 // Frees a booster with its owner: members are trained, loaded and replaced without a free on every path.
 struct BoosterFree {
   void operator()(void *b) const { XGBoosterFree(b); }
@@ -111,8 +114,7 @@ public:
     try {
       return load_checked(path);
     } catch (const nlohmann::json::exception &e) { // a field of the wrong type
-      return Status::error(path + " is malformed (" + e.what() +
-                           "). Delete the file: the records in the database warm-start the model instead");
+      return Status::error(path + " is malformed (" + e.what() + ")." + kRemedy);
     }
   }
 
@@ -125,28 +127,27 @@ public:
 
 private:
   Status load_checked(const std::string &path) {
-    const std::string remedy = " Delete the file: the records in the database warm-start the model instead";
     std::ifstream in(path);
     if (!in) return Status::error("cost model: cannot read " + path);
     nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object() || !j.contains("tessel_cost_model"))
       return Status::error(path + " is not a saved Tessel cost model (older Tessels saved a bare XGBoost model)." +
-                           remedy);
+                           kRemedy);
     size_t features = j.value("features", size_t(0));
     if (features != size_t(kProgramFeatures)) // another Tessel's features: its scores would mean nothing
       return Status::error(path + " scores programs of " + std::to_string(features) +
                            " features; this Tessel computes " + std::to_string(kProgramFeatures) +
-                           " (cost_model/FEATURES.md)." + remedy);
+                           " (cost_model/FEATURES.md)." + kRemedy);
     if (j.value("feature_version", 0) != kFeatureVersion)
       return Status::error(path + " scores features of version " + std::to_string(j.value("feature_version", 0)) +
                            "; this Tessel computes version " + std::to_string(kFeatureVersion) +
-                           " (cost_model/FEATURES.md)." + remedy);
+                           " (cost_model/FEATURES.md)." + kRemedy);
     std::vector<Member> loaded;
     for (auto &saved : j.value("members", nlohmann::json::array())) {
       Member m;
       auto objective = objective_named(saved.value("objective", ""));
       if (!objective)
-        return Status::error(path + ": unknown objective '" + saved.value("objective", "") + "'." + remedy);
+        return Status::error(path + ": unknown objective '" + saved.value("objective", "") + "'." + kRemedy);
       m.objective = *objective;
       m.scale = saved.value("scale", 1.0);
       std::string booster = saved.contains("booster") ? saved["booster"].dump() : "";
@@ -157,7 +158,7 @@ private:
         return Status::error(xgb_error("loading " + path));
       loaded.push_back(std::move(m));
     }
-    if (loaded.empty()) return Status::error(path + " holds no trained booster." + remedy);
+    if (loaded.empty()) return Status::error(path + " holds no trained booster." + kRemedy);
     members_ = std::move(loaded);
     width_ = features;
     return Status::ok();
