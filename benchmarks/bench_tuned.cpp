@@ -191,6 +191,16 @@ std::unique_ptr<Dnnl> make_dnnl(Case &c) {
     d->prim = dnnl::softmax_forward(pd);
     d->dst = memory(md, d->eng, c.outputs[0].data());
     d->args = {{DNNL_ARG_SRC, plain(0, dims, tag::ab)}, {DNNL_ARG_DST, d->dst}};
+  } else if (op == "gelu") {
+    memory::dims dims{p["M"], p["N"]};
+    memory::desc md(dims, f32, tag::ab);
+    dnnl::eltwise_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::eltwise_gelu_erf, md, 0.f,
+                                     0.f);
+    dnnl::eltwise_forward::primitive_desc pd(desc, d->eng);
+    d->impl = pd.impl_info_str();
+    d->prim = dnnl::eltwise_forward(pd);
+    d->dst = memory(md, d->eng, c.outputs[0].data());
+    d->args = {{DNNL_ARG_SRC, plain(0, dims, tag::ab)}, {DNNL_ARG_DST, d->dst}};
   } else if (op == "layernorm") {
     memory::dims dims{p["M"], p["N"]};
     memory::desc md(dims, f32, tag::ab);

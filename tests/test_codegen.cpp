@@ -215,10 +215,10 @@ TEST(Codegen, HostTargetUsesWideVectors) {
 
 namespace {
 
-// Y = exp(X) compiled, scalar and vectorized, on chosen inputs.
-std::vector<float> compiled_exp(const std::vector<float> &x, bool vectorized) {
+// Y = fn(X) compiled (fn: exp, erf, tanh), scalar and vectorized, on chosen inputs.
+std::vector<float> compiled_unary(const std::string &fn, const std::vector<float> &x, bool vectorized) {
   auto w = te::parse_workload("input X: f32[" + std::to_string(x.size()) + "]\nY[i < " + std::to_string(x.size()) +
-                              "] = exp(X[i])\n")
+                              "] = " + fn + "(X[i])\n")
                .take();
   sched::Schedule s = sched::default_schedule(w);
   if (vectorized) {
@@ -226,7 +226,7 @@ std::vector<float> compiled_exp(const std::vector<float> &x, bool vectorized) {
     EXPECT_TRUE(sp) << sp.error();
     EXPECT_TRUE(sched::vectorize(s, "Y", sp->inner));
   }
-  auto program = codegen::jit_compile(lower::lower(s, "exp").take(), Target::host());
+  auto program = codegen::jit_compile(lower::lower(s, fn).take(), Target::host());
   EXPECT_TRUE(program) << program.error();
   std::vector<float> y(x.size());
   std::vector<void *> in = {const_cast<float *>(x.data())}, out = {y.data()};
@@ -245,7 +245,7 @@ TEST(Codegen, InlineExpIsWithinTwoUlpAndKeepsSpecialValues) {
   x.insert(x.end(), special.begin(), special.end());
   while (x.size() % 16) x.push_back(0.f);
   for (bool vectorized : {false, true}) {
-    auto y = compiled_exp(x, vectorized);
+    auto y = compiled_unary("exp", x, vectorized);
     for (size_t i = 0; i < x.size(); ++i) {
       float want = std::exp(x[i]);
       if (std::isnan(want)) {
@@ -256,6 +256,38 @@ TEST(Codegen, InlineExpIsWithinTwoUlpAndKeepsSpecialValues) {
         EXPECT_LT(std::fabs(y[i] - want), 1e-37f) << "exp(" << x[i] << ") (a denormal result may flush to 0)";
       } else {
         EXPECT_LE(std::fabs(y[i] - want) / want, 2.5e-7f) << "exp(" << x[i] << ") vectorized=" << vectorized;
+      }
+    }
+  }
+}
+
+TEST(Codegen, InlineErfAndTanhAreWithinFiveTenMillionthsAndKeepSpecialValues) {
+  std::vector<float> x;
+  for (int i = 0; i < 4000; ++i) x.push_back(-9.0f + 18.0f * float(i) / 3999.0f);
+  for (float v : {0.f, -0.f, 1e-30f, -1e-30f, 3e-4f, -3e-4f, 5e-4f, 1e-3f, 3.99f, 4.01f, 7.9f, 8.f, 1e30f, -1e30f})
+    x.push_back(v);
+  float inf = std::numeric_limits<float>::infinity();
+  x.insert(x.end(), {inf, -inf, std::nanf("")});
+  while (x.size() % 16) x.push_back(0.f);
+  for (std::string fn : {"erf", "tanh"}) {
+    // Inline arithmetic, not a libm call per lane.
+    auto w = te::parse_workload("input X: f32[16]\nY[i < 16] = " + fn + "(X[i])\n").take();
+    auto llvm_ir = codegen::emit_llvm_ir(lower::lower(sched::default_schedule(w), fn).take(), Target::host());
+    ASSERT_TRUE(llvm_ir) << llvm_ir.error();
+    EXPECT_EQ(llvm_ir->find("@" + fn + "f"), std::string::npos) << *llvm_ir;
+    for (bool vectorized : {false, true}) {
+      auto y = compiled_unary(fn, x, vectorized);
+      for (size_t i = 0; i < x.size(); ++i) {
+        double want = fn == "erf" ? std::erf(double(x[i])) : std::tanh(double(x[i]));
+        if (std::isnan(want)) {
+          EXPECT_TRUE(std::isnan(y[i])) << fn << "(" << x[i] << ")";
+        } else if (want == 0) {
+          EXPECT_EQ(y[i], 0.f) << fn << "(" << x[i] << ")";
+          EXPECT_EQ(std::signbit(y[i]), std::signbit(x[i])) << fn << "(" << x[i] << ")";
+        } else {
+          EXPECT_LE(std::fabs(double(y[i]) - want) / std::fabs(want), 5e-7)
+              << fn << "(" << x[i] << ") vectorized=" << vectorized << ": " << y[i] << " want " << want;
+        }
       }
     }
   }
