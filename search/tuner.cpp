@@ -317,9 +317,18 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     }
     std::vector<measure::Candidate> candidates;
     std::set<std::string> traces;
-    for (auto &r : *top)
+    double best_single = 0;
+    for (auto &r : *top) {
       if (traces.insert(r.trace_json).second)
         candidates.push_back({"remeasure/" + std::to_string(r.id), s.text, r.trace_json});
+      if (r.median_seconds > 0 && (best_single == 0 || r.median_seconds < best_single)) best_single = r.median_seconds;
+    }
+    // The default schedule competes too when it may be as fast (its one cold call was within 2x of the best
+    // single shot) or costs little to re-measure: the tuned kernel is then never slower than the untuned one.
+    if (s.report.default_seconds > 0 && s.report.default_seconds <= std::max(2 * best_single, 1e-3)) {
+      std::string plain = sched::trace_to_json(sched::default_schedule(s.task.workload));
+      if (traces.insert(plain).second) candidates.push_back({"remeasure/default", s.text, plain});
+    }
     auto t0 = Clock::now();
     auto built = builder.build(candidates);
     report.compile_seconds += since(t0);

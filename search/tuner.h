@@ -33,7 +33,7 @@ struct TuneOptions {
   double time_budget_seconds = 0; // 0: none; otherwise stop starting rounds after it
   int batch = 16;                 // candidates measured per round
   int early_stop = 0;             // stop a task after this many trials without improvement (0: never)
-  int remeasure_top = 5;          // re-measured interleaved at the end
+  int remeasure_top = 5;          // re-measured interleaved at the end (with the default schedule when close)
   int remeasure_rounds = 10;
   uint64_t seed = 1;
   SearchOptions search;

@@ -134,6 +134,29 @@ TEST(Tune, TwoTaskSuiteTunesBoth) {
   }
 }
 
+TEST(Tune, TheDefaultScheduleCompetesInTheFinalRemeasurement) {
+  // A task whose default costs little to re-measure: it is re-measured next to the best found, so the best
+  // the database gives builds is never a kernel slower than the untuned one.
+  auto db = db::make_memory_database();
+  auto builder = measure::make_local_builder(Target::host());
+  auto runner = measure::make_local_runner();
+  auto model = cost::make_xgboost_model();
+  auto t = task("add:M=4,N=8");
+  auto report = search::tune({t}, quick(8), *db, *builder, *runner, *model);
+  ASSERT_TRUE(report) << report.error();
+  ASSERT_GT(report->tasks[0].default_seconds, 0);
+  std::string plain = sched::trace_to_json(sched::default_schedule(t.workload));
+  int remeasured = 0, default_remeasured = 0;
+  ASSERT_TRUE(db->for_each([&](const db::Record &r) {
+    if (!db::is_remeasured(r)) return true;
+    ++remeasured;
+    default_remeasured += r.trace_json == plain;
+    return true;
+  }));
+  EXPECT_GE(remeasured, 2);
+  EXPECT_EQ(default_remeasured, 1);
+}
+
 // Runners and builders standing in for hardware, for the tuner's own behaviour.
 class FailingRunner : public measure::Runner {
 public:
