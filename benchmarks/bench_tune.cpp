@@ -128,20 +128,8 @@ BENCHMARK(BM_Features)->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTim
 
 const char *kDefaultModel = "xgboost (default)";
 
-// Pairwise accuracy over the pairs of one task whose throughputs differ by more than 5%: pairs closer than that
-// are within what re-measuring moves, a coin flip for any model.
-double accuracy_apart(const std::vector<double> &scores, const std::vector<cost::Sample> &samples) {
-  int64_t agree = 0, pairs = 0;
-  for (size_t i = 0; i < samples.size(); ++i)
-    for (size_t j = i + 1; j < samples.size(); ++j) {
-      double hi = std::max(samples[i].throughput, samples[j].throughput);
-      double lo = std::min(samples[i].throughput, samples[j].throughput);
-      if (samples[i].task != samples[j].task || hi <= lo * 1.05) continue;
-      ++pairs;
-      agree += (samples[i].throughput > samples[j].throughput) == (scores[i] > scores[j]);
-    }
-  return pairs ? double(agree) / double(pairs) : 0.5;
-}
+// Pairs closer than this are within what re-measuring moves: a coin flip for any model.
+constexpr double kApart = 1.05;
 
 // The default model's (with --each-objective, each objective's alone and two summed) and the random model's pairwise
 // accuracy on `test` after training on `train`.
@@ -168,11 +156,11 @@ void score_models(const std::vector<cost::Sample> &train, const std::vector<cost
     (void)m->update(train);
     auto scores = m->predict(feats);
     acc[name].push_back(cost::pairwise_accuracy(scores, test));
-    if (apart) (*apart)[name].push_back(accuracy_apart(scores, test));
+    if (apart) (*apart)[name].push_back(cost::pairwise_accuracy(scores, test, kApart));
   }
   auto random_scores = cost::make_random_model(7)->predict(feats);
   acc["random"].push_back(cost::pairwise_accuracy(random_scores, test));
-  if (apart) (*apart)["random"].push_back(accuracy_apart(random_scores, test));
+  if (apart) (*apart)["random"].push_back(cost::pairwise_accuracy(random_scores, test, kApart));
 }
 
 std::map<std::string, double> means(const std::map<std::string, std::vector<double>> &acc) {

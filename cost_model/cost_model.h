@@ -54,7 +54,8 @@ std::unique_ptr<CostModel> make_xgboost_model(XgboostOptions options = {});
 // Uniform random scores, for baselines and the first round.
 std::unique_ptr<CostModel> make_random_model(uint64_t seed = 1);
 
-// Fraction of pairs of distinct throughputs within each task that the scores order the same way.
-double pairwise_accuracy(const std::vector<double> &scores, const std::vector<Sample> &samples);
+// Fraction of pairs of distinct throughputs within each task that the scores order the same way; with
+// `min_ratio` > 1, only pairs whose throughputs differ by more than that factor (closer ones are noise).
+double pairwise_accuracy(const std::vector<double> &scores, const std::vector<Sample> &samples, double min_ratio = 1.0);
 
 } // namespace tessel::cost

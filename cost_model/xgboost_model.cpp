@@ -291,11 +291,13 @@ std::unique_ptr<CostModel> make_xgboost_model(XgboostOptions options) {
 }
 std::unique_ptr<CostModel> make_random_model(uint64_t seed) { return std::make_unique<RandomModel>(seed); }
 
-double pairwise_accuracy(const std::vector<double> &scores, const std::vector<Sample> &samples) {
+double pairwise_accuracy(const std::vector<double> &scores, const std::vector<Sample> &samples, double min_ratio) {
   int64_t agree = 0, pairs = 0;
   for (size_t i = 0; i < samples.size() && i < scores.size(); ++i)
     for (size_t j = i + 1; j < samples.size() && j < scores.size(); ++j) {
-      if (samples[i].task != samples[j].task || samples[i].throughput == samples[j].throughput) continue;
+      double hi = std::max(samples[i].throughput, samples[j].throughput);
+      double lo = std::min(samples[i].throughput, samples[j].throughput);
+      if (samples[i].task != samples[j].task || hi <= lo * min_ratio) continue;
       ++pairs;
       agree += (samples[i].throughput > samples[j].throughput) == (scores[i] > scores[j]);
     }

@@ -28,7 +28,8 @@ constexpr size_t kParentsKept = 8;
 
 struct TaskState {
   TuneTask task;
-  std::string text; // te::to_text of the workload: what records and candidates carry
+  std::string text;          // te::to_text of the workload: what records and candidates carry
+  std::string default_trace; // the default schedule's: the baseline, and a contender in the final re-measurement
   TaskProgress progress;
   TaskReport report;
   std::set<std::string> measured;                     // program hashes
@@ -164,7 +165,8 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     for (auto &s : states) {
       sched::Schedule plain = sched::default_schedule(s.task.workload);
       if (auto p = make_proposal(plain)) s.measured.insert(p->program_hash); // the search never repeats it
-      defaults.push_back({"default/" + s.report.workload_hash, s.text, sched::trace_to_json(plain)});
+      s.default_trace = sched::trace_to_json(plain);
+      defaults.push_back({"default/" + s.report.workload_hash, s.text, s.default_trace});
     }
     auto t0 = Clock::now();
     auto built = builder.build(defaults);
@@ -325,10 +327,9 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     }
     // The default schedule competes too when it may be as fast (its one cold call was within 2x of the best
     // single shot) or costs little to re-measure: the tuned kernel is then never slower than the untuned one.
-    if (s.report.default_seconds > 0 && s.report.default_seconds <= std::max(2 * best_single, 1e-3)) {
-      std::string plain = sched::trace_to_json(sched::default_schedule(s.task.workload));
-      if (traces.insert(plain).second) candidates.push_back({"remeasure/default", s.text, plain});
-    }
+    if (s.report.default_seconds > 0 && s.report.default_seconds <= std::max(2 * best_single, 1e-3) &&
+        traces.insert(s.default_trace).second)
+      candidates.push_back({"remeasure/default", s.text, s.default_trace});
     auto t0 = Clock::now();
     auto built = builder.build(candidates);
     report.compile_seconds += since(t0);

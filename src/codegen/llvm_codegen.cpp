@@ -355,6 +355,11 @@ private:
     return b_.CreateCall(callee, {x});
   }
 
+  // a * b + acc, fused where the target can (the inline math functions' polynomials).
+  llvm::Value *fma(llvm::Value *a, llvm::Value *b, llvm::Value *acc) {
+    return b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {a->getType()}, {a, b, acc});
+  }
+
   // exp of f32 (scalar or vector), inline: LLVM has no vector exp of its own (llvm.exp on a vector
   // becomes one libm call per lane), and inline arithmetic lets unrolled scalar code be
   // SLP-vectorized where a call could not be. Cephes' expf: x = n ln2 + r
@@ -363,9 +368,6 @@ private:
   llvm::Value *inline_expf(llvm::Value *x) {
     llvm::Type *vt = x->getType();
     auto c = [&](float v) { return llvm::ConstantFP::get(vt, v); };
-    auto fma = [&](llvm::Value *a, llvm::Value *b, llvm::Value *acc) {
-      return b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {vt}, {a, b, acc});
-    };
     llvm::Value *hi = c(88.7228390f), *lo = c(-87.3365448f);
     llvm::Value *clamped = b_.CreateSelect(b_.CreateFCmpOGT(x, hi), hi, x);
     clamped = b_.CreateSelect(b_.CreateFCmpOLT(clamped, lo), lo, clamped);
@@ -398,9 +400,6 @@ private:
                             std::initializer_list<float> q) {
     llvm::Type *vt = x->getType();
     auto c = [&](float v) { return llvm::ConstantFP::get(vt, v); };
-    auto fma = [&](llvm::Value *a, llvm::Value *b, llvm::Value *acc) {
-      return b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {vt}, {a, b, acc});
-    };
     llvm::Value *clamped = b_.CreateSelect(b_.CreateFCmpOGT(x, c(limit)), c(limit), x);
     clamped = b_.CreateSelect(b_.CreateFCmpOLT(clamped, c(-limit)), c(-limit), clamped);
     llvm::Value *x2 = b_.CreateFMul(clamped, clamped);
