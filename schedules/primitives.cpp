@@ -200,6 +200,30 @@ std::vector<const Stage *> consumers_of(const Schedule &s, const ir::Tensor &t) 
   return out;
 }
 
+// A stage computed inside loop L of stage C exists only within L's body, for the region that body reads:
+// every stage that reads it must be C itself or computed at that same loop too (softmax's exps, read by
+// the row sum and the output, computed per row next to the row sum). Checked after each change of where
+// a stage is computed, so that no later step can leave a reader outside.
+Status check_attachments(const Schedule &s, const char *prim) {
+  for (auto &x : s.stages) {
+    if (x.attach != Attach::At || x.attach_after) continue;
+    const Stage *c = s.find(x.attach_stage);
+    for (const Stage *u : consumers_of(s, x.tensor)) {
+      if (u == c || (u->attach == Attach::At && !u->attach_after && u->attach_stage == x.attach_stage &&
+                     u->attach_loop == x.attach_loop))
+        continue;
+      std::string loop = c && x.attach_loop >= 0 && x.attach_loop < int(c->loops.size())
+                             ? c->loops[size_t(x.attach_loop)].name
+                             : std::to_string(x.attach_loop);
+      return Status::error(std::string(prim) + ": " + x.tensor->name + " is computed inside loop " + loop + " of " +
+                           x.attach_stage + ", but " + u->tensor->name + " reads it from outside that loop; compute " +
+                           u->tensor->name +
+                           " at the same loop first (stages read by several others need every reader there)");
+    }
+  }
+  return Status::ok();
+}
+
 Status annotate(Schedule &s, const std::string &name, int loop, ir::ForKind kind, const char *prim,
                 const std::string &tag = "") {
   auto st = get_stage(s, name, prim);
@@ -746,7 +770,12 @@ Status compute_inline(Schedule &s, const std::string &name) {
   for (auto &other : s.stages)
     if (other.attach == Attach::At && other.attach_stage == name)
       return Status::error("compute_inline: stage " + other.tensor->name + " is computed inside " + name);
+  Attach was = S.attach;
   S.attach = Attach::Inline;
+  if (Status c = check_attachments(s, "compute_inline"); !c) {
+    s.find(name)->attach = was;
+    return c;
+  }
   record(s, "compute_inline", name, {});
   return Status::ok();
 }
@@ -762,13 +791,8 @@ Status compute_at(Schedule &s, const std::string &name, const std::string &consu
     return Status::error("compute_at: " + name + " is an output of the workload; it has no consumer to be computed in");
   if (P.attach == Attach::Inline) return Status::error("compute_at: " + name + " is inlined");
   if (P.prepack) return Status::error("compute_at: " + name + " packs a constant ahead of time; it stays at the root");
-  auto users = consumers_of(s, P.tensor);
-  if (users.size() != 1 || users[0] != &C) {
-    std::string names;
-    for (auto *u : users) names += (names.empty() ? "" : ", ") + u->tensor->name;
-    return Status::error("compute_at: " + name + " must have " + consumer +
-                         " as its only consumer (consumers: " + (names.empty() ? std::string("none") : names) + ")");
-  }
+  if (consumers_of(s, P.tensor).empty())
+    return Status::error("compute_at: no stage reads " + name + "; there is nothing to compute it inside");
   if (nested_in(s, consumer, name))
     return Status::error("compute_at: " + consumer + " is itself computed inside " + name + "; that would be a cycle");
   if (Status c = check_leaf(C, loop, "compute_at"); !c) return c;
@@ -777,9 +801,15 @@ Status compute_at(Schedule &s, const std::string &name, const std::string &consu
     return Status::error("compute_at: loop " + C.loops[loop].name + " of " + consumer + " is " + ir::for_kind_name(k) +
                          "; a stage can only be computed inside serial, parallel or "
                          "GPU-bound loops");
+  Stage saved = P;
   P.attach = Attach::At;
   P.attach_stage = consumer;
   P.attach_loop = loop;
+  P.attach_after = false;
+  if (Status c = check_attachments(s, "compute_at"); !c) {
+    *s.find(name) = std::move(saved);
+    return c;
+  }
   record(s, "compute_at", name, {loop}, consumer);
   return Status::ok();
 }

@@ -44,8 +44,10 @@ Status auto_unroll(Schedule &s, const std::string &stage, int loop, int64_t max_
 
 // Computes a pure elementwise, non-output stage inside its consumers' expressions.
 Status compute_inline(Schedule &s, const std::string &stage);
-// Computes `stage` inside leaf `loop` of its only consumer `consumer`, for the
-// region that loop's body reads.
+// Computes `stage` inside leaf `loop` of `consumer`, for the region that loop's
+// body reads. Every stage that reads `stage` must be `consumer` or already be
+// computed at that same loop (a stage two others read, like softmax's exps,
+// then lives per row next to them); later steps may not move them away.
 Status compute_at(Schedule &s, const std::string &stage, const std::string &consumer, int loop);
 // Computes the output `stage`, an elementwise consumer of `producer` that reads it
 // element for element, inside leaf `loop` of the producer, right after the

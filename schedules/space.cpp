@@ -202,6 +202,35 @@ std::vector<int64_t> divisors(int64_t n, int64_t max) {
 // f32 lanes of the target's vector registers (1 for a target without vectors).
 int f32_lanes(const Target &t) { return std::max(1, t.vector_bits / 32); }
 
+// The output of a row-wise workload (softmax, layernorm): one elementwise output whose every other stage is
+// a reduction to one value per row or an elementwise stage over rows, each read only at the reader's own
+// row (the leading axes but the last, by the same variables). Computing a block of output rows then
+// needs just those rows of every intermediate. Null otherwise.
+ir::Tensor rowwise_output(const te::Workload &w) {
+  if (w.outputs.size() != 1) return nullptr;
+  const ir::Tensor &y = w.outputs[0];
+  if (is_reduction(y) || y->axes.size() < 2) return nullptr;
+  const size_t rows = y->axes.size() - 1;
+  bool has_reduction = false;
+  for (auto &t : w.stages) {
+    if (t == y) continue;
+    if (w.is_output(t)) return nullptr;
+    has_reduction |= is_reduction(t);
+    size_t want = is_reduction(t) ? rows : rows + 1;
+    if (t->axes.size() != want) return nullptr;
+    for (size_t a = 0; a < rows; ++a)
+      if (t->shape[a] != y->shape[a]) return nullptr;
+  }
+  if (!has_reduction) return nullptr;
+  for (auto &u : w.stages)
+    for (auto *r : reads_in(u->body)) {
+      if (r->tensor->is_input()) continue;
+      for (size_t a = 0; a < rows; ++a)
+        if (!r->indices[a].same_as(u->axes[a].var)) return nullptr;
+    }
+  return y;
+}
+
 // Every random choice of a sample, drawn from an Rng or replayed from earlier Decisions; recorded.
 class Chooser {
 public:
@@ -252,6 +281,10 @@ public:
         check(compute_inline(s, t->name));
     }
     if (target.is_cuda()) return run_gpu();
+    if (sketch.rowwise) {
+      if (ir::Tensor y = rowwise_output(w)) tile_rowwise(y, materialized);
+      return status;
+    }
     for (auto &name : materialized) tile_elementwise(name);
     std::vector<std::string> handled;
     for (auto &t : w.stages) {
@@ -338,7 +371,9 @@ private:
 
   // rfactor the last reduction axis by a small divisor (whole vectors where the extent allows);
   // the partials are the new stage's contiguous last axis, vectorized, its rows in parallel.
-  void rfactor_reduction(const ir::Tensor &t) {
+  // Returns the new stage ("" when the axis has no divisor to split by). `may_parallelize`: false for a stage
+  // computed inside another's parallel loop.
+  std::string rfactor_reduction(const ir::Tensor &t, bool may_parallelize = true) {
     std::string name = t->name;
     int ns = int(t->axes.size());
     int nr = int(t->body.as<ir::Reduce>()->axes.size());
@@ -349,12 +384,12 @@ private:
     for (int64_t x : d)
       if (x % vector_lanes == 0) whole.push_back(x);
     if (!whole.empty()) d = whole;
-    if (d.empty()) return;
+    if (d.empty()) return "";
     int64_t f = d[rng.below(int64_t(d.size()))];
     SplitResult sp = check(split(s, name, ns + nr - 1, f), SplitResult{-1, -1});
-    if (sp.inner < 0) return;
+    if (sp.inner < 0) return "";
     std::string rf = check(rfactor(s, name, sp.inner, /*partials_last=*/true), std::string());
-    if (rf.empty()) return;
+    if (rf.empty()) return "";
     // The new stage's loops: the spatial axes, the partial index, then the reductions: the partials go innermost.
     Stage &R = stage(rf);
     std::vector<int> order(R.leaves.begin(), R.leaves.begin() + ns);
@@ -365,8 +400,50 @@ private:
     int partials = R2.leaves.back();
     std::vector<int> spatial(R2.leaves.begin(), R2.leaves.begin() + ns);
     maybe_vectorize(rf, partials);
-    if (rng.below(2) == 0) parallelize(rf, spatial); // small rows may run faster without a parallel region
+    if (may_parallelize && rng.below(2) == 0) parallelize(rf, spatial); // small rows may run faster serially
     pragma_unroll(rf);
+    return rf;
+  }
+
+  // Row-wise: every intermediate (row reductions and the elementwise stages kept in buffers) is computed
+  // inside the output's loop over rows, for just those rows, so a row's values stay in L1 between the
+  // passes over it (softmax's max, exps, sum and scale) instead of streaming whole tensors each time.
+  void tile_rowwise(const ir::Tensor &y, const std::vector<std::string> &materialized) {
+    const std::string name = y->name;
+    const int ns = int(y->axes.size()), rows_axes = ns - 1;
+    // The last row axis splits into tasks x rows per step; the tasks (with any outer row axes, a batch)
+    // run in parallel, so a task's block of rows never straddles two batches.
+    std::vector<int> rl = split_levels(name, rows_axes - 1, factorize(y->shape[size_t(rows_axes - 1)], 2, 8, rng));
+    std::vector<int> cl = split_levels(name, rows_axes, factorize(y->shape[size_t(rows_axes)], 2, 64, rng));
+    std::vector<int> outer;
+    for (int a = 0; a + 1 < rows_axes; ++a) outer.push_back(a);
+    outer.push_back(rl[0]);
+    std::vector<int> order = outer;
+    order.insert(order.end(), {rl[1], cl[0], cl[1]});
+    check(reorder(s, name, order));
+    int task = parallelize(name, outer);
+    maybe_vectorize(name, cl[1]);
+    pragma_unroll(name);
+    // Per step's rows, or per task's block of rows (when there are several tasks and several rows each).
+    auto extent = [&](int l) { return stage(name).loops[size_t(l)].extent; };
+    int at = extent(task) > 1 && extent(rl[1]) > 1 && rng.below(2) == 0 ? task : rl[1];
+    // Readers first: a stage is computed at the loop once everything that reads it is.
+    const te::Workload &w = s.source;
+    for (auto it = w.stages.rbegin(); it != w.stages.rend(); ++it) {
+      const ir::Tensor &t = *it;
+      if (t == y) continue;
+      if (is_reduction(t)) {
+        std::string rf = rfactor_reduction(t, /*may_parallelize=*/false);
+        check(compute_at(s, t->name, name, at));
+        if (!rf.empty()) check(compute_at(s, rf, name, at));
+      } else if (std::find(materialized.begin(), materialized.end(), t->name) != materialized.end()) {
+        check(compute_at(s, t->name, name, at));
+        int last = int(t->axes.size()) - 1;
+        std::vector<int> vl = split_levels(t->name, last, factorize(t->shape[size_t(last)], 2, 64, rng));
+        maybe_vectorize(t->name, vl[1]);
+        pragma_unroll(t->name);
+      }
+    }
   }
 
   // Levels for the fusion of the last two spatial axes (H x W rows of W): the vector (a whole number of
@@ -397,7 +474,10 @@ private:
 
   void tile_reduction(const ir::Tensor &t, const ir::Tensor &epilogue) {
     std::string name = t->name;
-    if (sketch.rfactor && wants_rfactor(t)) return rfactor_reduction(t);
+    if (sketch.rfactor && wants_rfactor(t)) {
+      rfactor_reduction(t);
+      return;
+    }
     int ns = int(t->axes.size());
     int nr = int(t->body.as<ir::Reduce>()->axes.size());
     // Decisions: four spatial levels (the innermost of the last axis is the vector), two reduction levels.
@@ -975,6 +1055,16 @@ std::vector<Sketch> SpaceGenerator::sketches(const te::Workload &w) const {
       out.push_back(std::move(k));
       break;
     }
+  if (ir::Tensor y = rowwise_output(w)) {
+    Sketch k;
+    k.rowwise = true;
+    k.name = "rowwise";
+    k.rules = base;
+    k.rules.push_back("tile " + y->name + " by rows (a block per parallel task) and vectorize along the row; compute " +
+                      "every other stage inside that loop for just its rows: row reductions as vector partial " +
+                      "results, stages kept in buffers vectorized");
+    out.push_back(std::move(k));
+  }
   if (can_rfactor) {
     Sketch k;
     k.rfactor = true;

@@ -16,6 +16,9 @@
 //                  runs its local tile on it;
 //  * rfactor     — (variant) a reduction with little spatial work (at most 16 outputs)
 //                  over a long axis is split into vectorized partial results (rfactor);
+//  * rowwise     — (variant) in a workload of row reductions and row-wise elementwise stages (softmax,
+//                  layernorm), every intermediate is computed inside the output's loop over rows, for
+//                  those rows only: a row stays in L1 across the passes over it;
 //  * elementwise — other stages are tiled in two levels.
 // CUDA rules (S-S-S-R-R-S-R-S): spatial axes in five levels bound to blockIdx, vthread
 // and threadIdx (then two per-thread levels), reductions in three; the result
@@ -50,6 +53,7 @@ struct Sketch {
   bool rfactor = false;
   bool tensorize = false;         // CPU: local tiles run on a tensor intrinsic
   bool channels = false;          // CPU: the accumulator blocked by vector-wide channel groups (NCHWc)
+  bool rowwise = false;           // CPU: intermediates computed per block of output rows (softmax, layernorm)
   bool shared = false;            // CUDA: stage inputs in shared memory
   bool cross_thread = false;      // CUDA: small-output reductions reduce across threads
   bool tensor_core = false;       // CUDA: contractions run on warp-level tensor-core intrinsics (WMMA)

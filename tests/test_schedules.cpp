@@ -287,14 +287,38 @@ TEST(Legality, IllegalPrimitivesAreRefusedWithClearErrors) {
   EXPECT_GE(cases.size(), 20u);
 }
 
-TEST(Legality, ComputeAtNeedsTheOnlyConsumer) {
+// A stage read by several others can be computed inside a loop only once every reader is computed
+// at that loop too: layernorm's mean (read by the variance and the output) per row, next to the
+// variance. Any step that would leave a reader outside is refused, and the fused program is right.
+TEST(Legality, ComputeAtNeedsEveryReaderAtTheSameLoop) {
   te::Workload w = spec("layernorm:M=4,N=8");
   sched::Schedule s = sched::default_schedule(w);
-  // mean is read by both the variance and the normalizing stage.
-  std::string first = s.stages[0].tensor->name;
-  Status r = sched::compute_at(s, first, s.stages.back().tensor->name, 0);
+  ASSERT_EQ(s.stages.size(), 3u);
+  std::string mean = s.stages[0].tensor->name, variance = s.stages[1].tensor->name, y = s.stages[2].tensor->name;
+  Status r = sched::compute_at(s, mean, y, 0);
   ASSERT_FALSE(r.is_ok());
-  EXPECT_NE(r.message().find("only consumer"), std::string::npos) << r.message();
+  EXPECT_NE(r.message().find(variance + " reads it from outside"), std::string::npos) << r.message();
+  EXPECT_EQ(s.stages[0].attach, sched::Attach::Root) << "a refused step leaves the schedule as it was";
+  EXPECT_TRUE(s.trace.empty());
+
+  OK(sched::compute_at(s, variance, y, 0));
+  OK(sched::compute_at(s, mean, y, 0));
+  EXPECT_TRUE(kernel_matches_interpreter(s));
+  auto p = lower::lower(s, "k");
+  OKV(p);
+  std::string ir = ir::to_string(p->kernel.body);
+  EXPECT_NE(ir.find(mean + " = allocate f32[1]"), std::string::npos) << ir; // one row's mean at a time
+
+  // Moving the variance elsewhere would leave the mean's other reader outside its loop.
+  auto sp = sched::split(s, y, 1, 4);
+  OKV(sp);
+  r = sched::compute_at(s, variance, y, sp->outer);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.message().find("compute " + variance + " at the same loop"), std::string::npos) << r.message();
+  EXPECT_EQ(s.stages[1].attach_loop, 0);
+  auto replayed = sched::replay_json(w, sched::trace_to_json(s));
+  OKV(replayed);
+  EXPECT_TRUE(kernel_matches_interpreter(*replayed));
 }
 
 // Every committed hand-written trace (scripts/bench times them against OpenBLAS

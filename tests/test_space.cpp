@@ -5,12 +5,14 @@
 #include "schedules/space.h"
 #include "schedules/trace.h"
 #include "te/ops.h"
+#include "te/text.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <functional>
+#include <optional>
 #include <set>
 
 using namespace tessel;
@@ -197,6 +199,58 @@ TEST(Space, CostlyIntermediatesReadTwiceMayStayInABuffer) {
   };
   EXPECT_GT(count_samples("softmax:M=12,N=40", 24, 3, kept_in_buffer), 0) << "exps was always inlined";
   EXPECT_EQ(count_samples("layernorm:M=12,N=48", 24, 3, kept_in_buffer), 0);
+}
+
+// Softmax and layernorm are row-wise (every intermediate is a row reduction or a row-wise elementwise
+// stage): their "rowwise" sketch computes every intermediate inside the output's loop over rows, in
+// buffers of just those rows, and the programs are right (two-dimensional and batched rows). GEMMs,
+// convolutions and plain elementwise workloads have no such sketch.
+TEST(Space, RowWiseWorkloadsComputeIntermediatesPerBlockOfRows) {
+  auto batched = te::parse_workload("input S: f32[2, 3, 40]\n"
+                                    "m[b, i] = max(k: S[b, i, k])\n"
+                                    "e[b, i, j] = exp(S[b, i, j] - m[b, i])\n"
+                                    "s[b, i] = sum(k: e[b, i, k])\n"
+                                    "P[b, i, j] = e[b, i, j] / s[b, i]\n");
+  ASSERT_TRUE(batched.has_value()) << batched.error();
+  sched::SpaceGenerator gen(Target::host());
+  auto rowwise = [&](const te::Workload &w) {
+    auto ks = gen.sketches(w);
+    auto k = std::find_if(ks.begin(), ks.end(), [](auto &x) { return x.rowwise; });
+    return k == ks.end() ? std::optional<sched::Sketch>() : std::optional<sched::Sketch>(*k);
+  };
+  for (auto s : {"matmul:M=16,N=16,K=16", "dense:M=8,N=32,K=16", "relu:M=4,N=8",
+                 "conv2d:N=1,C=4,H=8,W=8,K=8,R=3,S=3,stride=1,pad=1,layout=NCHW", "gelu:M=4,N=8"})
+    EXPECT_FALSE(rowwise(spec(s))) << s;
+  std::vector<te::Workload> ws{spec("softmax:M=12,N=40"), spec("layernorm:M=12,N=48"), *batched};
+  for (const te::Workload &w : ws) {
+    auto k = rowwise(w);
+    ASSERT_TRUE(k) << w.key;
+    const ir::Tensor &y = w.outputs[0];
+    sched::Rng rng(11);
+    for (int i = 0; i < 24; ++i) {
+      auto sch = gen.sample(w, *k, rng);
+      ASSERT_TRUE(sch.has_value()) << sch.error();
+      for (auto &st : sch->stages) {
+        if (st.tensor->name == y->name || st.attach == sched::Attach::Inline) continue;
+        EXPECT_EQ(st.attach, sched::Attach::At) << st.tensor->name << " in sample " << i;
+        EXPECT_EQ(st.attach_stage, y->name) << st.tensor->name << " in sample " << i;
+      }
+      auto p = lower::lower(*sch, "k");
+      ASSERT_TRUE(p.has_value()) << p.error();
+      std::string ir = ir::to_string(p->kernel.body);
+      for (auto &st : sch->stages) { // every buffer holds some rows, never the whole tensor
+        size_t at = ir.find(st.tensor->name + " = allocate f32[");
+        if (st.tensor->name == y->name || at == std::string::npos) continue;
+        int64_t whole = 1;
+        for (int64_t e : st.tensor->shape) whole *= e;
+        EXPECT_LT(std::stoll(ir.substr(at + st.tensor->name.size() + 16)), whole)
+            << st.tensor->name << " in sample " << i << ":\n"
+            << ir;
+      }
+      ASSERT_TRUE(kernel_matches_interpreter(*sch, uint64_t(i), i % 2 ? 2 : 1)) << w.key << " sample " << i << "\n"
+                                                                                << sched::trace_to_json(*sch);
+    }
+  }
 }
 
 TEST(SpaceProperty, Softmax) { check_samples("softmax:M=12,N=40"); }
