@@ -231,6 +231,37 @@ ir::Tensor rowwise_output(const te::Workload &w) {
   return y;
 }
 
+// An elementwise intermediate a reduction reads through a sliding window (a convolution's padding, read
+// at h + r) and does much work per element of (at least 64 multiply-adds): inlined, every load carries
+// its bounds test, which keeps the inner loop from plain vector and broadcast loads; kept in a buffer, it
+// costs one pass over the padded input, little beside that work (a depthwise convolution's 9 per element
+// would pay for the pass many times over, so its padding stays inlined).
+bool read_through_window(const te::Workload &w, const ir::Tensor &t) {
+  if (is_reduction(t) || w.is_output(t)) return false;
+  auto elements = [](const ir::Tensor &x) {
+    int64_t n = 1;
+    for (int64_t e : x->shape) n *= e;
+    return n;
+  };
+  for (const ir::Tensor &u : w.consumers(t)) {
+    auto *red = u->body.as<ir::Reduce>();
+    if (!red) continue;
+    int64_t trips = elements(u);
+    for (auto &ax : red->axes) trips *= ax.extent;
+    if (trips < 64 * elements(t)) continue;
+    for (auto *r : reads_in(u->body)) {
+      if (r->tensor != t) continue;
+      for (auto &index : r->indices) {
+        bool spatial = false, reduce = false;
+        for (auto &ax : u->axes) spatial |= ir::uses_var(index, ax.var);
+        for (auto &ax : red->axes) reduce |= ir::uses_var(index, ax.var);
+        if (spatial && reduce) return true;
+      }
+    }
+  }
+  return false;
+}
+
 // Every random choice of a sample, drawn from an Rng or replayed from earlier Decisions; recorded.
 class Chooser {
 public:
@@ -272,10 +303,10 @@ public:
 
   Status run() {
     const te::Workload &w = s.source;
-    std::vector<std::string> materialized; // a decision: costly intermediates read twice stay in a buffer
+    std::vector<std::string> materialized; // a decision: costly intermediates read twice, and paddings, stay in buffers
     for (auto &t : w.stages) {
       if (is_reduction(t) || w.is_output(t)) continue;
-      if (!target.is_cuda() && worth_materializing(w, t) && rng.below(2) == 0)
+      if (!target.is_cuda() && (worth_materializing(w, t) || read_through_window(w, t)) && rng.below(2) == 0)
         materialized.push_back(t->name);
       else
         check(compute_inline(s, t->name));
@@ -986,9 +1017,10 @@ std::vector<Sketch> SpaceGenerator::sketches(const te::Workload &w) const {
   std::vector<std::string> base;
   for (auto &t : w.stages)
     if (!is_reduction(t) && !w.is_output(t))
-      base.push_back(
-          "inline " + t->name +
-          (worth_materializing(w, t) ? " (or keep it in a buffer: it is costly and read more than once)" : ""));
+      base.push_back("inline " + t->name +
+                     (worth_materializing(w, t)   ? " (or keep it in a buffer: it is costly and read more than once)"
+                      : read_through_window(w, t) ? " (or keep it in a buffer: a reduction reads it through a window)"
+                                                  : ""));
   std::vector<Sketch> out;
   for (int cw = 0; cw <= (has_reduction ? 1 : 0); ++cw) {
     for (int pk = 0; pk <= (can_pack ? 1 : 0); ++pk) {

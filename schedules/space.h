@@ -3,7 +3,8 @@
 // their decisions. Sampling is seeded and reproducible across machines.
 //
 // CPU rules, applied per stage:
-//  * inline      — pure elementwise, non-output stages are computed inside their consumers;
+//  * inline      — pure elementwise, non-output stages are computed inside their consumers (or, as a
+//                  decision, kept in a buffer: costly ones read twice, paddings read through a window);
 //  * tile        — a reduction is tiled S-S-R-S-R-S: spatial axes in four levels,
 //                  reduction axes in two, ordered s0 s1 r0 s2 r1 s3;
 //  * cache_write — (variant) the reduction accumulates into a local tile computed at the

@@ -187,8 +187,8 @@ TEST(SpaceProperty, ChannelBlockedConvolutions) {
 }
 
 // Softmax's exps costs an exp per element and two stages read it: some samples keep it in a buffer
-// (computed once) instead of inlining it into both; layernorm's cheap intermediates are always inlined.
-TEST(Space, CostlyIntermediatesReadTwiceMayStayInABuffer) {
+// (computed once) instead of inlining it into both; layernorm has no elementwise intermediate to keep.
+TEST(Space, CostlyIntermediatesAndPaddingsMayStayInABuffer) {
   auto kept_in_buffer = [](const te::Workload &w, const sched::Schedule &sch) {
     for (auto &t : w.stages)
       if (t->body.as<ir::Reduce>() == nullptr && !w.is_output(t) &&
@@ -199,6 +199,49 @@ TEST(Space, CostlyIntermediatesReadTwiceMayStayInABuffer) {
   };
   EXPECT_GT(count_samples("softmax:M=12,N=40", 24, 3, kept_in_buffer), 0) << "exps was always inlined";
   EXPECT_EQ(count_samples("layernorm:M=12,N=48", 24, 3, kept_in_buffer), 0);
+  // A convolution's padding, read at h + ry: some samples keep it in a buffer, some inline it. A
+  // depthwise convolution does too little per padded element (9 multiply-adds) to pay for the pass.
+  const char *conv = "conv2d:N=1,C=8,H=7,W=7,K=16,R=3,S=3,stride=1,pad=1";
+  int kept = count_samples(conv, 24, 3, kept_in_buffer);
+  EXPECT_GT(kept, 0) << conv << ": the padding was always inlined";
+  EXPECT_LT(kept, 24) << conv << ": the padding was never inlined";
+  EXPECT_EQ(count_samples("depthwise_conv2d:N=1,C=16,H=10,W=10,R=3,S=3,stride=2,pad=1", 24, 3, kept_in_buffer), 0);
+}
+
+// A padding kept in a buffer is read with plain loads: no bounds test is left in the convolution's loops,
+// and the program is right. An intermediate a reduction reads without a window (A scaled, read at
+// [i, k]) is always inlined.
+TEST(Space, PaddingKeptInABufferLeavesTheConvolutionWithoutBoundsTests) {
+  te::Workload w = spec("conv2d:N=1,C=8,H=7,W=7,K=16,R=3,S=3,stride=1,pad=1");
+  sched::SpaceGenerator gen(Target::host());
+  auto sketches = gen.sketches(w);
+  sched::Rng rng(5);
+  int kept = 0;
+  for (int i = 0; i < 48 && kept < 6; ++i) {
+    auto sch = gen.sample(w, sketches[size_t(i) % sketches.size()], rng);
+    ASSERT_TRUE(sch.has_value()) << sch.error();
+    if (sch->find("pad")->attach == sched::Attach::Inline) continue;
+    ++kept;
+    auto p = lower::lower(*sch, "k");
+    ASSERT_TRUE(p.has_value()) << p.error();
+    std::string ir = ir::to_string(p->kernel.body);
+    size_t conv = ir.find("conv");
+    ASSERT_NE(conv, std::string::npos) << ir;
+    EXPECT_EQ(ir.find("select(", conv), std::string::npos) << "sample " << i << ":\n" << ir;
+    ASSERT_TRUE(kernel_matches_interpreter(*sch, uint64_t(i))) << sched::trace_to_json(*sch);
+  }
+  EXPECT_GT(kept, 0);
+  auto scaled = te::parse_workload("input A: f32[8, 8]\ninput B: f32[8, 8]\n"
+                                   "A2[i, k] = A[i, k] * 2.0\n"
+                                   "C[i, j] = sum(k: A2[i, k] * B[k, j])\n");
+  ASSERT_TRUE(scaled.has_value()) << scaled.error();
+  sched::Rng r2(5);
+  for (auto &k : gen.sketches(*scaled))
+    for (int i = 0; i < 8; ++i) {
+      auto sch = gen.sample(*scaled, k, r2);
+      ASSERT_TRUE(sch.has_value()) << sch.error();
+      EXPECT_EQ(sch->find("A2")->attach, sched::Attach::Inline) << k.name;
+    }
 }
 
 // Softmax and layernorm are row-wise (every intermediate is a row reduction or a row-wise elementwise
