@@ -296,8 +296,8 @@ std::vector<int64_t> factorize(int64_t n, int levels, int64_t max_inner, Chooser
 
 class Sampler {
 public:
-  Sampler(const te::Workload &w, const Target &t, const Sketch &k, Chooser &rng)
-      : s(default_schedule(w)), target(t), sketch(k), rng(rng) {
+  Sampler(const te::Workload &w, const Target &t, int threads, const Sketch &k, Chooser &rng)
+      : s(default_schedule(w)), target(t), threads(threads), sketch(k), rng(rng) {
     vector_lanes = f32_lanes(target);
   }
 
@@ -306,7 +306,8 @@ public:
     std::vector<std::string> materialized; // a decision: costly intermediates read twice, and paddings, stay in buffers
     for (auto &t : w.stages) {
       if (is_reduction(t) || w.is_output(t)) continue;
-      if (!target.is_cuda() && (worth_materializing(w, t) || read_through_window(w, t)) && rng.below(2) == 0)
+      if (!target.is_cuda() && (worth_materializing(w, t) || (threads == 1 && read_through_window(w, t))) &&
+          rng.below(2) == 0)
         materialized.push_back(t->name);
       else
         check(compute_inline(s, t->name));
@@ -925,6 +926,7 @@ private:
   }
 
   const Target &target;
+  int threads;
   const Sketch &sketch;
   Chooser &rng;
   int vector_lanes = 1;
@@ -1018,9 +1020,10 @@ std::vector<Sketch> SpaceGenerator::sketches(const te::Workload &w) const {
   for (auto &t : w.stages)
     if (!is_reduction(t) && !w.is_output(t))
       base.push_back("inline " + t->name +
-                     (worth_materializing(w, t)   ? " (or keep it in a buffer: it is costly and read more than once)"
-                      : read_through_window(w, t) ? " (or keep it in a buffer: a reduction reads it through a window)"
-                                                  : ""));
+                     (worth_materializing(w, t) ? " (or keep it in a buffer: it is costly and read more than once)"
+                      : threads_ == 1 && read_through_window(w, t)
+                          ? " (or keep it in a buffer: a reduction reads it through a window)"
+                          : ""));
   std::vector<Sketch> out;
   for (int cw = 0; cw <= (has_reduction ? 1 : 0); ++cw) {
     for (int pk = 0; pk <= (can_pack ? 1 : 0); ++pk) {
@@ -1120,7 +1123,7 @@ Expected<Schedule> SpaceGenerator::sample(const te::Workload &w, const Sketch &s
   std::string last;
   for (int tries = 0; tries < 64; ++tries) {
     Chooser chooser(rng, nullptr);
-    Sampler sampler(w, target_, sketch, chooser);
+    Sampler sampler(w, target_, threads_, sketch, chooser);
     if (Status st = sampler.run(); !st) return make_error("sampling sketch " + sketch.name + ": " + st.message());
     Status v = validator_ ? validator_(sampler.s) : Status::ok();
     if (v) {
@@ -1135,7 +1138,7 @@ Expected<Schedule> SpaceGenerator::sample(const te::Workload &w, const Sketch &s
 Expected<Schedule> SpaceGenerator::resample(const te::Workload &w, const Sketch &sketch, Decisions &decisions,
                                             Rng &rng) const {
   Chooser chooser(rng, &decisions);
-  Sampler sampler(w, target_, sketch, chooser);
+  Sampler sampler(w, target_, threads_, sketch, chooser);
   if (Status st = sampler.run(); !st) return make_error("resampling sketch " + sketch.name + ": " + st.message());
   if (validator_)
     if (Status v = validator_(sampler.s); !v)

@@ -50,7 +50,8 @@ struct SearchOptions {
 
 class EvolutionarySearch {
 public:
-  EvolutionarySearch(Target target, SearchOptions options) : gen_(std::move(target)), options_(options) {}
+  EvolutionarySearch(Target target, SearchOptions options)
+      : gen_(std::move(target), options.threads), options_(options) {}
   // Up to `n` proposals whose programs are not in `measured` (program hashes). `seeds`: traces
   // known to be good (the database's best for this and similar workloads), kept when their
   // steps replay on `w`.

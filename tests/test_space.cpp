@@ -206,6 +206,16 @@ TEST(Space, CostlyIntermediatesAndPaddingsMayStayInABuffer) {
   EXPECT_GT(kept, 0) << conv << ": the padding was always inlined";
   EXPECT_LT(kept, 24) << conv << ": the padding was never inlined";
   EXPECT_EQ(count_samples("depthwise_conv2d:N=1,C=16,H=10,W=10,R=3,S=3,stride=2,pad=1", 24, 3, kept_in_buffer), 0);
+  // Schedules for several threads always inline it (each core would read what the others wrote).
+  te::Workload w = spec(conv);
+  sched::SpaceGenerator two(Target::host(), /*threads=*/2);
+  auto sketches = two.sketches(w);
+  sched::Rng rng(3);
+  for (int i = 0; i < 24; ++i) {
+    auto sch = two.sample(w, sketches[size_t(i) % sketches.size()], rng);
+    ASSERT_TRUE(sch.has_value()) << sch.error();
+    EXPECT_FALSE(kept_in_buffer(w, *sch)) << "sample " << i;
+  }
 }
 
 // A padding kept in a buffer is read with plain loads: no bounds test is left in the convolution's loops,
