@@ -48,6 +48,13 @@ unset TESSEL_DB
 check targets 0 "cpu-avx512" -- "$tessel" targets
 check space 0 "sketch 1: tile\+cache_write" -- "$tessel" space matmul:M=32,N=32,K=32 --sample 2
 check space-gpu 0 "threadIdx.x" -- "$tessel" space matmul:M=32,N=32,K=32 --target h100 --sample 2
+check space-rowwise 0 "sketch [0-9]+: rowwise" -- "$tessel" space softmax:M=8,N=32 --sample 1 --sketch rowwise
+conv="conv2d:N=1,C=8,H=7,W=7,K=16,R=3,S=3,pad=1"
+check space-padding-one-thread 0 "inline pad \(or keep it in a buffer" -- "$tessel" space $conv --sample 0
+if "$tessel" space $conv --sample 0 --threads 2 | grep -q "keep it in a buffer"; then
+  echo "FAIL space-padding-two-threads: a 2-thread space offers a padding buffer"; failures=$((failures + 1))
+else echo "ok   space-padding-two-threads"; fi
+check space-bad-threads nonzero "--threads must be 1 or more" -- "$tessel" space $conv --threads 0
 check space-bad-target nonzero "did you mean|available|unknown target|no target" -- "$tessel" space matmul:M=32,N=32,K=32 --target cpu-avx51
 "$tessel" space dense:M=16,N=32,K=24 --sample 3 --seed 5 | awk '/^# sample 2/{p=1;next} p' > "$tmp/t.json"
 check run-sampled-trace 0 "verify +ok" -- "$tessel" run dense:M=16,N=32,K=24 --trace "$tmp/t.json" --repeat 1

@@ -83,11 +83,12 @@ int cmd_targets() {
 
 int cmd_space(const SpaceOptions &o) {
   if (o.samples < 0) return fail("--sample must be 0 or more");
+  if (o.threads < 1) return fail("--threads must be 1 or more");
   auto w = te::load_workload(o.workload);
   if (!w) return fail(w.error());
   auto target = load_target(o.target);
   if (!target) return fail(target.error());
-  sched::SpaceGenerator gen(*target);
+  sched::SpaceGenerator gen(*target, o.threads);
   if (target->is_cuda()) // samples must fit the device: threads, shared memory, registers
     gen.set_validator([t = *target](const sched::Schedule &s) {
       auto p = lower::lower(s, "k");

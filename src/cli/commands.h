@@ -25,6 +25,7 @@ struct SpaceOptions {
   uint64_t seed = 1;
   std::string sketch; // sample only this sketch (by name)
   std::string output; // also write the first sampled trace to this file
+  int threads = 1;    // the space for schedules run on this many threads (as `tune --threads`)
 };
 int cmd_space(const SpaceOptions &o);
 

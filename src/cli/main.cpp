@@ -79,6 +79,8 @@ int tessel_main(int argc, char **argv) {
   space_cmd->add_option("--seed", space.seed, "sampling seed (same seed, same samples)")->capture_default_str();
   space_cmd->add_option("--sketch", space.sketch, "sample only the sketch of this name (e.g. gpu-tensorcore)");
   space_cmd->add_option("-o,--output", space.output, "also write the first sampled trace to this file");
+  space_cmd->add_option("--threads", space.threads, "the space for this many threads (as tune --threads)")
+      ->capture_default_str();
 
   ShowOptions show;
   auto *show_cmd = app.add_subcommand("show", "Print a workload: its tensor expressions, schedule and loop IR;\n"
