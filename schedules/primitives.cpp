@@ -773,7 +773,7 @@ Status compute_inline(Schedule &s, const std::string &name) {
   Attach was = S.attach;
   S.attach = Attach::Inline;
   if (Status c = check_attachments(s, "compute_inline"); !c) {
-    s.find(name)->attach = was;
+    S.attach = was;
     return c;
   }
   record(s, "compute_inline", name, {});
@@ -807,7 +807,7 @@ Status compute_at(Schedule &s, const std::string &name, const std::string &consu
   P.attach_loop = loop;
   P.attach_after = false;
   if (Status c = check_attachments(s, "compute_at"); !c) {
-    *s.find(name) = std::move(saved);
+    P = std::move(saved);
     return c;
   }
   record(s, "compute_at", name, {loop}, consumer);

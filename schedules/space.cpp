@@ -171,12 +171,18 @@ const TensorIntrinsic *intrinsic_for(const ir::Tensor &t, const Target &target, 
   return all.empty() ? nullptr : all.front();
 }
 
+// The elements of a tensor (its spatial extent: for a reduction, its outputs).
+int64_t elements(const ir::Tensor &t) {
+  int64_t n = 1;
+  for (int64_t e : t->shape) n *= e;
+  return n;
+}
+
 // CUDA: few outputs (at most a few blocks' worth) over a long axis: reduce across threads.
 bool wants_cross_thread(const ir::Tensor &t) {
   auto *r = t->body.as<ir::Reduce>();
   if (!r) return false;
-  int64_t outputs = 1;
-  for (auto e : t->shape) outputs *= e;
+  int64_t outputs = elements(t);
   return outputs <= 4096 && r->axes.back().extent >= 32;
 }
 
@@ -186,8 +192,7 @@ bool wants_cross_thread(const ir::Tensor &t) {
 bool wants_rfactor(const ir::Tensor &t) {
   auto *r = t->body.as<ir::Reduce>();
   if (!r) return false;
-  int64_t outputs = 1;
-  for (auto e : t->shape) outputs *= e;
+  int64_t outputs = elements(t);
   int64_t extent = r->axes.back().extent;
   return (outputs <= 16 && extent >= 16) || (t->shape.size() == 1 && extent >= 64);
 }
@@ -238,11 +243,6 @@ ir::Tensor rowwise_output(const te::Workload &w) {
 // would pay for the pass many times over, so its padding stays inlined).
 bool read_through_window(const te::Workload &w, const ir::Tensor &t) {
   if (is_reduction(t) || w.is_output(t)) return false;
-  auto elements = [](const ir::Tensor &x) {
-    int64_t n = 1;
-    for (int64_t e : x->shape) n *= e;
-    return n;
-  };
   for (const ir::Tensor &u : w.consumers(t)) {
     auto *red = u->body.as<ir::Reduce>();
     if (!red) continue;
