@@ -18,7 +18,7 @@ namespace tessel::bench {
 class SummaryReporter : public benchmark::ConsoleReporter {
 public:
   SummaryReporter() : ConsoleReporter(OO_Tabular) {} // plain text: the output goes to logs and notes
-  std::map<std::string, double> gflops, ms;          // "BM_Gemm_OpenBLAS/1024" -> median
+  std::map<std::string, double> gflops, ms;          // "BM_Gemm_OpenBLAS/1024" -> median (ms: time unit)
   void ReportRuns(const std::vector<Run> &runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (auto &r : runs) {
@@ -26,7 +26,8 @@ public:
       bool single = r.run_type == Run::RT_Iteration && r.repetitions <= 1;
       if (!median && !single) continue;
       std::string name = r.run_name.str();
-      if (auto pos = name.find("/real_time"); pos != std::string::npos) name.erase(pos); // UseRealTime suffix
+      for (const char *suffix : {"/iterations:", "/manual_time", "/real_time"}) // Iterations, Use*Time suffixes
+        if (auto pos = name.find(suffix); pos != std::string::npos) name.erase(pos);
       auto it = r.counters.find("GFLOP/s");
       if (it != r.counters.end()) gflops[name] = it->second.value;
       ms[name] = r.GetAdjustedRealTime();

@@ -1,6 +1,7 @@
 #include "search/search.h"
 
 #include "cost_model/features.h"
+#include "lower/gpu_kernels.h"
 #include "lower/lower.h"
 #include "schedules/trace.h"
 
@@ -117,9 +118,31 @@ std::optional<std::pair<sched::Schedule, Origin>> cross_over(const sched::SpaceG
 
 } // namespace
 
-std::optional<Proposal> make_proposal(const sched::Schedule &s, Origin origin) {
+namespace {
+// Whether a GPU schedule's kernels would be built: within the target's limits, and extractable (threads
+// bound consistently, no barrier under a thread-dependent condition).
+Status gpu_kernels_fit(const lower::LoweredProgram &p, const Target &target) {
+  if (Status st = lower::check_gpu_limits(p.kernel, target); !st) return st;
+  auto kernels = lower::lower_gpu_kernels(p, target);
+  return kernels ? Status::ok() : Status::error(kernels.error());
+}
+} // namespace
+
+EvolutionarySearch::EvolutionarySearch(Target target, SearchOptions options)
+    : gen_(target, options.threads), target_(std::move(target)), options_(options) {
+  if (target_.is_cuda()) // sampling draws again rather than offer kernels the builder would refuse
+    gen_.set_validator([t = target_](const sched::Schedule &s) {
+      auto p = lower::lower(s, "candidate");
+      return p ? gpu_kernels_fit(*p, t) : Status::error(p.error());
+    });
+}
+
+std::optional<Proposal> make_proposal(const sched::Schedule &s, Origin origin, const Target *target) {
   auto lowered = lower::lower(s, "candidate");
   if (!lowered) return std::nullopt;
+  // Trace-level mutations move thread-bound splits too (a warp's 32 lanes to 33, a shared tile doubled).
+  if (target && target->is_cuda())
+    if (!gpu_kernels_fit(*lowered, *target)) return std::nullopt;
   Proposal p;
   p.origin = std::move(origin);
   p.trace_json = sched::trace_to_json(s);
@@ -141,7 +164,7 @@ std::vector<Proposal> EvolutionarySearch::propose(const te::Workload &w, int n, 
   // Adds a schedule whose program is new to the pool; returns that program's hash, "" when not added.
   auto add = [&](sched::Schedule s, Origin origin = {}) -> std::string {
     if (origin.sketch >= int(sketches.size())) origin = {}; // made for another workload's sketches
-    auto p = make_proposal(s, std::move(origin));
+    auto p = make_proposal(s, std::move(origin), &target_);
     if (!p || pool.count(p->program_hash)) return "";
     pool.emplace(p->program_hash, *p);
     population.push_back({std::move(s), p->program_hash});

@@ -50,8 +50,7 @@ struct SearchOptions {
 
 class EvolutionarySearch {
 public:
-  EvolutionarySearch(Target target, SearchOptions options)
-      : gen_(std::move(target), options.threads), options_(options) {}
+  EvolutionarySearch(Target target, SearchOptions options);
   // Up to `n` proposals whose programs are not in `measured` (program hashes). `seeds`: traces
   // known to be good (the database's best for this and similar workloads), kept when their
   // steps replay on `w`.
@@ -61,11 +60,14 @@ public:
 
 private:
   sched::SpaceGenerator gen_;
+  Target target_;
   SearchOptions options_;
 };
 
-// Lowered, hashed and featurized; nullopt when the schedule does not lower.
-std::optional<Proposal> make_proposal(const sched::Schedule &s, Origin origin = {});
+// Lowered, hashed and featurized; nullopt when the schedule does not lower or, given a GPU `target`,
+// when its kernels would be refused (resource limits, thread bindings, barriers): measuring it would
+// spend an NVRTC compile to record it `invalid`.
+std::optional<Proposal> make_proposal(const sched::Schedule &s, Origin origin = {}, const Target *target = nullptr);
 
 // The tasks' state as the scheduler sees it.
 struct TaskProgress {
