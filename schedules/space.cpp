@@ -1147,4 +1147,29 @@ Expected<Schedule> SpaceGenerator::resample(const te::Workload &w, const Sketch 
   return std::move(sampler.s);
 }
 
+Expected<Schedule> default_gpu_schedule(const te::Workload &w, const Target &target) {
+  if (!target.gpu) return make_error("target " + target.name + " is not a GPU");
+  Schedule s = default_schedule(w);
+  const int64_t block = std::min<int64_t>(256, target.gpu->max_threads_per_block);
+  std::vector<std::string> names;
+  for (auto &st : s.stages) names.push_back(st.tensor->name);
+  for (auto &name : names) {
+    std::vector<int> spatial;
+    for (int l : s.find(name)->leaves)
+      if (!s.find(name)->loops[size_t(l)].is_reduce) spatial.push_back(l);
+    if (spatial.empty()) continue;
+    int fused = spatial[0];
+    for (size_t i = 1; i < spatial.size(); ++i) {
+      auto f = fuse(s, name, fused, spatial[i]);
+      if (!f) return make_error("the default GPU mapping of " + name + ": " + f.error());
+      fused = *f;
+    }
+    auto sp = split(s, name, fused, std::min(block, s.find(name)->loops[size_t(fused)].extent));
+    if (!sp) return make_error("the default GPU mapping of " + name + ": " + sp.error());
+    if (Status b = sched::bind(s, name, sp->outer, "blockIdx.x"); !b) return make_error(b.message());
+    if (Status b = sched::bind(s, name, sp->inner, "threadIdx.x"); !b) return make_error(b.message());
+  }
+  return s;
+}
+
 } // namespace tessel::sched

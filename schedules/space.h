@@ -104,4 +104,10 @@ private:
   Validator validator_;
 };
 
+// The untuned GPU mapping, what a GPU schedule's speed-up is measured against (the default schedule
+// would run the whole loop nest on one GPU thread: seconds for a 1024^3 matmul): every stage at
+// root, one kernel each, its spatial loops fused and spread over blocks of up to 256 threads, each
+// thread computing one element (its reduction serial); a stage without spatial loops on one thread.
+Expected<Schedule> default_gpu_schedule(const te::Workload &w, const Target &target);
+
 } // namespace tessel::sched

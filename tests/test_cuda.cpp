@@ -280,6 +280,31 @@ TEST(CudaOperators, EverySketchOfEveryOperatorMatchesUnderHostEmulation) {
   check_host_emulation(all, "operators");
 }
 
+// The untuned GPU mapping (what `tessel run --target h100` runs without a trace, and what tuning's
+// speed-up is over): a thread per output element of every stage, one kernel per stage. Every operator
+// family's matches the interpreter under host emulation, and NVRTC compiles it within the limits.
+TEST(CudaOperators, TheDefaultGpuMappingOfEveryFamilyMatchesAndCompiles) {
+  Target h100 = gpu_target("h100");
+  std::vector<Sample> all;
+  std::vector<std::string> specs = {"conv2d:N=1,C=4,H=8,W=8,K=8,R=3,S=3,stride=1,pad=1,layout=NCHW",
+                                    "max_pool2d:N=1,C=4,H=8,W=8,R=3,S=3,stride=2,pad=1", "gelu:M=8,N=48"};
+  for (const Family &f : kFamilies) specs.push_back(f.emulation_spec);
+  for (auto &spec : specs) {
+    te::Workload w = tessel::testing::op_workload(spec);
+    auto s = sched::default_gpu_schedule(w, h100);
+    ASSERT_TRUE(s.has_value()) << spec << ": " << s.error();
+    auto p = lower::lower(*s, "d" + std::to_string(all.size()));
+    ASSERT_TRUE(p.has_value()) << spec << ": " << p.error();
+    EXPECT_TRUE(lower::check_gpu_limits(p->kernel, h100).is_ok()) << spec;
+    auto cuda = codegen::generate_cuda(*p, h100);
+    ASSERT_TRUE(cuda.has_value()) << spec << ": " << cuda.error();
+    EXPECT_NE(cuda->source.find("blockIdx.x"), std::string::npos) << spec << ": not spread over blocks";
+    all.push_back({s.take(), p.take(), cuda.take()});
+  }
+  check_host_emulation(all, "default GPU mapping");
+  check_nvrtc(all, h100, "default GPU mapping");
+}
+
 // Index arithmetic is 32-bit where every index value provably fits (GPUs multiply 32-bit integers
 // natively), and stays 64-bit where a tensor has more than 2^31 elements.
 TEST(CudaCodegen, IndexArithmeticIs32BitOnlyWhereItFits) {

@@ -133,7 +133,12 @@ int cmd_space(const SpaceOptions &o) {
 int cmd_show(const ShowOptions &o) {
   auto w = te::load_workload(o.workload);
   if (!w) return fail(w.error());
-  auto sc = load_schedule(*w, o.trace, false);
+  auto loaded = load_target(o.target);
+  if (!loaded) return fail(loaded.error());
+  Target target = *loaded;
+  // Without a trace a GPU target shows its untuned mapping (a thread per element), as `run` runs it.
+  auto sc =
+      o.trace.empty() && target.is_cuda() ? sched::default_gpu_schedule(*w, target) : load_schedule(*w, o.trace, false);
   if (!sc) return fail(sc.error());
   sched::Schedule s = sc.take();
   bool any = o.te || o.ir || o.llvm || o.assembly || o.schedule || o.cuda || o.resources;
@@ -150,9 +155,6 @@ int cmd_show(const ShowOptions &o) {
       std::cout << "\n# loop IR: " << pf.name << " (packs a constant, run once)\n" << ir::to_string(pf.body);
     std::cout << "\n# loop IR\n" << ir::to_string(f->kernel.body);
   }
-  auto loaded = load_target(o.target);
-  if (!loaded) return fail(loaded.error());
-  Target target = *loaded;
   if ((o.llvm || o.assembly) && !target.is_cpu())
     return fail("target " + target.name + " is a GPU: its code is CUDA C++ (--cuda; --resources compiles it)");
   if ((o.cuda || o.resources) && !target.is_cuda())
@@ -184,11 +186,14 @@ int cmd_show(const ShowOptions &o) {
 static int run_on_gpu(const te::Workload &w, const Target &target, const RunOptions &o) {
   std::cout << "workload  " << w.key << "  (hash " << w.hash_hex() << ")\n";
   std::cout << "target    " << target.str() << "\n";
-  auto loaded_schedule =
-      o.db.empty() ? load_schedule(w, o.trace, false) : schedule_from_database(o.db, w, target, 1, o.compatible);
+  auto loaded_schedule = !o.db.empty()      ? schedule_from_database(o.db, w, target, 1, o.compatible)
+                         : !o.trace.empty() ? load_schedule(w, o.trace, false)
+                                            : sched::default_gpu_schedule(w, target);
   if (!loaded_schedule) return fail(loaded_schedule.error());
   sched::Schedule schedule = loaded_schedule.take();
-  std::cout << "schedule  " << (o.trace.empty() ? o.db.empty() ? "default (untuned)" : o.db : o.trace) << "\n";
+  std::cout << "schedule  "
+            << (o.trace.empty() ? o.db.empty() ? "default (untuned: a thread per output element)" : o.db : o.trace)
+            << "\n";
   auto f = lower::lower(schedule, kernel_name(w));
   if (!f) return fail(f.error());
   auto program = codegen::compile_cuda_program(*f, target);

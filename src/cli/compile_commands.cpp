@@ -8,6 +8,7 @@
 #include "codegen/cuda_library.h"
 #include "codegen/kernel_library.h"
 #include "db/database.h"
+#include "schedules/space.h"
 #include "schedules/trace.h"
 #include "support/version.h"
 #include "te/ops.h"
@@ -198,7 +199,13 @@ int cmd_compile(const CompileOptions &o) {
       }
     }
     if (!schedule) {
-      schedule = sched::default_schedule(e.workload, o.threads > 1);
+      if (target->is_cuda()) {
+        auto gpu = sched::default_gpu_schedule(e.workload, *target);
+        if (!gpu) return fail(name + ": " + gpu.error());
+        schedule = gpu.take();
+      } else {
+        schedule = sched::default_schedule(e.workload, o.threads > 1);
+      }
       schedule_line = "schedule: default (untuned)";
       m["source"] = "default";
     }

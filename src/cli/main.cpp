@@ -102,7 +102,8 @@ int tessel_main(int argc, char **argv) {
   RunOptions run;
   auto *run_cmd =
       app.add_subcommand("run", "Compile the default schedule, run it on random inputs, verify it\n"
-                                "against the reference interpreter, print time and GFLOP/s.\n"
+                                "against the reference interpreter, print time and GFLOP/s. On a GPU target\n"
+                                "the default is a thread per output element of each stage.\n"
                                 "Examples:\n  tessel run matmul:M=256,N=256,K=256\n"
                                 "  tessel run conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,pad=1 --threads 2\n"
                                 "  tessel run configs/workloads/matmul_1024_constb.te \\\n"
