@@ -38,7 +38,17 @@ struct TaskState {
   int since_improvement = 0, failed_rounds = 0;
   std::string first_failure;
   std::vector<std::pair<double, double>> scored; // model score, measured throughput
+  // The fastest schedule so far, measured again in every round: how much the machine's speed moved
+  // since it was first measured (drift). The round's figures are divided by that drift before they are
+  // compared, ranked or learned from; records keep what was measured.
+  std::optional<measure::Artifact> incumbent;
+  double incumbent_seconds = 0; // its time in this run's frame (the first round's speed)
+  bool anchored = false;        // a resumed task's earlier best was built (or tried) as the incumbent
 };
+
+// A round's drift is trusted within these bounds; beyond them the incumbent's figure is more likely a
+// fluke than the machine's speed, and the round is taken as measured.
+constexpr double kMaxDrift = 2.0;
 
 db::Record record_of(const TaskState &t, const db::TargetKey &key, int64_t run_id, const std::string &trace) {
   db::Record r;
@@ -223,14 +233,44 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     t0 = Clock::now();
     auto built = builder.build(candidates);
     report.compile_seconds += since(t0);
+    // A resumed task's best (an earlier run's) is built once to serve as this run's incumbent.
+    bool anchor = !s.incumbent && !s.report.best_trace.empty() && o.control_drift && !s.anchored;
+    if (anchor) {
+      s.anchored = true;
+      t0 = Clock::now();
+      auto b = builder.build({{"incumbent/" + s.report.workload_hash, s.text, s.report.best_trace}});
+      report.compile_seconds += since(t0);
+      if (!b.empty() && b[0].status == db::RecordStatus::Ok) s.incumbent = b[0].artifact;
+    }
     std::vector<measure::Artifact> artifacts;
     std::vector<size_t> which;
+    bool control = o.control_drift && s.incumbent.has_value();
+    if (control) artifacts.push_back(*s.incumbent); // first: measured, not recorded
     for (size_t i = 0; i < built.size(); ++i)
       if (built[i].status == db::RecordStatus::Ok) artifacts.push_back(built[i].artifact), which.push_back(i);
     t0 = Clock::now();
-    auto measured =
-        artifacts.empty() ? std::vector<measure::RunResult>{} : runner.run(artifacts, run, s.progress.best_seconds);
+    auto measured = artifacts.size() <= size_t(control) ? std::vector<measure::RunResult>{}
+                                                        : runner.run(artifacts, run, s.progress.best_seconds);
     report.measure_seconds += since(t0);
+    double drift = 1; // the machine's speed now against the frame: figures are divided by it
+    if (control && !measured.empty()) {
+      const measure::RunResult incumbent = measured.front();
+      measured.erase(measured.begin());
+      double now = incumbent.status == db::RecordStatus::Ok && !incumbent.run_seconds.empty()
+                       ? median(incumbent.run_seconds)
+                       : 0;
+      if (now > 0 && anchor) { // a resumed task: this run's frame starts here
+        s.incumbent_seconds = now;
+        s.progress.best_seconds = now;
+      } else if (now > 0 && s.incumbent_seconds > 0 && now / s.incumbent_seconds < kMaxDrift &&
+                 s.incumbent_seconds / now < kMaxDrift) {
+        drift = now / s.incumbent_seconds;
+      }
+      s.report.drift_min = std::min(s.report.drift_min, drift);
+      s.report.drift_max = std::max(s.report.drift_max, drift);
+    } else if (control) {
+      measured.clear();
+    }
 
     std::vector<db::Record> records;
     std::vector<cost::Sample> samples;
@@ -250,7 +290,7 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
       if (r.status == db::RecordStatus::Ok && r.run_seconds.empty()) rec.status = db::RecordStatus::Invalid;
       records.push_back(rec);
       s.measured.insert(proposals[i].program_hash);
-      double secs = r.status == db::RecordStatus::Ok ? median(r.run_seconds) : 0;
+      double secs = r.status == db::RecordStatus::Ok ? median(r.run_seconds) / drift : 0; // in the frame
       double tp = secs > 0 ? s.report.flops / secs : 0;
       samples.push_back({proposals[i].features, tp, s.report.workload_hash});
       if (built[i].status == db::RecordStatus::Ok && !built[i].artifact.cuda.empty()) { // the cubin's figures
@@ -266,8 +306,9 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
         s.scored.push_back({proposals[i].score, tp});
         if (!r.stopped_early && (s.progress.best_seconds == 0 || secs < s.progress.best_seconds)) {
           s.progress.best_seconds = secs;
-          s.report.single_shot_seconds = secs;
+          s.report.single_shot_seconds = median(r.run_seconds); // as measured
           s.report.best_trace = proposals[i].trace_json;
+          s.incumbent = built[i].artifact, s.incumbent_seconds = secs;
         }
       } else {
         ++s.report.failures;
@@ -327,6 +368,11 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
         candidates.push_back({"remeasure/" + std::to_string(r.id), s.text, r.trace_json});
       if (r.median_seconds > 0 && (best_single == 0 || r.median_seconds < best_single)) best_single = r.median_seconds;
     }
+    // The database's fastest figures may all come from one fast moment of the machine; this run's
+    // fastest after drift correction compete too.
+    for (size_t i = 0; i < s.best_measured.size() && int(i) < o.remeasure_top; ++i)
+      if (traces.insert(s.best_measured[i].second.trace_json).second)
+        candidates.push_back({"remeasure/run" + std::to_string(i), s.text, s.best_measured[i].second.trace_json});
     // The default schedule competes too when it may be as fast (its one cold call was within 2x of the best
     // single shot) or costs little to re-measure: the tuned kernel is then never slower than the untuned one.
     if (s.report.default_seconds > 0 && s.report.default_seconds <= std::max(2 * best_single, 1e-3) &&

@@ -35,6 +35,10 @@ struct TuneOptions {
   int early_stop = 0;             // stop a task after this many trials without improvement (0: never)
   int remeasure_top = 5;          // re-measured interleaved at the end (with the default schedule when close)
   int remeasure_rounds = 10;
+  // Each round also re-measures the task's fastest schedule so far and divides the round's figures by
+  // how much the machine's speed moved since (records keep the raw figures). On a shared VM the speed
+  // moved 1.1-1.5x within a run, and the search chased the fast moments.
+  bool control_drift = true;
   uint64_t seed = 1;
   SearchOptions search;
   measure::RunOptions run;
@@ -57,6 +61,7 @@ struct TaskReport {
   double default_seconds = 0;                // the default schedule, measured in this run
   double best_seconds = 0;                   // re-measured interleaved (median of the rounds)
   double single_shot_seconds = 0;            // the search's best single measurement
+  double drift_min = 1, drift_max = 1;       // the machine's speed over the run, against its first rounds
   std::string best_trace;
   std::string message; // why a task ended without a result, if it did
   std::vector<CurvePoint> curve;

@@ -276,6 +276,66 @@ TEST(Search, ProposalsAreNewAndTheirChoicesReplayToTheirTraces) {
   EXPECT_GT(with_choices, 16);
 }
 
+// A machine whose speed moves between rounds (every other round 40% faster, as a shared VM's did): with
+// drift control the tuner's best is the truly fastest schedule it measured, not one that happened to be
+// measured in a fast round. Builder and runner are stand-ins: each program's true time is fixed by its
+// hash, the round's speed by how many rounds have run.
+TEST(Tune, DriftControlKeepsTheTrulyFastestScheduleWhenTheMachineSpeedMoves) {
+  struct IdBuilder : measure::Builder {
+    std::vector<measure::BuildResult> build(const std::vector<measure::Candidate> &cands) override {
+      std::vector<measure::BuildResult> out;
+      for (auto &c : cands) {
+        measure::BuildResult r;
+        r.candidate_id = r.artifact.candidate_id = c.id;
+        r.artifact.workload_text = c.trace_json; // the stand-in runner times the trace
+        out.push_back(r);
+      }
+      return out;
+    }
+  };
+  struct DriftingRunner : measure::Runner {
+    int rounds = 0;
+    static double true_seconds(const std::string &trace) {
+      return 1e-3 * (1 + double(std::hash<std::string>{}(trace) % 1000) / 1000);
+    }
+    std::vector<measure::RunResult> run(const std::vector<measure::Artifact> &artifacts, const measure::RunOptions &,
+                                        double) override {
+      double speed = rounds++ % 2 ? 0.6 : 1.0;
+      std::vector<measure::RunResult> out;
+      for (auto &a : artifacts) {
+        double t = true_seconds(a.workload_text) * speed;
+        out.push_back({a.candidate_id, RecordStatus::Ok, "", {t, t, t}});
+      }
+      return out;
+    }
+    std::string describe() const override { return "drifting stand-in"; }
+  };
+  auto w = te::make_op_workload("matmul:M=64,N=64,K=64").take();
+  for (bool control : {true, false}) {
+    auto db = db::make_memory_database();
+    IdBuilder builder;
+    DriftingRunner runner;
+    auto model = cost::make_random_model(3);
+    search::TuneOptions o = quick(96);
+    o.remeasure_top = 0; // the search's own best, as it judged it
+    o.control_drift = control;
+    auto report = search::tune({task("matmul:M=64,N=64,K=64")}, o, *db, builder, runner, *model);
+    ASSERT_TRUE(report) << report.error();
+    const auto &r = report->tasks[0];
+    double fastest = 1;
+    auto recs = db->records_for_workload(w.hash_hex());
+    ASSERT_TRUE(recs.has_value());
+    for (auto &rec : *recs)
+      if (rec.message.empty()) fastest = std::min(fastest, DriftingRunner::true_seconds(rec.trace_json));
+    if (control) {
+      EXPECT_DOUBLE_EQ(DriftingRunner::true_seconds(r.best_trace), fastest);
+      EXPECT_NEAR(r.drift_max / r.drift_min, 1 / 0.6, 1e-9) << "the rounds' speeds, seen through the incumbent";
+    } else {
+      EXPECT_GT(DriftingRunner::true_seconds(r.best_trace), fastest) << "the stand-in shows no drift";
+    }
+  }
+}
+
 // For a GPU, every proposal is a kernel the builder accepts: trace-level mutations of seeds (records
 // without their choices) move thread-bound splits and shared tiles too; on an H200 such candidates were
 // 9 of 140 measured (a warp's 32 lanes split by 33, 4 MB of shared memory, a barrier under a condition).

@@ -120,6 +120,7 @@ struct TuneOptions {
   std::string cost_model = "xgboost";
   std::string cost_model_from;
   bool no_trace_library = false; // do not seed with configs/traces/*.json
+  bool no_drift_control = false; // search::TuneOptions::control_drift off
 };
 int cmd_tune(const TuneOptions &o);
 

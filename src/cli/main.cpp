@@ -275,6 +275,9 @@ int tessel_main(int argc, char **argv) {
                        "start from a saved model (a .json file: <db>.cost_model.json)");
   tune_cmd->add_flag("--no-trace-library", tune.no_trace_library,
                      "do not seed the search with the committed traces (configs/traces/*.json)");
+  tune_cmd->add_flag("--no-drift-control", tune.no_drift_control,
+                     "compare each round's figures as measured, without re-measuring the fastest schedule\n"
+                     "each round to correct for the machine's speed moving");
   ReportOptions report;
   auto *report_cmd = app.add_subcommand(
       "report", "Write one self-contained HTML report of a tuning database: best GFLOP/s against trials and\n"

@@ -109,6 +109,7 @@ int cmd_tune(const TuneOptions &o) {
   t.trials = o.trials;
   t.time_budget_seconds = o.time_budget;
   t.batch = o.batch;
+  t.control_drift = !o.no_drift_control;
   t.seed = o.seed;
   t.early_stop = o.early_stop;
   t.run.repeat = 3; // candidates: enough to rank; the best are re-measured interleaved at the end
@@ -160,6 +161,10 @@ int cmd_tune(const TuneOptions &o) {
                 << " slower than the search's best single measurement ("
                 << gflops(r.flops, r.single_shot_seconds, "%.2f")
                 << " GFLOP/s): this machine's speed varied while tuning (other load?); re-tune on a quiet one\n";
+    if (r.drift_max / r.drift_min > 1.1)
+      std::cout << "    the machine's speed moved " << fmt("%.2f", 1 / r.drift_max) << "-"
+                << fmt("%.2f", 1 / r.drift_min)
+                << "x during tuning (its fastest schedule, re-measured each round); figures were corrected\n";
     if (r.best_seconds <= 0) ++failed_tasks;
   }
   std::cout << "time     " << fmt("%.1f s", report->total_seconds) << " (compile "
