@@ -84,16 +84,21 @@ std::string html_report(const TuneReport &r) {
     << "</code>. Cost model: " << escape(r.cost_model.empty() ? "n/a" : r.cost_model) << ".";
   if (r.total_seconds > 0) h << " Tuning took " << num(r.total_seconds, "%.1f") << " s.";
   h << "</p>\n<h2>Tasks</h2>\n<table><tr><th>task</th><th>trials</th><th>default GFLOP/s</th><th>tuned GFLOP/s</th>"
-       "<th>speed-up</th><th>single-shot best GFLOP/s</th><th>failed candidates</th></tr>\n";
+       "<th>speed-up</th><th>single-shot best GFLOP/s</th><th>machine speed while tuning</th><th>failed candidates</th>"
+       "</tr>\n";
   for (auto &t : r.tasks) {
     h << "<tr><td>" << escape(t.name) << "</td><td>" << t.trials + t.resumed << "</td><td>"
       << gflops(t.flops, t.default_seconds) << "</td><td>" << gflops(t.flops, t.best_seconds) << "</td><td>"
       << (t.default_seconds > 0 && t.best_seconds > 0 ? num(t.default_seconds / t.best_seconds, "%.1f") + "&#215;"
                                                       : "&#8211;")
-      << "</td><td>" << gflops(t.flops, t.single_shot_seconds) << "</td><td>" << t.failures << "</td></tr>\n";
+      << "</td><td>" << gflops(t.flops, t.single_shot_seconds) << "</td><td>"
+      << (t.drift_max > t.drift_min ? num(1 / t.drift_max, "%.2f") + "&#8211;" + num(1 / t.drift_min, "%.2f") + "&#215;"
+                                    : "&#8211;")
+      << "</td><td>" << t.failures << "</td></tr>\n";
   }
   h << "</table>\n<p>Tuned: the median of interleaved re-measurement rounds of the best candidates; single-shot: the "
-       "search's best single measurement (usually optimistic).</p>\n";
+       "search's best single measurement (usually optimistic); machine speed: the task's fastest schedule, re-measured "
+       "every round, against its first measurement (each round's figures were divided by it).</p>\n";
   if (r.total_seconds > 0) {
     h << "<h2>Where the time went</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"620\" height=\"60\" "
          "class=\"plot\"><title>time split</title>";

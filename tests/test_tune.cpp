@@ -330,6 +330,8 @@ TEST(Tune, DriftControlKeepsTheTrulyFastestScheduleWhenTheMachineSpeedMoves) {
     if (control) {
       EXPECT_DOUBLE_EQ(DriftingRunner::true_seconds(r.best_trace), fastest);
       EXPECT_NEAR(r.drift_max / r.drift_min, 1 / 0.6, 1e-9) << "the rounds' speeds, seen through the incumbent";
+      std::string html = search::html_report(*report);
+      EXPECT_NE(html.find("0.60&#8211;1.00&#215;"), std::string::npos) << "the report shows the speed's range";
     } else {
       EXPECT_GT(DriftingRunner::true_seconds(r.best_trace), fastest) << "the stand-in shows no drift";
     }
