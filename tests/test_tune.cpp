@@ -208,12 +208,15 @@ public:
                                       double) override {
     std::vector<measure::RunResult> out;
     for (auto &x : a) {
-      double s = 1e-4 * (1 + double(std::hash<std::string>()(x.candidate_id) % 1000) / 100.0);
+      double s = seconds(x.candidate_id);
       out.push_back({x.candidate_id, RecordStatus::Ok, "", {s, s}});
     }
     return out;
   }
   std::string describe() const override { return "hash"; }
+  static double seconds(const std::string &id) {
+    return 1e-4 * (1 + double(std::hash<std::string>()(id) % 1000) / 100.0);
+  }
 };
 
 long max_rss_kib() {
@@ -281,39 +284,21 @@ TEST(Search, ProposalsAreNewAndTheirChoicesReplayToTheirTraces) {
 // measured in a fast round. Builder and runner are stand-ins: each program's true time is fixed by its
 // hash, the round's speed by how many rounds have run.
 TEST(Tune, DriftControlKeepsTheTrulyFastestScheduleWhenTheMachineSpeedMoves) {
-  struct IdBuilder : measure::Builder {
-    std::vector<measure::BuildResult> build(const std::vector<measure::Candidate> &cands) override {
-      std::vector<measure::BuildResult> out;
-      for (auto &c : cands) {
-        measure::BuildResult r;
-        r.candidate_id = r.artifact.candidate_id = c.id;
-        r.artifact.workload_text = c.trace_json; // the stand-in runner times the trace
-        out.push_back(r);
-      }
-      return out;
-    }
-  };
-  struct DriftingRunner : measure::Runner {
+  struct DriftingRunner : HashRunner { // every other round 40% faster
     int rounds = 0;
-    static double true_seconds(const std::string &trace) {
-      return 1e-3 * (1 + double(std::hash<std::string>{}(trace) % 1000) / 1000);
-    }
-    std::vector<measure::RunResult> run(const std::vector<measure::Artifact> &artifacts, const measure::RunOptions &,
-                                        double) override {
+    std::vector<measure::RunResult> run(const std::vector<measure::Artifact> &a, const measure::RunOptions &o,
+                                        double best) override {
       double speed = rounds++ % 2 ? 0.6 : 1.0;
-      std::vector<measure::RunResult> out;
-      for (auto &a : artifacts) {
-        double t = true_seconds(a.workload_text) * speed;
-        out.push_back({a.candidate_id, RecordStatus::Ok, "", {t, t, t}});
-      }
+      auto out = HashRunner::run(a, o, best);
+      for (auto &r : out)
+        for (auto &t : r.run_seconds) t *= speed;
       return out;
     }
-    std::string describe() const override { return "drifting stand-in"; }
   };
   auto w = te::make_op_workload("matmul:M=64,N=64,K=64").take();
   for (bool control : {true, false}) {
     auto db = db::make_memory_database();
-    IdBuilder builder;
+    InstantBuilder builder; // candidate ids name the programs: workload hash / program hash
     DriftingRunner runner;
     auto model = cost::make_random_model(3);
     search::TuneOptions o = quick(96);
@@ -322,18 +307,22 @@ TEST(Tune, DriftControlKeepsTheTrulyFastestScheduleWhenTheMachineSpeedMoves) {
     auto report = search::tune({task("matmul:M=64,N=64,K=64")}, o, *db, builder, runner, *model);
     ASSERT_TRUE(report) << report.error();
     const auto &r = report->tasks[0];
+    auto true_seconds = [&](const std::string &trace) {
+      return HashRunner::seconds(w.hash_hex() + "/" +
+                                 search::make_proposal(sched::replay_json(w, trace).take())->program_hash);
+    };
     double fastest = 1;
     auto recs = db->records_for_workload(w.hash_hex());
     ASSERT_TRUE(recs.has_value());
     for (auto &rec : *recs)
-      if (rec.message.empty()) fastest = std::min(fastest, DriftingRunner::true_seconds(rec.trace_json));
+      if (rec.message.empty()) fastest = std::min(fastest, true_seconds(rec.trace_json));
     if (control) {
-      EXPECT_DOUBLE_EQ(DriftingRunner::true_seconds(r.best_trace), fastest);
+      EXPECT_DOUBLE_EQ(true_seconds(r.best_trace), fastest);
       EXPECT_NEAR(r.drift_max / r.drift_min, 1 / 0.6, 1e-9) << "the rounds' speeds, seen through the incumbent";
       std::string html = search::html_report(*report);
       EXPECT_NE(html.find("0.60&#8211;1.00&#215;"), std::string::npos) << "the report shows the speed's range";
     } else {
-      EXPECT_GT(DriftingRunner::true_seconds(r.best_trace), fastest) << "the stand-in shows no drift";
+      EXPECT_GT(true_seconds(r.best_trace), fastest) << "the stand-in shows no drift";
     }
   }
 }
