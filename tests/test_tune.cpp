@@ -46,13 +46,22 @@ search::TuneOptions quick(int trials) {
 
 int64_t records(const db::Database &db) { return db.stats()->records; }
 
+// A tuning on this machine, into memory: the local builder and runner, the XGBoost model.
+struct LocalTuning {
+  std::unique_ptr<db::Database> db = db::make_memory_database();
+  std::unique_ptr<measure::Builder> builder = measure::make_local_builder(Target::host());
+  std::unique_ptr<measure::Runner> runner = measure::make_local_runner();
+  std::unique_ptr<cost::CostModel> model = cost::make_xgboost_model();
+  Expected<search::TuneReport> tune(const std::vector<search::TuneTask> &tasks, const search::TuneOptions &o) {
+    return search::tune(tasks, o, *db, *builder, *runner, *model);
+  }
+};
+
 TEST(Tune, SmallMatmulBeatsTheDefaultAndItsBestMatchesTheInterpreter) {
-  auto db = db::make_memory_database();
-  auto builder = measure::make_local_builder(Target::host());
-  auto runner = measure::make_local_runner();
-  auto model = cost::make_xgboost_model();
+  LocalTuning local;
+  auto &db = local.db;
   auto t = task("matmul:M=64,N=64,K=64");
-  auto report = search::tune({t}, quick(64), *db, *builder, *runner, *model);
+  auto report = local.tune({t}, quick(64));
   ASSERT_TRUE(report) << report.error();
   ASSERT_EQ(report->tasks.size(), 1u);
   const auto &r = report->tasks[0];
@@ -121,12 +130,8 @@ TEST(Tune, ResumingContinuesWithoutMeasuringAProgramTwice) {
 }
 
 TEST(Tune, TwoTaskSuiteTunesBoth) {
-  auto db = db::make_memory_database();
-  auto builder = measure::make_local_builder(Target::host());
-  auto runner = measure::make_local_runner();
-  auto model = cost::make_xgboost_model();
-  auto report = search::tune({task("matmul:M=32,N=32,K=32", 2), task("softmax:M=16,N=64")}, quick(16), *db, *builder,
-                             *runner, *model);
+  LocalTuning local;
+  auto report = local.tune({task("matmul:M=32,N=32,K=32", 2), task("softmax:M=16,N=64")}, quick(16));
   ASSERT_TRUE(report) << report.error();
   ASSERT_EQ(report->tasks.size(), 2u);
   for (auto &r : report->tasks) {
@@ -138,12 +143,10 @@ TEST(Tune, TwoTaskSuiteTunesBoth) {
 TEST(Tune, TheDefaultScheduleCompetesInTheFinalRemeasurement) {
   // A task whose default costs little to re-measure: it is re-measured next to the best found, so the best
   // the database gives builds is never a kernel slower than the untuned one.
-  auto db = db::make_memory_database();
-  auto builder = measure::make_local_builder(Target::host());
-  auto runner = measure::make_local_runner();
-  auto model = cost::make_xgboost_model();
+  LocalTuning local;
+  auto &db = local.db;
   auto t = task("add:M=4,N=8");
-  auto report = search::tune({t}, quick(8), *db, *builder, *runner, *model);
+  auto report = local.tune({t}, quick(8));
   ASSERT_TRUE(report) << report.error();
   ASSERT_GT(report->tasks[0].default_seconds, 0);
   std::string plain = sched::trace_to_json(sched::default_schedule(t.workload));
@@ -577,11 +580,9 @@ TEST(Features, GpuProgramsDescribeTheirLaunchAndTheCubinReplacesEstimates) {
 }
 
 TEST(Report, IsWellFormedAndHoldsThePlotsAndTheTable) {
-  auto db = db::make_memory_database();
-  auto builder = measure::make_local_builder(Target::host());
-  auto runner = measure::make_local_runner();
-  auto model = cost::make_xgboost_model();
-  auto report = search::tune({task("matmul:M=32,N=48,K=16")}, quick(24), *db, *builder, *runner, *model);
+  LocalTuning local;
+  auto &db = local.db;
+  auto report = local.tune({task("matmul:M=32,N=48,K=16")}, quick(24));
   ASSERT_TRUE(report) << report.error();
   TempDir dir("tessel_test_report");
   for (auto html : {search::html_report(*report),
