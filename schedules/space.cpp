@@ -1172,4 +1172,9 @@ Expected<Schedule> default_gpu_schedule(const te::Workload &w, const Target &tar
   return s;
 }
 
+Expected<Schedule> default_schedule_for(const te::Workload &w, const Target &target, bool parallel_outer) {
+  if (target.is_cuda()) return default_gpu_schedule(w, target);
+  return default_schedule(w, parallel_outer);
+}
+
 } // namespace tessel::sched

@@ -109,5 +109,8 @@ private:
 // root, one kernel each, its spatial loops fused and spread over blocks of up to 256 threads, each
 // thread computing one element (its reduction serial); a stage without spatial loops on one thread.
 Expected<Schedule> default_gpu_schedule(const te::Workload &w, const Target &target);
+// The untuned schedule for `target`: default_gpu_schedule on a GPU, else default_schedule (its outer
+// loop parallel when asked).
+Expected<Schedule> default_schedule_for(const te::Workload &w, const Target &target, bool parallel_outer = false);
 
 } // namespace tessel::sched

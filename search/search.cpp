@@ -164,7 +164,9 @@ std::vector<Proposal> EvolutionarySearch::propose(const te::Workload &w, int n, 
   // Adds a schedule whose program is new to the pool; returns that program's hash, "" when not added.
   auto add = [&](sched::Schedule s, Origin origin = {}) -> std::string {
     if (origin.sketch >= int(sketches.size())) origin = {}; // made for another workload's sketches
-    auto p = make_proposal(s, std::move(origin), &target_);
+    // Sampled ones passed the generator's validator already; traces replayed or mutated step by step did not.
+    const Target *unchecked = origin.sketch < 0 ? &target_ : nullptr;
+    auto p = make_proposal(s, std::move(origin), unchecked);
     if (!p || pool.count(p->program_hash)) return "";
     pool.emplace(p->program_hash, *p);
     population.push_back({std::move(s), p->program_hash});

@@ -173,9 +173,8 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
   {
     std::vector<measure::Candidate> defaults;
     for (auto &s : states) {
-      sched::Schedule plain = sched::default_schedule(s.task.workload);
-      if (o.target.is_cuda())
-        if (auto gpu = sched::default_gpu_schedule(s.task.workload, o.target)) plain = gpu.take();
+      auto untuned = sched::default_schedule_for(s.task.workload, o.target);
+      sched::Schedule plain = untuned ? untuned.take() : sched::default_schedule(s.task.workload);
       if (auto p = make_proposal(plain)) s.measured.insert(p->program_hash); // the search never repeats it
       s.default_trace = sched::trace_to_json(plain);
       defaults.push_back({"default/" + s.report.workload_hash, s.text, s.default_trace});
@@ -268,8 +267,6 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
       }
       s.report.drift_min = std::min(s.report.drift_min, drift);
       s.report.drift_max = std::max(s.report.drift_max, drift);
-    } else if (control) {
-      measured.clear();
     }
 
     std::vector<db::Record> records;

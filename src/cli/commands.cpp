@@ -42,9 +42,10 @@ Expected<Target> load_target(const std::string &name) {
   return t;
 }
 
-// The default schedule, or the replay of a trace file made for this workload.
-Expected<sched::Schedule> load_schedule(const te::Workload &w, const std::string &trace_path, bool parallel_outer) {
-  if (trace_path.empty()) return sched::default_schedule(w, parallel_outer);
+// The default schedule for `target`, or the replay of a trace file made for this workload.
+Expected<sched::Schedule> load_schedule(const te::Workload &w, const std::string &trace_path, const Target &target,
+                                        bool parallel_outer) {
+  if (trace_path.empty()) return sched::default_schedule_for(w, target, parallel_outer);
   std::ifstream in(trace_path);
   if (!in) return make_error("cannot read trace file '" + trace_path + "'");
   std::stringstream text;
@@ -137,8 +138,7 @@ int cmd_show(const ShowOptions &o) {
   if (!loaded) return fail(loaded.error());
   Target target = *loaded;
   // Without a trace a GPU target shows its untuned mapping (a thread per element), as `run` runs it.
-  auto sc =
-      o.trace.empty() && target.is_cuda() ? sched::default_gpu_schedule(*w, target) : load_schedule(*w, o.trace, false);
+  auto sc = load_schedule(*w, o.trace, target, false);
   if (!sc) return fail(sc.error());
   sched::Schedule s = sc.take();
   bool any = o.te || o.ir || o.llvm || o.assembly || o.schedule || o.cuda || o.resources;
@@ -186,9 +186,8 @@ int cmd_show(const ShowOptions &o) {
 static int run_on_gpu(const te::Workload &w, const Target &target, const RunOptions &o) {
   std::cout << "workload  " << w.key << "  (hash " << w.hash_hex() << ")\n";
   std::cout << "target    " << target.str() << "\n";
-  auto loaded_schedule = !o.db.empty()      ? schedule_from_database(o.db, w, target, 1, o.compatible)
-                         : !o.trace.empty() ? load_schedule(w, o.trace, false)
-                                            : sched::default_gpu_schedule(w, target);
+  auto loaded_schedule = o.db.empty() ? load_schedule(w, o.trace, target, false)
+                                      : schedule_from_database(o.db, w, target, 1, o.compatible);
   if (!loaded_schedule) return fail(loaded_schedule.error());
   sched::Schedule schedule = loaded_schedule.take();
   std::cout << "schedule  "
@@ -267,7 +266,7 @@ int cmd_run(const RunOptions &o) {
   std::cout << "workload  " << w->key << "  (hash " << w->hash_hex() << ")\n";
   std::cout << "target    " << target.str() << ", " << o.threads << " thread" << (o.threads > 1 ? "s" : "") << "\n";
   // Records are keyed by the target they were tuned for, also when emulated here.
-  auto loaded_schedule = o.db.empty() ? load_schedule(*w, o.trace, o.threads > 1)
+  auto loaded_schedule = o.db.empty() ? load_schedule(*w, o.trace, target, o.threads > 1)
                                       : schedule_from_database(o.db, *w, *loaded, o.threads, o.compatible);
   if (!loaded_schedule) return fail(loaded_schedule.error());
   sched::Schedule schedule = loaded_schedule.take();

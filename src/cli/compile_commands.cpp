@@ -199,13 +199,9 @@ int cmd_compile(const CompileOptions &o) {
       }
     }
     if (!schedule) {
-      if (target->is_cuda()) {
-        auto gpu = sched::default_gpu_schedule(e.workload, *target);
-        if (!gpu) return fail(name + ": " + gpu.error());
-        schedule = gpu.take();
-      } else {
-        schedule = sched::default_schedule(e.workload, o.threads > 1);
-      }
+      auto untuned = sched::default_schedule_for(e.workload, *target, o.threads > 1);
+      if (!untuned) return fail(name + ": " + untuned.error());
+      schedule = untuned.take();
       schedule_line = "schedule: default (untuned)";
       m["source"] = "default";
     }
