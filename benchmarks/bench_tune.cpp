@@ -5,6 +5,8 @@
 //    model and, with --each-objective, each objective alone (rank:pairwise, Ansor's weighted squared error, log squared
 //    error) and rank:pairwise + log squared error; from --db (e.g. tune_vs_vendor.db; repeat it to pool several
 //    databases: a task is left out of all of them), else from candidates of three matmuls measured here;
+//  - with --db, the noise ceiling: a sample of each task's records measured again, interleaved, and how
+//    well the recorded figures rank the fresh ones (what no model can beat), the model scored against both;
 //  - trials a warm-started tuning of a new matmul shape needs to reach 95% of its
 //    final best, against a cold one.
 //   bench_tune [--db PATH]... [--trials N] [--each-objective]
@@ -17,9 +19,11 @@
 #include "te/ops.h"
 #include "te/text.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <random>
 
 using namespace tessel;
 using Clock = std::chrono::steady_clock;
@@ -33,9 +37,17 @@ std::string g_dump; // --dump-features FILE: the samples as CSV (task, throughpu
 int g_trials = 64;
 bool g_each_objective = false; // --each-objective: also each objective's model alone
 
+// Where a sample came from: its workload and trace, to measure it again.
+struct Origin {
+  std::string workload_text, trace_json;
+  double flops = 0;
+};
+std::vector<Origin> g_origins; // parallel to collect()'s samples
+
 // Samples from a database's records on this host (one task per workload), or measured here.
 std::vector<cost::Sample> collect() {
   std::vector<cost::Sample> out;
+  g_origins.clear();
   db::TargetKey key = db::target_key(Target::host(), 1);
   std::map<std::string, te::Workload> workloads;
   auto add = [&](const db::Record &r) {
@@ -52,6 +64,7 @@ std::vector<cost::Sample> collect() {
     if (!lowered) return;
     double tp = r.status == db::RecordStatus::Ok && r.median_seconds > 0 ? it->second.flops() / r.median_seconds : 0;
     out.push_back({cost::program_features(*lowered), tp, r.workload_key});
+    g_origins.push_back({r.workload_text, r.trace_json, it->second.flops()});
   };
   for (auto &path : g_dbs) {
     db::OpenOptions ro;
@@ -221,6 +234,74 @@ void BM_HeldOutRanking(benchmark::State &state) {
 }
 BENCHMARK(BM_HeldOutRanking)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// How well any model could rank the records: up to 48 of each task's programs measured again here, 10
+// interleaved rounds, against the figures tuning recorded (single shots, minutes apart). Pairs the two order
+// differently are noise no model can learn; the default model (trained on the other tasks) is scored against
+// both. Needs --db: it re-measures records.
+struct Ceiling {
+  double records_vs_again = 0, model_vs_records = 0, model_vs_again = 0;
+  int programs = 0;
+};
+std::map<std::string, Ceiling> g_ceiling;
+
+void BM_NoiseCeiling(benchmark::State &state) {
+  if (g_dbs.empty()) {
+    state.SkipWithError("needs --db: it measures a database's records again");
+    return;
+  }
+  auto samples = collect();
+  auto origins = g_origins;
+  std::map<std::string, std::vector<size_t>> by_task;
+  for (size_t i = 0; i < samples.size(); ++i)
+    if (samples[i].throughput > 0) by_task[samples[i].task].push_back(i);
+  auto builder = measure::make_local_builder(Target::host());
+  auto runner = measure::make_local_runner();
+  measure::RunOptions run = search::TuneOptions{}.run;
+  run.check = false; // the records were checked when tuned
+  std::mt19937_64 rng(1);
+  for (auto _ : state)
+    for (auto &[task, indices] : by_task) {
+      if (indices.size() < 16) continue;
+      std::shuffle(indices.begin(), indices.end(), rng);
+      if (indices.size() > 48) indices.resize(48);
+      std::vector<measure::Candidate> candidates;
+      for (size_t i : indices)
+        candidates.push_back({std::to_string(i), origins[i].workload_text, origins[i].trace_json});
+      auto built = builder->build(candidates);
+      std::vector<measure::Artifact> artifacts;
+      std::vector<size_t> which;
+      for (size_t b = 0; b < built.size(); ++b)
+        if (built[b].status == db::RecordStatus::Ok)
+          artifacts.push_back(built[b].artifact), which.push_back(indices[b]);
+      auto again = measure::remeasure(*runner, artifacts, run, 10);
+      std::vector<cost::Sample> recorded, remeasured;
+      std::vector<double> recorded_scores;
+      for (size_t a = 0; a < again.size(); ++a) {
+        if (again[a].status != db::RecordStatus::Ok || again[a].run_seconds.empty()) continue;
+        std::vector<double> t = again[a].run_seconds;
+        std::nth_element(t.begin(), t.begin() + long(t.size() / 2), t.end());
+        recorded.push_back(samples[which[a]]);
+        remeasured.push_back(samples[which[a]]);
+        remeasured.back().throughput = origins[which[a]].flops / t[t.size() / 2];
+        recorded_scores.push_back(recorded.back().throughput);
+      }
+      std::vector<cost::Sample> train;
+      for (auto &s : samples)
+        if (s.task != task) train.push_back(s);
+      auto model = cost::make_xgboost_model();
+      (void)model->update(train);
+      std::vector<std::vector<float>> feats;
+      for (auto &s : recorded) feats.push_back(s.features);
+      auto scores = model->predict(feats);
+      Ceiling &c = g_ceiling[task];
+      c.programs = int(recorded.size());
+      c.records_vs_again = cost::pairwise_accuracy(recorded_scores, remeasured);
+      c.model_vs_records = cost::pairwise_accuracy(scores, recorded);
+      c.model_vs_again = cost::pairwise_accuracy(scores, remeasured);
+    }
+}
+BENCHMARK(BM_NoiseCeiling)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 // Trials until the running best is within 5% of `final_best`.
 int trials_to_95(const search::TaskReport &r, double final_gflops) {
   for (auto &c : r.curve)
@@ -306,6 +387,21 @@ int main(int argc, char **argv) {
   for (auto &[name, a] : g.later_accuracy) std::printf("  %-28s %.3f\n", name.c_str(), a);
   std::printf("per task, the default model (held out / later half):\n");
   for (auto &[task, a] : g.per_task) std::printf("  %-60s %.3f / %.3f\n", task.c_str(), a.first, a.second);
+  if (!g_ceiling.empty()) {
+    std::printf(
+        "noise ceiling: each task's programs measured again (10 interleaved rounds) against the recorded figures;\n"
+        "  the recorded figures rank the fresh ones at: (a model's ceiling), and the default model held out ranks\n"
+        "  the records / the fresh figures at:\n");
+    double sums[3] = {0, 0, 0};
+    for (auto &[task, c] : g_ceiling) {
+      std::printf("  %-60s %2d programs  records %.3f  model %.3f / %.3f\n", task.c_str(), c.programs,
+                  c.records_vs_again, c.model_vs_records, c.model_vs_again);
+      sums[0] += c.records_vs_again, sums[1] += c.model_vs_records, sums[2] += c.model_vs_again;
+    }
+    double n = double(g_ceiling.size());
+    std::printf("  %-60s              records %.3f  model %.3f / %.3f\n", "mean", sums[0] / n, sums[1] / n,
+                sums[2] / n);
+  }
   std::printf("new shape matmul 384^3, %d trials: cold start %d trials to 95%% (best %.1f GFLOP/s), warm start %d "
               "(best %.1f GFLOP/s)\n",
               g_trials, g.cold_to_95, g.cold_best, g.warm_to_95, g.warm_best);
