@@ -28,6 +28,26 @@ template <typename F> void for_each_tile(int64_t m, int64_t n, int64_t width, F 
   }
 }
 
+// acc[r] += A[r, kk] * B[kk, 0..64) over kk < k; Masked loads B through the column masks m. The full-width
+// case has its own loop: GCC keeps the four masks on the stack and reloaded them every k step (4 kmovw).
+template <int R, bool Masked>
+__attribute__((target("avx512f,fma"), always_inline)) inline void
+k_loop(__m512 (&acc)[R][4], const float *A, int64_t lda_m, int64_t lda_k, const float *B, int64_t ldb_k,
+       const __mmask16 (&m)[4], int64_t k) {
+  for (int64_t kk = 0; kk < k; ++kk) {
+    __m512 b[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v)
+      b[v] = Masked ? _mm512_maskz_loadu_ps(m[v], B + kk * ldb_k + 16 * v) : _mm512_loadu_ps(B + kk * ldb_k + 16 * v);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      __m512 a = _mm512_set1_ps(A[r * lda_m + kk * lda_k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+    }
+  }
+}
+
 // C[r, j] += sum_k A[r*lda_m + k*lda_k] * B[k*ldb_k + j] for R rows x up to 64
 // columns: R x 4 accumulators in zmm registers (R <= 6 keeps 24 + 5 in the 32).
 template <int R>
@@ -41,17 +61,10 @@ __attribute__((target("avx512f,fma"))) void tile(float *C, int64_t ldc, const fl
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_maskz_loadu_ps(m[v], C + r * ldc + 16 * v);
-  for (int64_t kk = 0; kk < k; ++kk) {
-    __m512 b[4];
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) b[v] = _mm512_maskz_loadu_ps(m[v], B + kk * ldb_k + 16 * v);
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      __m512 a = _mm512_set1_ps(A[r * lda_m + kk * lda_k]);
-#pragma GCC unroll 4
-      for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
-    }
-  }
+  if (cols == 64) // the common case: whole vectors, no masks in the k loop
+    k_loop<R, false>(acc, A, lda_m, lda_k, B, ldb_k, m, k);
+  else
+    k_loop<R, true>(acc, A, lda_m, lda_k, B, ldb_k, m, k);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
