@@ -254,13 +254,35 @@ std::vector<Proposal> EvolutionarySearch::propose(const te::Workload &w, int n, 
   size_t by_score = size_t(std::max<long>(0, std::min<long>(long(fresh.size()), n - long(out.size()) - random_picks)));
   out.insert(out.end(), fresh.begin(), fresh.begin() + long(by_score));
   std::vector<Proposal> rest(fresh.begin() + long(by_score), fresh.end());
+  // Exploration goes first to sketches the batch lacks, each with its best-scored program (rest is in score
+  // order): a sketch whose first samples measured slow is still explored where the model likes it best.
+  std::set<int> covered;
+  for (auto &p : out) covered.insert(p.origin.sketch);
   for (int i = 0; i < random_picks && !rest.empty(); ++i) {
     size_t k = size_t(rng.below(int64_t(rest.size())));
+    for (size_t j = 0; j < rest.size(); ++j)
+      if (rest[j].origin.sketch >= 0 && !covered.count(rest[j].origin.sketch)) {
+        k = j;
+        break;
+      }
+    covered.insert(rest[k].origin.sketch);
     rest[k].random = true;
     out.push_back(rest[k]);
     rest.erase(rest.begin() + long(k));
   }
   return out;
+}
+
+void keep_parents(std::vector<std::pair<double, Seed>> &measured, size_t n) {
+  std::stable_sort(measured.begin(), measured.end(), [](const auto &a, const auto &b) { return a.first < b.first; });
+  std::vector<std::pair<double, Seed>> kept;
+  std::set<int> sketches;
+  for (size_t i = 0; i < measured.size(); ++i) {
+    int sketch = measured[i].second.origin.sketch;
+    if (i < n || (sketch >= 0 && !sketches.count(sketch))) kept.push_back(std::move(measured[i]));
+    if (sketch >= 0) sketches.insert(sketch);
+  }
+  measured = std::move(kept);
 }
 
 int next_task(const std::vector<TaskProgress> &tasks) {

@@ -324,9 +324,7 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     bool improved = s.progress.best_seconds > 0 && (before == 0 || s.progress.best_seconds < before * 0.999);
     s.since_improvement = improved ? 0 : s.since_improvement + int(proposals.size());
     s.failed_rounds = ok_count == 0 ? s.failed_rounds + 1 : 0;
-    std::stable_sort(s.best_measured.begin(), s.best_measured.end(),
-                     [](const auto &a, const auto &b) { return a.first < b.first; });
-    if (s.best_measured.size() > kParentsKept) s.best_measured.resize(kParentsKept);
+    keep_parents(s.best_measured, kParentsKept);
     double best_gflops = s.progress.best_seconds > 0 ? s.report.flops / s.progress.best_seconds * 1e-9 : 0;
     s.report.curve.push_back({s.progress.trials, since(start), best_gflops});
     if (s.progress.trials >= s.progress.trial_limit) s.progress.done = true;
