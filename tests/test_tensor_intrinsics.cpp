@@ -125,6 +125,16 @@ TEST_P(F32FmaKernel, MatchesTheReference) {
   for (const Case &c : kCases) check_float<float>(kernel, tessel_ukernel_f32_reference, c);
 }
 
+// The AVX-512 BF16 kernel over the same shapes: full 64-column tiles (their own unmasked loop), ragged ones, odd k
+// (a last pair with a zero partner) and column-major A.
+TEST(CpuKernels, Avx512Bf16DotMatchesTheReference) {
+  const sched::TensorIntrinsic *in = sched::find_tensor_intrinsic("avx512_bf16_dot");
+  ASSERT_NE(in, nullptr);
+  if (!in->available_on(Target::host()))
+    GTEST_SKIP() << "host lacks " << in->required_feature << " for avx512_bf16_dot";
+  for (const Case &c : kCases) check_bf16(tessel_ukernel_bf16_dot_avx512, c);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     CpuKernels, F32FmaKernel,
     ::testing::Values(std::pair<const char *, F32Kernel>{"avx512_fma_f32", tessel_ukernel_f32_fma_avx512},

@@ -150,6 +150,34 @@ namespace {
 // lane). B rows k and k+1 are interleaved into pairs on the fly, so B keeps a
 // plain [k][j] layout; A's pair (k, k+1) is broadcast. An odd k ends with a
 // zero partner.
+// acc[r] += A[r, kk..kk+1] . B[kk..kk+1, 0..64) over kk < k, in pairs; Masked loads B through the column masks
+// m (the full-width case has its own loop, as the f32 kernel's).
+template <int R, bool Masked>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma"), always_inline)) inline void
+k_loop_bf16(__m512 (&acc)[R][4], const uint16_t *A, int64_t lda_m, int64_t lda_k, const uint16_t *B, int64_t ldb_k,
+            const __mmask16 (&m)[4], int64_t k) {
+  for (int64_t kk = 0; kk < k; kk += 2) {
+    bool pair = kk + 1 < k;
+    __m512i b[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) {
+      const uint16_t *row = B + kk * ldb_k + 16 * v;
+      __m256i lo16 = Masked ? _mm256_maskz_loadu_epi16(m[v], row) : _mm256_loadu_si256((const __m256i *)row);
+      __m256i hi16 = !pair    ? _mm256_setzero_si256()
+                     : Masked ? _mm256_maskz_loadu_epi16(m[v], row + ldb_k)
+                              : _mm256_loadu_si256((const __m256i *)(row + ldb_k));
+      b[v] = _mm512_or_si512(_mm512_cvtepu16_epi32(lo16), _mm512_slli_epi32(_mm512_cvtepu16_epi32(hi16), 16));
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      uint32_t a0 = A[r * lda_m + kk * lda_k], a1 = pair ? A[r * lda_m + (kk + 1) * lda_k] : 0;
+      __m512i a = _mm512_set1_epi32(int32_t(a0 | (a1 << 16)));
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], (__m512bh)a, (__m512bh)b[v]);
+    }
+  }
+}
+
 template <int R>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma"))) void
 tile_bf16(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m, int64_t lda_k, const uint16_t *B, int64_t ldb_k,
@@ -161,24 +189,10 @@ tile_bf16(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m, int64_t lda_k
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_maskz_loadu_ps(m[v], C + r * ldc + 16 * v);
-  for (int64_t kk = 0; kk < k; kk += 2) {
-    bool pair = kk + 1 < k;
-    __m512i b[4];
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) {
-      __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m[v], B + kk * ldb_k + 16 * v));
-      __m512i hi = pair ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m[v], B + (kk + 1) * ldb_k + 16 * v))
-                        : _mm512_setzero_si512();
-      b[v] = _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      uint32_t a0 = A[r * lda_m + kk * lda_k], a1 = pair ? A[r * lda_m + (kk + 1) * lda_k] : 0;
-      __m512i a = _mm512_set1_epi32(int32_t(a0 | (a1 << 16)));
-#pragma GCC unroll 4
-      for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], (__m512bh)a, (__m512bh)b[v]);
-    }
-  }
+  if (cols == 64)
+    k_loop_bf16<R, false>(acc, A, lda_m, lda_k, B, ldb_k, m, k);
+  else
+    k_loop_bf16<R, true>(acc, A, lda_m, lda_k, B, ldb_k, m, k);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
