@@ -28,6 +28,27 @@ template <typename F> void for_each_tile(int64_t m, int64_t n, int64_t width, F 
   }
 }
 
+// The R x 64 block of C a tile accumulates, in R x 4 zmm registers (the columns that exist: masks m), and back.
+// Fully unrolled so the accumulators live in registers; shared by the f32 and bf16 tiles, whose targets include
+// avx512f.
+template <int R>
+__attribute__((target("avx512f"), always_inline)) inline void load_accumulators(__m512 (&acc)[R][4], const float *C,
+                                                                                int64_t ldc, const __mmask16 (&m)[4]) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_maskz_loadu_ps(m[v], C + r * ldc + 16 * v);
+}
+template <int R>
+__attribute__((target("avx512f"), always_inline)) inline void store_accumulators(const __m512 (&acc)[R][4], float *C,
+                                                                                 int64_t ldc, const __mmask16 (&m)[4]) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v)
+      if (m[v]) _mm512_mask_storeu_ps(C + r * ldc + 16 * v, m[v], acc[r][v]);
+}
+
 // acc[r] += A[r, kk] * B[kk, 0..64) over kk < k; Masked loads B through the column masks m. The full-width
 // case has its own loop: GCC keeps the four masks on the stack and reloaded them every k step (4 kmovw).
 template <int R, bool Masked>
@@ -56,20 +77,12 @@ __attribute__((target("avx512f,fma"))) void tile(float *C, int64_t ldc, const fl
   __mmask16 m[4];
   column_masks(cols, m);
   __m512 acc[R][4];
-  // Fully unrolled so the accumulators live in registers.
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_maskz_loadu_ps(m[v], C + r * ldc + 16 * v);
+  load_accumulators(acc, C, ldc, m);
   if (cols == 64) // the common case: whole vectors, no masks in the k loop
     k_loop<R, false>(acc, A, lda_m, lda_k, B, ldb_k, m, k);
   else
     k_loop<R, true>(acc, A, lda_m, lda_k, B, ldb_k, m, k);
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v)
-      if (m[v]) _mm512_mask_storeu_ps(C + r * ldc + 16 * v, m[v], acc[r][v]);
+  store_accumulators(acc, C, ldc, m);
 }
 
 using TileFn = void (*)(float *, int64_t, const float *, int64_t, int64_t, const float *, int64_t, int, int64_t);
@@ -185,19 +198,12 @@ tile_bf16(float *C, int64_t ldc, const uint16_t *A, int64_t lda_m, int64_t lda_k
   __mmask16 m[4];
   column_masks(cols, m);
   __m512 acc[R][4];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_maskz_loadu_ps(m[v], C + r * ldc + 16 * v);
+  load_accumulators(acc, C, ldc, m);
   if (cols == 64)
     k_loop_bf16<R, false>(acc, A, lda_m, lda_k, B, ldb_k, m, k);
   else
     k_loop_bf16<R, true>(acc, A, lda_m, lda_k, B, ldb_k, m, k);
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v)
-      if (m[v]) _mm512_mask_storeu_ps(C + r * ldc + 16 * v, m[v], acc[r][v]);
+  store_accumulators(acc, C, ldc, m);
 }
 
 using Bf16TileFn = void (*)(float *, int64_t, const uint16_t *, int64_t, int64_t, const uint16_t *, int64_t, int,
