@@ -16,6 +16,7 @@
 #include "lower/lower.h"
 #include "schedules/trace.h"
 #include "search/tuner.h"
+#include "support/stats.h"
 #include "te/ops.h"
 #include "te/text.h"
 
@@ -42,12 +43,11 @@ struct Origin {
   std::string workload_text, trace_json;
   double flops = 0;
 };
-std::vector<Origin> g_origins; // parallel to collect()'s samples
 
-// Samples from a database's records on this host (one task per workload), or measured here.
-std::vector<cost::Sample> collect() {
+// Samples from a database's records on this host (one task per workload), or measured here; with `origins`,
+// where each came from (parallel to the samples).
+std::vector<cost::Sample> collect(std::vector<Origin> *origins = nullptr) {
   std::vector<cost::Sample> out;
-  g_origins.clear();
   db::TargetKey key = db::target_key(Target::host(), 1);
   std::map<std::string, te::Workload> workloads;
   auto add = [&](const db::Record &r) {
@@ -64,7 +64,7 @@ std::vector<cost::Sample> collect() {
     if (!lowered) return;
     double tp = r.status == db::RecordStatus::Ok && r.median_seconds > 0 ? it->second.flops() / r.median_seconds : 0;
     out.push_back({cost::program_features(*lowered), tp, r.workload_key});
-    g_origins.push_back({r.workload_text, r.trace_json, it->second.flops()});
+    if (origins) origins->push_back({r.workload_text, r.trace_json, it->second.flops()});
   };
   for (auto &path : g_dbs) {
     db::OpenOptions ro;
@@ -249,8 +249,8 @@ void BM_NoiseCeiling(benchmark::State &state) {
     state.SkipWithError("needs --db: it measures a database's records again");
     return;
   }
-  auto samples = collect();
-  auto origins = g_origins;
+  std::vector<Origin> origins;
+  auto samples = collect(&origins);
   std::map<std::string, std::vector<size_t>> by_task;
   for (size_t i = 0; i < samples.size(); ++i)
     if (samples[i].throughput > 0) by_task[samples[i].task].push_back(i);
@@ -278,11 +278,9 @@ void BM_NoiseCeiling(benchmark::State &state) {
       std::vector<double> recorded_scores;
       for (size_t a = 0; a < again.size(); ++a) {
         if (again[a].status != db::RecordStatus::Ok || again[a].run_seconds.empty()) continue;
-        std::vector<double> t = again[a].run_seconds;
-        std::nth_element(t.begin(), t.begin() + long(t.size() / 2), t.end());
         recorded.push_back(samples[which[a]]);
         remeasured.push_back(samples[which[a]]);
-        remeasured.back().throughput = origins[which[a]].flops / t[t.size() / 2];
+        remeasured.back().throughput = origins[which[a]].flops / median(again[a].run_seconds);
         recorded_scores.push_back(recorded.back().throughput);
       }
       std::vector<cost::Sample> train;
