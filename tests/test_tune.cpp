@@ -19,7 +19,6 @@
 
 #include <algorithm>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -225,6 +224,11 @@ public:
   }
 };
 
+// The id the tuner gives a candidate of `trace` (workload hash / program hash): what HashRunner times it by.
+std::string program_id(const te::Workload &w, const std::string &trace) {
+  return w.hash_hex() + "/" + search::make_proposal(sched::replay_json(w, trace).take())->program_hash;
+}
+
 long max_rss_kib() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -361,10 +365,7 @@ TEST(Tune, DriftControlKeepsTheTrulyFastestScheduleWhenTheMachineSpeedMoves) {
     auto report = search::tune({task("matmul:M=64,N=64,K=64")}, o, *db, builder, runner, *model);
     ASSERT_TRUE(report) << report.error();
     const auto &r = report->tasks[0];
-    auto true_seconds = [&](const std::string &trace) {
-      return HashRunner::seconds(w.hash_hex() + "/" +
-                                 search::make_proposal(sched::replay_json(w, trace).take())->program_hash);
-    };
+    auto true_seconds = [&](const std::string &trace) { return HashRunner::seconds(program_id(w, trace)); };
     double fastest = 1;
     auto recs = db->records_for_workload(w.hash_hex());
     ASSERT_TRUE(recs.has_value());
@@ -387,15 +388,12 @@ TEST(Tune, DriftControlKeepsTheTrulyFastestScheduleWhenTheMachineSpeedMoves) {
 // figure, not 1.6x below it.
 TEST(Tune, TheCurveEndsAtTheReMeasuredFigureWhenTheFirstRoundRanSlow) {
   auto w = te::make_op_workload("matmul:M=64,N=64,K=64").take();
-  auto program_of = [&](const std::string &trace) {
-    return w.hash_hex() + "/" + search::make_proposal(sched::replay_json(w, trace).take())->program_hash;
-  };
   // Each candidate's time is its program's, whatever the candidate is called (re-measurements rename them).
   struct ProgramBuilder : InstantBuilder {
-    std::function<std::string(const std::string &)> program_of;
+    const te::Workload *w = nullptr;
     std::map<std::string, std::string> program; // candidate id -> program
     std::vector<measure::BuildResult> build(const std::vector<measure::Candidate> &c) override {
-      for (auto &x : c) program[x.id] = program_of(x.trace_json);
+      for (auto &x : c) program[x.id] = program_id(*w, x.trace_json);
       return InstantBuilder::build(c);
     }
   };
@@ -415,7 +413,7 @@ TEST(Tune, TheCurveEndsAtTheReMeasuredFigureWhenTheFirstRoundRanSlow) {
   };
   auto db = db::make_memory_database();
   ProgramBuilder builder;
-  builder.program_of = program_of;
+  builder.w = &w;
   SlowStartRunner runner;
   runner.builder = &builder;
   auto model = cost::make_random_model(3);
@@ -426,7 +424,7 @@ TEST(Tune, TheCurveEndsAtTheReMeasuredFigureWhenTheFirstRoundRanSlow) {
   auto recs = db->records_for_workload(w.hash_hex());
   ASSERT_TRUE(recs.has_value());
   for (auto &rec : *recs)
-    if (rec.message.empty()) fastest = std::min(fastest, HashRunner::seconds(program_of(rec.trace_json)));
+    if (rec.message.empty()) fastest = std::min(fastest, HashRunner::seconds(program_id(w, rec.trace_json)));
   ASSERT_FALSE(r.curve.empty());
   double expected = r.flops / fastest * 1e-9;
   EXPECT_NEAR(r.curve.back().best_gflops, expected, 1e-6 * expected) << "1.6x lower without the restatement";
