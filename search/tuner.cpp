@@ -38,15 +38,18 @@ struct TaskState {
   int since_improvement = 0, failed_rounds = 0;
   std::string first_failure;
   std::vector<std::pair<double, double>> scored; // model score, measured throughput
-  // The fastest schedule so far, measured again in every round: how much the machine's speed moved
-  // since it was first measured (drift). The round's figures are divided by that drift before they are
-  // compared, ranked or learned from; records keep what was measured.
-  std::optional<measure::Artifact> incumbent;
-  double incumbent_seconds = 0; // its time in this run's frame (the first round's speed)
-  bool anchored = false;        // a resumed task's earlier best was built (or tried) as the incumbent
+  // One program, measured again in every round: how much the machine's speed moved since it was first
+  // measured (drift). The round's figures are divided by that drift before they are compared, ranked or learned
+  // from; records keep what was measured. The anchor is the first round's fastest (or a resumed task's earlier
+  // best) and stays: a reference that moved to every new best would be that best's luckiest shot, and each
+  // lucky shot would make the following rounds look faster still (the figures ratcheted up to 1.4x the
+  // re-measured speed).
+  std::optional<measure::Artifact> anchor;
+  double anchor_seconds = 0; // its first figure: the frame
+  bool anchor_tried = false; // a resumed task's earlier best was built (or tried) as the anchor
 };
 
-// A round's drift is trusted within these bounds; beyond them the incumbent's figure is more likely a
+// A round's drift is trusted within these bounds; beyond them the anchor's figure is more likely a
 // fluke than the machine's speed, and the round is taken as measured.
 constexpr double kMaxDrift = 2.0;
 
@@ -232,19 +235,19 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     t0 = Clock::now();
     auto built = builder.build(candidates);
     report.compile_seconds += since(t0);
-    // A resumed task's best (an earlier run's) is built once to serve as this run's incumbent.
-    bool anchor = !s.incumbent && !s.report.best_trace.empty() && o.control_drift && !s.anchored;
-    if (anchor) {
-      s.anchored = true;
+    // A resumed task's best (an earlier run's) is built once to serve as this run's anchor.
+    bool resumed_anchor = !s.anchor && !s.report.best_trace.empty() && o.control_drift && !s.anchor_tried;
+    if (resumed_anchor) {
+      s.anchor_tried = true;
       t0 = Clock::now();
-      auto b = builder.build({{"incumbent/" + s.report.workload_hash, s.text, s.report.best_trace}});
+      auto b = builder.build({{"anchor/" + s.report.workload_hash, s.text, s.report.best_trace}});
       report.compile_seconds += since(t0);
-      if (!b.empty() && b[0].status == db::RecordStatus::Ok) s.incumbent = b[0].artifact;
+      if (!b.empty() && b[0].status == db::RecordStatus::Ok) s.anchor = b[0].artifact;
     }
     std::vector<measure::Artifact> artifacts;
     std::vector<size_t> which;
-    bool control = o.control_drift && s.incumbent.has_value();
-    if (control) artifacts.push_back(*s.incumbent); // first: measured, not recorded
+    bool control = o.control_drift && s.anchor.has_value();
+    if (control) artifacts.push_back(*s.anchor); // first: measured, not recorded
     for (size_t i = 0; i < built.size(); ++i)
       if (built[i].status == db::RecordStatus::Ok) artifacts.push_back(built[i].artifact), which.push_back(i);
     t0 = Clock::now();
@@ -253,17 +256,16 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     report.measure_seconds += since(t0);
     double drift = 1; // the machine's speed now against the frame: figures are divided by it
     if (control && !measured.empty()) {
-      const measure::RunResult incumbent = measured.front();
+      const measure::RunResult anchor = measured.front();
       measured.erase(measured.begin());
-      double now = incumbent.status == db::RecordStatus::Ok && !incumbent.run_seconds.empty()
-                       ? median(incumbent.run_seconds)
-                       : 0;
-      if (now > 0 && anchor) { // a resumed task: this run's frame starts here
-        s.incumbent_seconds = now;
+      double now =
+          anchor.status == db::RecordStatus::Ok && !anchor.run_seconds.empty() ? median(anchor.run_seconds) : 0;
+      if (now > 0 && resumed_anchor) { // this run's frame starts here, with the earlier best's figure
+        s.anchor_seconds = now;
         s.progress.best_seconds = now;
-      } else if (now > 0 && s.incumbent_seconds > 0 && now / s.incumbent_seconds < kMaxDrift &&
-                 s.incumbent_seconds / now < kMaxDrift) {
-        drift = now / s.incumbent_seconds;
+      } else if (now > 0 && s.anchor_seconds > 0 && now / s.anchor_seconds < kMaxDrift &&
+                 s.anchor_seconds / now < kMaxDrift) {
+        drift = now / s.anchor_seconds;
       }
       s.report.drift_min = std::min(s.report.drift_min, drift);
       s.report.drift_max = std::max(s.report.drift_max, drift);
@@ -278,6 +280,8 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
     for (size_t j = 0; j < measured.size(); ++j) results[which[j]] = measured[j];
     double before = s.progress.best_seconds;
     int ok_count = 0;
+    int fastest = -1; // this round's
+    double fastest_secs = 0;
     for (size_t i = 0; i < proposals.size(); ++i) {
       const auto &r = results[i];
       db::Record rec = record_of(s, key, *run_id, proposals[i].trace_json);
@@ -305,14 +309,16 @@ Expected<TuneReport> tune(const std::vector<TuneTask> &tasks, const TuneOptions 
           s.progress.best_seconds = secs;
           s.report.single_shot_seconds = median(r.run_seconds); // as measured
           s.report.best_trace = proposals[i].trace_json;
-          s.incumbent = built[i].artifact, s.incumbent_seconds = secs;
         }
+        if (!r.stopped_early && (fastest < 0 || secs < fastest_secs)) fastest = int(i), fastest_secs = secs;
       } else {
         ++s.report.failures;
         if (s.first_failure.empty()) s.first_failure = std::string(db::to_string(r.status)) + ": " + r.message;
       }
     }
     commit(records);
+    if (o.control_drift && !s.anchor && fastest >= 0)
+      s.anchor = built[fastest].artifact, s.anchor_seconds = fastest_secs;
     t0 = Clock::now();
     if (Status st = model.update(samples); !st) return make_error(st.message());
     report.model_seconds += since(t0);

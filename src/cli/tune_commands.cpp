@@ -162,9 +162,9 @@ int cmd_tune(const TuneOptions &o) {
                 << gflops(r.flops, r.single_shot_seconds, "%.2f")
                 << " GFLOP/s): this machine's speed varied while tuning (other load?); re-tune on a quiet one\n";
     if (r.drift_max / r.drift_min > 1.1)
-      std::cout << "    the machine's speed moved " << fmt("%.2f", 1 / r.drift_max) << "-"
-                << fmt("%.2f", 1 / r.drift_min)
-                << "x during tuning (its fastest schedule, re-measured each round); figures were corrected\n";
+      std::cout
+          << "    the machine's speed moved " << fmt("%.2f", 1 / r.drift_max) << "-" << fmt("%.2f", 1 / r.drift_min)
+          << "x during tuning (its first round's fastest schedule, re-measured each round); figures were corrected\n";
     if (r.best_seconds <= 0) ++failed_tasks;
   }
   std::cout << "time     " << fmt("%.1f s", report->total_seconds) << " (compile "
