@@ -97,8 +97,8 @@ std::string html_report(const TuneReport &r) {
       << "</td><td>" << t.failures << "</td></tr>\n";
   }
   h << "</table>\n<p>Tuned: the median of interleaved re-measurement rounds of the best candidates; single-shot: the "
-       "search's best single measurement (usually optimistic); machine speed: the task's fastest schedule, re-measured "
-       "every round, against its first measurement (each round's figures were divided by it).</p>\n";
+       "search's best single measurement (usually optimistic); machine speed: the first round's fastest schedule, "
+       "re-measured every round, against its first measurement (each round's figures were divided by it).</p>\n";
   if (r.total_seconds > 0) {
     h << "<h2>Where the time went</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"620\" height=\"60\" "
          "class=\"plot\"><title>time split</title>";

@@ -35,7 +35,7 @@ struct TuneOptions {
   int early_stop = 0;             // stop a task after this many trials without improvement (0: never)
   int remeasure_top = 5;          // re-measured interleaved at the end (with the default schedule when close)
   int remeasure_rounds = 10;
-  // Each round also re-measures the task's fastest schedule so far and divides the round's figures by
+  // Each round also re-measures one schedule (the first round's fastest) and divides the round's figures by
   // how much the machine's speed moved since (records keep the raw figures). On a shared VM the speed
   // moved 1.1-1.5x within a run, and the search chased the fast moments.
   bool control_drift = true;
