@@ -10,6 +10,8 @@
 #include <bit>
 #include <cmath>
 #include <map>
+#include <optional>
+#include <set>
 
 namespace tessel::cost {
 
@@ -36,6 +38,99 @@ double vector_pieces(int lanes, int bytes) {
   return double(lanes / per_register + std::popcount(unsigned(lanes % per_register)));
 }
 
+// An access's index as coefficients of the loops around it. A loop variable under a division, modulo, min, max,
+// select or product of variables (a fused loop split again, a clamped border) is opaque: the index moves with it,
+// by no fixed stride, and counts as strided. The other loops keep their coefficients, so that a fused parallel
+// loop outside does not hide how the loops inside walk the access.
+class OpaqueVars : public IRVisitor {
+public:
+  std::set<const ExprNode *> found;
+  void visit(const Binary *b) override {
+    int64_t c;
+    bool nonlinear = b->op == BinaryOp::Div || b->op == BinaryOp::Mod || b->op == BinaryOp::Min ||
+                     b->op == BinaryOp::Max ||
+                     (b->op == BinaryOp::Mul && !is_const_int(b->a, &c) && !is_const_int(b->b, &c));
+    under_ += nonlinear;
+    IRVisitor::visit(b);
+    under_ -= nonlinear;
+  }
+  void visit(const Select *op) override {
+    ++under_;
+    IRVisitor::visit(op);
+    --under_;
+  }
+  void visit(const Var *v) override {
+    if (under_) found.insert(v);
+  }
+
+private:
+  int under_ = 0;
+};
+
+struct IndexForm {
+  std::optional<Affine> affine; // in the loops that are not opaque; nullopt: the index is not understood at all
+  std::map<const ExprNode *, double> opaque; // opaque loop variable -> distinct index values over its loop
+  bool exact() const { return affine && opaque.empty(); }
+  // Elements the index moves per iteration of `var`: 0 when it ignores the loop, 2 (strided) when unknown.
+  int64_t coefficient(const Expr &var) const {
+    if (!affine || opaque.count(var.get())) return 2;
+    return affine->coefficient(var);
+  }
+  // Distinct places the index takes over a loop of `extent` iterations of `var` (the rest fixed).
+  double distinct(const Expr &var, int64_t extent) const {
+    auto it = opaque.find(var.get());
+    if (it != opaque.end()) return it->second;
+    return coefficient(var) == 0 ? 1 : double(extent);
+  }
+};
+
+// An upper bound on the distinct values `e` takes while `var` runs over `extent` values, the rest fixed: a fused
+// loop split again takes extent / c values in f / c and c in f % c, so the row and the column of a fused tile
+// loop are told apart.
+double distinct_values(const Expr &e, const Expr &var, double extent) {
+  if (!uses_var(e, var)) return 1;
+  if (e.same_as(var)) return extent;
+  int64_t c;
+  if (auto *b = e.as<Binary>()) {
+    switch (b->op) {
+    case BinaryOp::Add:
+    case BinaryOp::Sub: return distinct_values(b->a, var, extent) * distinct_values(b->b, var, extent);
+    case BinaryOp::Mul:
+      if (is_const_int(b->b, &c)) return c == 0 ? 1 : distinct_values(b->a, var, extent);
+      if (is_const_int(b->a, &c)) return c == 0 ? 1 : distinct_values(b->b, var, extent);
+      break;
+    case BinaryOp::Div:
+      if (is_const_int(b->b, &c) && c > 0) return std::ceil(distinct_values(b->a, var, extent) / double(c));
+      break;
+    case BinaryOp::Mod:
+      if (is_const_int(b->b, &c) && c > 0) return std::min(double(c), distinct_values(b->a, var, extent));
+      break;
+    case BinaryOp::Min:
+    case BinaryOp::Max: return distinct_values(b->a, var, extent) * distinct_values(b->b, var, extent);
+    default: break;
+    }
+  }
+  return extent;
+}
+
+IndexForm index_form(const Expr &index, const std::vector<LoopInfo> &loops) {
+  std::vector<Expr> vars;
+  for (auto &l : loops) vars.push_back(l.var);
+  IndexForm form;
+  form.affine = affine(index, vars);
+  if (form.affine) return form;
+  OpaqueVars scan;
+  index.accept(&scan);
+  std::vector<Expr> linear;
+  for (auto &l : loops)
+    if (scan.found.count(l.var.get()))
+      form.opaque[l.var.get()] = std::min(double(l.extent), distinct_values(index, l.var, double(l.extent)));
+    else
+      linear.push_back(l.var);
+  form.affine = affine(index, linear);
+  return form;
+}
+
 // Operation counts of one evaluation of an expression (vector lanes included).
 struct OpCounts {
   double f_add = 0, f_mul = 0, f_div = 0, f_minmax = 0, f_math = 0, cmp_select = 0, i_arith = 0, casts = 0;
@@ -49,6 +144,7 @@ struct Access {
   int elem_bytes;
   int lanes;
   bool write;
+  double tile = 1; // elements one micro-kernel call touches through this operand: m x k of A, k x n of B, m x n of C
 };
 
 class ExprScan : public IRVisitor {
@@ -110,7 +206,6 @@ struct StatementFeatures {
   double weight = 0; // flops x trips: which statements matter most
   // Totals the program-wide efficiency features sum over every statement (FEATURES.md 128-133).
   double flops = 0, vector_flops = 0, instructions = 0, loads = 0;
-  std::array<double, 3> traffic{}; // bytes into caches of kCacheBytes
 };
 
 // Nominal L1, L2 and L3 capacities for the traffic estimates: the features describe a program, not a
@@ -136,13 +231,18 @@ struct LoopBody {
     double pieces;
   };
   std::vector<Load> loads; // distinct (buffer, index)
+  // Every distinct access of the body's statements (reads and writes of one element are one), for the
+  // program's cache traffic: an unrolled tile's copies share what they read, e.g. one weight vector.
+  std::vector<Access> accesses;
+  std::vector<IndexForm> forms;
 };
 
 class Extractor : public IRVisitor {
 public:
   std::vector<StatementFeatures> statements;
-  double loop_iterations = 0; // every loop's iterations in all: loop overhead
-  double body_loads = 0;      // distinct loads of each loop body, times its iterations: register reuse
+  double loop_iterations = 0;           // every loop's iterations in all: loop overhead
+  double body_loads = 0;                // distinct loads of each loop body, times its iterations: register reuse
+  std::array<double, 3> body_traffic{}; // bytes into caches of kCacheBytes, each loop body's accesses together
   double alloc_local_bytes = 0, alloc_global_bytes = 0;
   int allocations = 0, extern_calls = 0, guards = 0, gpu_loops = 0;
 
@@ -189,11 +289,12 @@ public:
     OpCounts ops;
     ops.f_add = ops.f_mul = double(m * n * k);
     std::vector<Access> accesses;
+    const double tiles[] = {double(m * n), 0, double(m * k), 0, 0, double(k * n)}; // C, A, B by argument
     for (size_t a : {size_t(0), size_t(2), size_t(5)})
       if (a < op->args.size())
         if (auto *addr = op->args[a].as<AddressOf>()) {
           std::string name = addr->buffer.as<Var>() ? addr->buffer.as<Var>()->name : "?";
-          accesses.push_back({name, addr->index, std::max(1, addr->element.bits / 8), 1, a == 0});
+          accesses.push_back({name, addr->index, std::max(1, addr->element.bits / 8), 1, a == 0, tiles[a]});
         }
     statement(ops, accesses, double(m), double(n), double(k));
   }
@@ -209,6 +310,7 @@ private:
     double loads = b.extern_loads;
     for (auto &l : b.loads) loads += l.pieces;
     body_loads += loads * iterations;
+    for (size_t c = 0; c < kCacheBytes.size(); ++c) body_traffic[c] += traffic(b.accesses, b.forms, kCacheBytes[c]);
     for (size_t i : b.statements) {
       auto &f = statements[i].f;
       f[kBodyStatementsSlot] = float(log2p(double(b.statements.size())));
@@ -253,15 +355,13 @@ private:
     f[size_t(i++)] = float(log2p(tile_k));
     // Memory: the working set of the innermost 1..6 loops (unique bytes of every access), the
     // bytes moved in all, and per access kind its innermost stride and reuse.
-    std::vector<Expr> vars;
-    for (auto &l : loops_) vars.push_back(l.var);
-    std::vector<std::optional<Affine>> forms;
+    std::vector<IndexForm> forms;
     for (auto &a : accesses) { // a vector access's lanes are counted apart: its form is its first lane's
       auto *ramp = a.index.as<Ramp>();
-      forms.push_back(affine(ramp ? ramp->base : a.index, vars));
+      forms.push_back(index_form(ramp ? ramp->base : a.index, loops_));
     }
     double moved = 0;
-    for (auto &a : accesses) moved += double(a.elem_bytes) * a.lanes * trips;
+    for (auto &a : accesses) moved += double(a.elem_bytes) * a.lanes * a.tile * trips;
     for (int depth = 1; depth <= 6; ++depth) f[size_t(i++)] = float(log2p(unique_bytes(accesses, forms, depth, false)));
     f[size_t(i++)] = float(log2p(moved));
     f[size_t(i++)] = float(log2p(total_flops / std::max(1.0, moved))); // arithmetic intensity (x1, log)
@@ -271,9 +371,9 @@ private:
       int base = i + slot * 6;
       if (a >= accesses.size()) return;
       double stride = 0, reuse = 1, strided_loops = 0;
-      if (forms[a] && !loops_.empty()) stride = double(std::llabs(forms[a]->coefficient(loops_.back().var)));
+      if (!loops_.empty()) stride = double(std::llabs(forms[a].coefficient(loops_.back().var)));
       for (auto &l : loops_) {
-        int64_t c = forms[a] ? forms[a]->coefficient(l.var) : 1;
+        int64_t c = forms[a].coefficient(l.var);
         if (c == 0) reuse *= double(l.extent);
         if (std::llabs(c) > 1) ++strided_loops;
       }
@@ -283,7 +383,7 @@ private:
       f[size_t(base + 1)] = float(log2p(reuse));
       f[size_t(base + 2)] = float(log2p(lines));
       f[size_t(base + 3)] = float(strided_loops);
-      f[size_t(base + 4)] = forms[a] ? 1.f : 0.f; // affine index
+      f[size_t(base + 4)] = forms[a].exact() ? 1.f : 0.f; // affine index
       f[size_t(base + 5)] = float(accesses[a].lanes);
     };
     // The write, then the two biggest reads (by bytes moved: lanes x element size).
@@ -321,12 +421,8 @@ private:
     s.loads = loads * trips;
     f[size_t(i++)] = float(per_flop(instructions, flops_per_trip));
     f[size_t(i++)] = float(per_flop(loads, flops_per_trip));
-    std::vector<double> footprints; // in whole lines, of the innermost 0..all loops
-    for (size_t depth = 0; depth <= loops_.size(); ++depth)
-      footprints.push_back(unique_bytes(accesses, forms, int(depth), true));
     for (size_t c = 0; c < kCacheBytes.size(); ++c) {
-      s.traffic[c] = traffic(footprints, trips, kCacheBytes[c]);
-      f[size_t(i++)] = float(per_flop(s.traffic[c], total_flops));
+      f[size_t(i++)] = float(per_flop(traffic(accesses, forms, kCacheBytes[c]), total_flops));
     }
     f[size_t(i++)] = float(log2p(flops_per_trip));
     if (!bodies_.empty()) {
@@ -342,40 +438,56 @@ private:
           for (auto &l : body.loads) seen = seen || (l.buffer == a.buffer && equal(l.index, a.index));
           if (!seen) body.loads.push_back({a.buffer, a.index, vector_pieces(a.lanes, a.elem_bytes)});
         }
+      for (size_t a = 0; a < accesses.size(); ++a) {
+        bool seen = false;
+        for (auto &b : body.accesses)
+          seen = seen || (b.buffer == accesses[a].buffer && equal(b.index, accesses[a].index));
+        if (!seen) body.accesses.push_back(accesses[a]), body.forms.push_back(forms[a]);
+      }
     }
     statements.push_back(std::move(s));
   }
 
-  // Unique bytes the accesses touch within the innermost `depth` loops: per access, the product of the
-  // extents of those loops its index depends on (affine analysis), times its element bytes. With
+  // Unique bytes the accesses touch within the innermost `depth` loops: per access (a micro-kernel's: its tile),
+  // the places its index takes over those loops (the product of the extents of the loops it depends on, or
+  // what an opaque loop's / and % leave), times its element bytes. With
   // `whole_lines`, an access none of whose loops there walks it contiguously costs a 64-byte line per element.
-  double unique_bytes(const std::vector<Access> &accesses, const std::vector<std::optional<Affine>> &forms, int depth,
+  double unique_bytes(const std::vector<Access> &accesses, const std::vector<IndexForm> &forms, int depth,
                       bool whole_lines) const {
     double bytes = 0;
-    size_t first = loops_.size() > size_t(depth) ? loops_.size() - size_t(depth) : 0;
-    for (size_t a = 0; a < accesses.size(); ++a) {
-      double elems = accesses[a].lanes;
-      bool used_any = false, contiguous = accesses[a].lanes > 1;
-      for (size_t l = first; l < loops_.size(); ++l) {
-        int64_t c = forms[a] ? std::llabs(forms[a]->coefficient(loops_[l].var)) : 2;
-        if (c != 0) elems *= double(loops_[l].extent), used_any = true;
-        contiguous |= c == 1;
-      }
-      bytes += elems * (whole_lines && used_any && !contiguous ? 64.0 : double(accesses[a].elem_bytes));
-    }
+    for (size_t a = 0; a < accesses.size(); ++a) bytes += access_bytes(accesses[a], forms[a], depth, whole_lines);
     return bytes;
   }
-
-  // Bytes brought into a cache of `capacity` bytes over the whole statement, roughly: the footprint of the
-  // deepest sub-nest of loops that fits, once per execution of that sub-nest (no reuse across them).
-  // `footprints[d]`: the footprint of the innermost d loops; `trips`: the product of all their extents.
-  double traffic(const std::vector<double> &footprints, double trips, double capacity) const {
-    double executions = trips, fits = footprints[0];
-    for (size_t depth = 1; depth < footprints.size() && footprints[depth] <= capacity; ++depth) {
-      fits = footprints[depth];
-      executions /= double(loops_[loops_.size() - depth].extent);
+  double access_bytes(const Access &a, const IndexForm &form, int depth, bool whole_lines) const {
+    size_t first = loops_.size() > size_t(depth) ? loops_.size() - size_t(depth) : 0;
+    double elems = a.lanes * a.tile;
+    bool used_any = false, contiguous = a.lanes > 1 || a.tile > 1; // a micro-kernel walks its tile's rows
+    for (size_t l = first; l < loops_.size(); ++l) {
+      int64_t c = std::llabs(form.coefficient(loops_[l].var));
+      if (c != 0) elems *= form.distinct(loops_[l].var, loops_[l].extent), used_any = true;
+      contiguous |= c == 1;
     }
-    return fits * executions;
+    return elems * (whole_lines && used_any && !contiguous ? 64.0 : double(a.elem_bytes));
+  }
+
+  // Bytes brought into a cache of `capacity` bytes over the whole statement, roughly: the deepest sub-nest of
+  // loops whose footprint fits stays in cache while it runs; each access brings its part of that footprint once
+  // per execution of the sub-nest, except across the loops just outside it that leave the access where it is
+  // (a GEMM's B tile while the loop over rows of A goes round): there it is still in cache.
+  double traffic(const std::vector<Access> &accesses, const std::vector<IndexForm> &forms, double capacity) const {
+    size_t fit = 0; // loops in the sub-nest
+    while (fit < loops_.size() && unique_bytes(accesses, forms, int(fit + 1), true) <= capacity) ++fit;
+    double bytes = 0;
+    for (size_t a = 0; a < accesses.size(); ++a) {
+      double executions = 1;
+      bool resident = true; // until the first loop outside the sub-nest that moves the access
+      for (size_t l = loops_.size() - fit; l-- > 0;) {
+        resident = resident && forms[a].coefficient(loops_[l].var) == 0;
+        if (!resident) executions *= double(loops_[l].extent);
+      }
+      bytes += access_bytes(accesses[a], forms[a], int(fit), true) * executions;
+    }
+    return bytes;
   }
 
   std::vector<LoopInfo> loops_;
@@ -410,11 +522,9 @@ std::vector<float> program_features(const lower::LoweredProgram &program) {
   out[i++] = float(program.prepack.size());
   // Efficiency over every statement, per flop (the statement features describe only the two heaviest).
   double flops = 0, vector_flops = 0, instructions = 0, loads = 0;
-  std::array<double, 3> traffic{};
-  for (auto &s : x.statements) {
+  for (auto &s : x.statements)
     flops += s.flops, vector_flops += s.vector_flops, instructions += s.instructions, loads += s.loads;
-    for (size_t c = 0; c < traffic.size(); ++c) traffic[c] += s.traffic[c];
-  }
+  const std::array<double, 3> &traffic = x.body_traffic;
   float *efficiency = &out[kEfficiencySlots];
   efficiency[0] = float(per_flop(instructions, flops));
   efficiency[1] = float(per_flop(loads, flops));

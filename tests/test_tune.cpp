@@ -229,6 +229,20 @@ std::string program_id(const te::Workload &w, const std::string &trace) {
   return w.hash_hex() + "/" + search::make_proposal(sched::replay_json(w, trace).take())->program_hash;
 }
 
+// The features of `w` under the trace steps `steps` (JSON objects, comma-separated).
+std::vector<float> features_of(const te::Workload &w, const std::string &steps) {
+  auto s = sched::replay_json(w, R"({"format":"tessel-trace","version":1,"steps":[)" + steps + "]}");
+  EXPECT_TRUE(s) << s.error();
+  if (!s) return std::vector<float>(cost::feature_names().size(), 0.f);
+  return cost::program_features(lower::lower(*s, "k").take());
+}
+size_t feature_index(const std::string &name) {
+  const auto &names = cost::feature_names();
+  auto it = std::find(names.begin(), names.end(), name);
+  EXPECT_NE(it, names.end()) << name;
+  return size_t(it - names.begin());
+}
+
 long max_rss_kib() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -694,6 +708,47 @@ TEST(Features, SeeOddVectorWidthsAndUnrolledRegisterTiles) {
   EXPECT_LT(tiled[at("s0_body_loads_per_flop")], x16[at("s0_body_loads_per_flop")]);
   EXPECT_LT(tiled[at("body_loads_per_flop")], x16[at("body_loads_per_flop")]);
   EXPECT_LT(tiled[at("loop_iterations_per_flop")], x16[at("loop_iterations_per_flop")]);
+}
+
+// Cache traffic (FEATURES.md 50-52, 130-132): a B tile that fits L1 stays there while the loop over the rows of A
+// goes round it, and is brought once per (j.o, k.o) tile, not once per row.
+TEST(Features, CacheTrafficKeepsATileResidentAcrossTheLoopThatLeavesItAlone) {
+  auto w = te::make_op_workload("matmul:M=256,N=256,K=256").take();
+  auto order = [&](const std::string &loops) { // after splitting j and k by 64: i 0, j.o 3, j.i 4, k.o 5, k.i 6
+    return features_of(w, R"({"op":"split","stage":"C","loop":1,"factor":64},
+      {"op":"split","stage":"C","loop":2,"factor":64},{"op":"reorder","stage":"C","order":[)" +
+                              loops + "]}");
+  };
+  auto rows_inside = order("3,5,0,6,4"), rows_outside = order("0,3,5,6,4"); // the loop around (k.i, j.i): i; k.o
+  for (std::string f : {"s0_l1_traffic_per_flop", "l1_traffic_per_flop"})
+    EXPECT_LT(rows_inside[feature_index(f)] + 2, rows_outside[feature_index(f)])
+        << f << ": 16 KB per tile, not per row";
+}
+
+// A fused loop outside (n.o.c.o.f..., split again with / and %) leaves the loops inside it their strides: the
+// features of a tiled matmul are those of the unfused nest, not those of an index no analysis understands.
+TEST(Features, AFusedLoopOutsideKeepsTheInnerLoopsStrides) {
+  auto w = te::make_op_workload("matmul:M=256,N=256,K=256").take();
+  const std::string tiled = R"({"op":"split_exact","stage":"C","loop":0,"factor":4},
+    {"op":"split_exact","stage":"C","loop":1,"factor":64},{"op":"reorder","stage":"C","order":[3,5,2,4,6]})";
+  auto unfused = features_of(w, tiled),
+       fused = features_of(w, tiled + R"(,{"op":"fuse","stage":"C","outer":3,"inner":5})");
+  for (std::string f : {"s0_working_set_1", "s0_working_set_2", "s0_working_set_3", "s0_read0_stride",
+                        "s0_write_stride", "s0_l1_traffic_per_flop", "s0_l2_traffic_per_flop", "l1_traffic_per_flop"})
+    EXPECT_FLOAT_EQ(fused[feature_index(f)], unfused[feature_index(f)]) << f;
+  EXPECT_FLOAT_EQ(fused[feature_index("s0_write_affine")], 0.f) << "the fused loop's / and % remain";
+}
+
+// The copies of an unrolled register tile read one B vector: the program's cache traffic counts it once, as the
+// rolled loop nest does.
+TEST(Features, UnrolledCopiesShareWhatTheyRead) {
+  auto w = te::make_op_workload("matmul:M=64,N=224,K=64").take();
+  const std::string tiled = R"({"op":"split_exact","stage":"C","loop":1,"factor":16},
+    {"op":"split_exact","stage":"C","loop":0,"factor":4},{"op":"reorder","stage":"C","order":[5,3,2,6,4]},
+    {"op":"vectorize","stage":"C","loop":4})";
+  auto rolled = features_of(w, tiled), unrolled = features_of(w, tiled + R"(,{"op":"unroll","stage":"C","loop":6})");
+  for (std::string f : {"l1_traffic_per_flop", "l2_traffic_per_flop"})
+    EXPECT_NEAR(unrolled[feature_index(f)], rolled[feature_index(f)], 0.1) << f;
 }
 
 TEST(Features, GpuProgramsDescribeTheirLaunchAndTheCubinReplacesEstimates) {
