@@ -8,8 +8,8 @@
 //  - with --db, the noise ceiling: a sample of each task's records measured again, interleaved, and how
 //    well the recorded figures rank the fresh ones (what no model can beat), the model scored against both;
 //  - trials a warm-started tuning of a new matmul shape needs to reach 95% of its
-//    final best, against a cold one.
-//   bench_tune [--db PATH]... [--trials N] [--each-objective]
+//    final best, against a cold one, for several seeds (--seeds, default 3).
+//   bench_tune [--db PATH]... [--trials N] [--seeds N] [--each-objective]
 //   bench_tune [--db PATH]... --dump-features samples.csv   (writes the samples as CSV, runs nothing)
 #include "bench_util.h"
 #include "cost_model/features.h"
@@ -36,6 +36,7 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 std::vector<std::string> g_dbs;
 std::string g_dump; // --dump-features FILE: the samples as CSV (task, throughput, features by name)
 int g_trials = 64;
+int g_seeds = 3;               // --seeds N: warm against cold starts, one pair of runs per seed
 bool g_each_objective = false; // --each-objective: also each objective's model alone
 
 // Where a sample came from: its workload and trace, to measure it again.
@@ -102,6 +103,12 @@ std::vector<cost::Sample> collect(std::vector<Origin> *origins = nullptr) {
   return out;
 }
 
+// A new shape tuned from a cold model and from one warm-started on other shapes, with one seed.
+struct WarmColdRun {
+  int cold_to_95 = 0, warm_to_95 = 0;  // trials to 95% of the better of the two re-measured finals; -1: never
+  double cold_best = 0, warm_best = 0; // GFLOP/s, re-measured
+};
+
 struct Figures {
   double features_per_s = 0, lower_and_features_per_s = 0;
   std::map<std::string, double> accuracy;                    // model -> mean held-out pairwise accuracy
@@ -109,8 +116,7 @@ struct Figures {
   std::map<std::string, double> apart_accuracy;              // held out, pairs more than 5% apart only
   std::map<std::string, std::pair<double, double>> per_task; // task -> rank:pairwise held out, later half
   int tasks = 0, samples = 0;
-  int cold_to_95 = 0, warm_to_95 = 0;
-  double cold_best = 0, warm_best = 0;
+  std::vector<WarmColdRun> warm_cold; // one per seed
 } g;
 
 void BM_Features(benchmark::State &state) {
@@ -313,37 +319,52 @@ void BM_WarmVersusCold(benchmark::State &state) {
   search::TuneOptions o;
   o.trials = g_trials;
   o.batch = 8;
-  o.remeasure_top = 0;
   o.run.repeat = 2;
+  // Each run's figure is its top 3 re-measured interleaved, and its curve is restated in those terms, so the two
+  // starts are compared on re-measured speeds rather than on single shots.
+  o.remeasure_top = 3;
+  o.remeasure_rounds = 5;
   search::TuneTask fresh{"matmul:M=384,N=384,K=384", te::make_op_workload("matmul:M=384,N=384,K=384").take(), 1};
   for (auto _ : state) {
-    // Warm: a model trained on other matmul shapes first (measured here, into a scratch database).
+    // The warm model's history: other matmul shapes measured here first, into a scratch database.
     auto history = db::make_memory_database();
-    auto warm_model = cost::make_xgboost_model();
     {
       search::TuneOptions h = o;
       h.trials = 48;
+      h.remeasure_top = 0;
       auto rnd = cost::make_random_model(5);
       std::vector<search::TuneTask> others;
       for (const char *spec : {"matmul:M=256,N=256,K=256", "matmul:M=512,N=256,K=384"})
         others.push_back({spec, te::make_op_workload(spec).take(), 1});
       (void)search::tune(others, h, *history, *builder, *runner, *rnd);
-      (void)search::warm_start(*warm_model, *history, Target::host(), 1);
     }
-    auto cold_db = db::make_memory_database(), warm_db = db::make_memory_database();
-    auto cold_model = cost::make_xgboost_model();
-    auto cold = search::tune({fresh}, o, *cold_db, *builder, *runner, *cold_model);
-    auto warm = search::tune({fresh}, o, *warm_db, *builder, *runner, *warm_model);
-    if (!cold || !warm) {
-      state.SkipWithError("tuning failed");
-      return;
+    // One cold and one warm run per seed, their order alternating so that a slow spell of the machine falls on
+    // both starts alike.
+    for (int seed = 1; seed <= g_seeds; ++seed) {
+      o.seed = uint64_t(seed);
+      WarmColdRun run;
+      auto tune_one = [&](bool warm) -> Expected<search::TuneReport> {
+        auto model = cost::make_xgboost_model();
+        if (warm) (void)search::warm_start(*model, *history, Target::host(), 1);
+        auto scratch = db::make_memory_database();
+        return search::tune({fresh}, o, *scratch, *builder, *runner, *model);
+      };
+      bool warm_first = seed % 2 == 0;
+      auto first = tune_one(warm_first), second = tune_one(!warm_first);
+      if (!first || !second || first->tasks[0].best_seconds <= 0 || second->tasks[0].best_seconds <= 0) {
+        state.SkipWithError("tuning failed");
+        return;
+      }
+      const search::TaskReport &cold = (warm_first ? second : first)->tasks[0];
+      const search::TaskReport &warm = (warm_first ? first : second)->tasks[0];
+      double flops = fresh.workload.flops();
+      run.cold_best = flops / cold.best_seconds * 1e-9;
+      run.warm_best = flops / warm.best_seconds * 1e-9;
+      double final_best = std::max(run.cold_best, run.warm_best);
+      run.cold_to_95 = trials_to_95(cold, final_best);
+      run.warm_to_95 = trials_to_95(warm, final_best);
+      g.warm_cold.push_back(run);
     }
-    double flops = fresh.workload.flops();
-    g.cold_best = flops / cold->tasks[0].best_seconds * 1e-9;
-    g.warm_best = flops / warm->tasks[0].best_seconds * 1e-9;
-    double final_best = std::max(g.cold_best, g.warm_best);
-    g.cold_to_95 = trials_to_95(cold->tasks[0], final_best);
-    g.warm_to_95 = trials_to_95(warm->tasks[0], final_best);
   }
 }
 BENCHMARK(BM_WarmVersusCold)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -362,6 +383,8 @@ int main(int argc, char **argv) {
       g_each_objective = true;
     else if (a == "--trials" && i + 1 < argc)
       g_trials = std::max(8, std::atoi(argv[++i]));
+    else if (a == "--seeds" && i + 1 < argc)
+      g_seeds = std::max(1, std::atoi(argv[++i]));
     else
       rest.push_back(argv[i]);
   }
@@ -400,9 +423,25 @@ int main(int argc, char **argv) {
     std::printf("  %-60s              records %.3f  model %.3f / %.3f\n", "mean", sums[0] / n, sums[1] / n,
                 sums[2] / n);
   }
-  std::printf("new shape matmul 384^3, %d trials: cold start %d trials to 95%% (best %.1f GFLOP/s), warm start %d "
-              "(best %.1f GFLOP/s)\n",
-              g_trials, g.cold_to_95, g.cold_best, g.warm_to_95, g.warm_best);
+  if (!g.warm_cold.empty()) {
+    std::printf(
+        "new shape matmul 384^3, %d trials, cold start against warm (other matmul shapes), per seed: trials to\n"
+        "95%% of the better re-measured final (never: %d+), and each run's re-measured best:\n",
+        g_trials, g_trials + 1);
+    auto trials = [](int t) { return t < 0 ? std::string("never") : std::to_string(t); };
+    std::vector<double> cold, warm;
+    int warm_ahead = 0, cold_ahead = 0;
+    for (size_t i = 0; i < g.warm_cold.size(); ++i) {
+      const WarmColdRun &r = g.warm_cold[i];
+      std::printf("  seed %zu: cold %5s (%.1f GFLOP/s)  warm %5s (%.1f GFLOP/s)\n", i + 1, trials(r.cold_to_95).c_str(),
+                  r.cold_best, trials(r.warm_to_95).c_str(), r.warm_best);
+      double c = r.cold_to_95 < 0 ? g_trials + 1 : r.cold_to_95, w = r.warm_to_95 < 0 ? g_trials + 1 : r.warm_to_95;
+      cold.push_back(c), warm.push_back(w);
+      warm_ahead += w < c, cold_ahead += c < w;
+    }
+    std::printf("  median: cold %.0f, warm %.0f trials; warm ahead in %d of %zu seeds, cold in %d\n", median(cold),
+                median(warm), warm_ahead, g.warm_cold.size(), cold_ahead);
+  }
   benchmark::Shutdown();
   return 0;
 }
