@@ -113,16 +113,11 @@ void BM_Ukernel(benchmark::State &state, const Kernel &kernel, const Shape &s) {
 } // namespace
 
 int main(int argc, char **argv) {
-  std::vector<std::string> defaults = {"--benchmark_repetitions=5", "--benchmark_enable_random_interleaving=true",
-                                       "--benchmark_report_aggregates_only=true", "--benchmark_min_time=0.1",
-                                       "--benchmark_color=false"};
-  std::vector<char *> args{argv[0]};
-  for (auto &d : defaults) args.push_back(d.data());
-  for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
-  int nargs = int(args.size());
-  args.push_back(nullptr);
-  benchmark::Initialize(&nargs, args.data());
-  if (benchmark::ReportUnrecognizedArguments(nargs, args.data())) return 1;
+  if (!bench::initialize_with_defaults(argc, argv,
+                                       {"--benchmark_repetitions=5", "--benchmark_enable_random_interleaving=true",
+                                        "--benchmark_report_aggregates_only=true", "--benchmark_min_time=0.1",
+                                        "--benchmark_color=false"}))
+    return 1;
   for (const Kernel &k : kernels()) // only what the host runs; the table names the others and why
     for (const Shape &s : kShapes)
       if (unavailable(k).empty())

@@ -39,6 +39,18 @@ public:
 // Tessel sees it (TESSEL_MAX_CPU_ISA=avx2 holds an AVX-512 host to AVX2).
 inline std::string host_trace_isa() { return Target::host().vector_bits >= 512 ? "avx512" : "avx2"; }
 
+// Initializes Google Benchmark with `defaults` (e.g. "--benchmark_repetitions=5") before the command line's
+// flags, which come later and win. False when the command line has a flag it does not know (it says which).
+inline bool initialize_with_defaults(int argc, char **argv, std::vector<std::string> defaults) {
+  std::vector<char *> args{argv[0]};
+  for (auto &d : defaults) args.push_back(d.data());
+  for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
+  int nargs = int(args.size());
+  args.push_back(nullptr);
+  benchmark::Initialize(&nargs, args.data()); // keeps pointers into `args` only while parsing
+  return !benchmark::ReportUnrecognizedArguments(nargs, args.data());
+}
+
 // The file's contents, or "" when it cannot be read.
 inline std::string read_file(const std::string &path) {
   std::ifstream in(path);
