@@ -310,7 +310,8 @@ private:
     double loads = b.extern_loads;
     for (auto &l : b.loads) loads += l.pieces;
     body_loads += loads * iterations;
-    for (size_t c = 0; c < kCacheBytes.size(); ++c) body_traffic[c] += traffic(b.accesses, b.forms, kCacheBytes[c]);
+    std::array<double, 3> bytes = traffic(b.accesses, b.forms);
+    for (size_t c = 0; c < bytes.size(); ++c) body_traffic[c] += bytes[c];
     for (size_t i : b.statements) {
       auto &f = statements[i].f;
       f[kBodyStatementsSlot] = float(log2p(double(b.statements.size())));
@@ -421,9 +422,7 @@ private:
     s.loads = loads * trips;
     f[size_t(i++)] = float(per_flop(instructions, flops_per_trip));
     f[size_t(i++)] = float(per_flop(loads, flops_per_trip));
-    for (size_t c = 0; c < kCacheBytes.size(); ++c) {
-      f[size_t(i++)] = float(per_flop(traffic(accesses, forms, kCacheBytes[c]), total_flops));
-    }
+    for (double bytes : traffic(accesses, forms)) f[size_t(i++)] = float(per_flop(bytes, total_flops));
     f[size_t(i++)] = float(log2p(flops_per_trip));
     if (!bodies_.empty()) {
       LoopBody &body = bodies_.back();
@@ -470,22 +469,32 @@ private:
     return elems * (whole_lines && used_any && !contiguous ? 64.0 : double(a.elem_bytes));
   }
 
-  // Bytes brought into a cache of `capacity` bytes over the whole statement, roughly: the deepest sub-nest of
+  // Bytes brought into each cache of kCacheBytes over the whole statement, roughly: the deepest sub-nest of
   // loops whose footprint fits stays in cache while it runs; each access brings its part of that footprint once
   // per execution of the sub-nest, except across the loops just outside it that leave the access where it is
   // (a GEMM's B tile while the loop over rows of A goes round): there it is still in cache.
-  double traffic(const std::vector<Access> &accesses, const std::vector<IndexForm> &forms, double capacity) const {
-    size_t fit = 0; // loops in the sub-nest
-    while (fit < loops_.size() && unique_bytes(accesses, forms, int(fit + 1), true) <= capacity) ++fit;
-    double bytes = 0;
-    for (size_t a = 0; a < accesses.size(); ++a) {
-      double executions = 1;
-      bool resident = true; // until the first loop outside the sub-nest that moves the access
-      for (size_t l = loops_.size() - fit; l-- > 0;) {
-        resident = resident && forms[a].coefficient(loops_[l].var) == 0;
-        if (!resident) executions *= double(loops_[l].extent);
+  std::array<double, 3> traffic(const std::vector<Access> &accesses, const std::vector<IndexForm> &forms) const {
+    // Each access's footprint (whole lines) within the innermost 0..all loops, computed once for the three caches.
+    std::vector<std::vector<double>> footprint(accesses.size());
+    std::vector<double> total(loops_.size() + 1, 0.0);
+    for (size_t a = 0; a < accesses.size(); ++a)
+      for (size_t depth = 0; depth <= loops_.size(); ++depth) {
+        footprint[a].push_back(access_bytes(accesses[a], forms[a], int(depth), true));
+        total[depth] += footprint[a].back();
       }
-      bytes += access_bytes(accesses[a], forms[a], int(fit), true) * executions;
+    std::array<double, 3> bytes{};
+    for (size_t c = 0; c < kCacheBytes.size(); ++c) {
+      size_t fit = 0; // loops in the sub-nest
+      while (fit < loops_.size() && total[fit + 1] <= kCacheBytes[c]) ++fit;
+      for (size_t a = 0; a < accesses.size(); ++a) {
+        double executions = 1;
+        bool resident = true; // until the first loop outside the sub-nest that moves the access
+        for (size_t l = loops_.size() - fit; l-- > 0;) {
+          resident = resident && forms[a].coefficient(loops_[l].var) == 0;
+          if (!resident) executions *= double(loops_[l].extent);
+        }
+        bytes[c] += footprint[a][fit] * executions;
+      }
     }
     return bytes;
   }
