@@ -7,9 +7,9 @@
 #include "bench_util.h"
 #include "runtime/runtime.h"
 #include "schedules/intrinsics.h"
+#include "support/float16.h"
 
 #include <cstdio>
-#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -75,11 +75,8 @@ template <typename T> std::vector<T> random_values(size_t n, int seed) {
   std::vector<T> v(n);
   std::uniform_int_distribution<int> small(-3, 3);
   for (auto &x : v) {
-    if constexpr (std::is_same_v<T, uint16_t>) { // bf16: the upper half of a small float
-      float f = float(small(rng)) * 0.125f;
-      uint32_t bits;
-      std::memcpy(&bits, &f, 4);
-      x = uint16_t(bits >> 16);
+    if constexpr (std::is_same_v<T, uint16_t>) { // bf16
+      x = float_to_bf16(float(small(rng)) * 0.125f);
     } else if constexpr (std::is_same_v<T, float>) {
       x = float(small(rng)) * 0.125f;
     } else {
