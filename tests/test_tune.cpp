@@ -646,8 +646,7 @@ TEST(Features, EfficiencyPerFlopSeesVectorsRegisterTilesAndCacheTiles) {
   // The naive loop nest (k innermost: B read down a column) against a register-tiled, vectorized one with B
   // packed: fewer instructions and loads per flop, less traffic into L1 and L2 per flop, all flops in vectors.
   auto w = te::make_op_workload("matmul:M=256,N=256,K=256").take();
-  auto tiled = sched::replay_json(w, R"({"format":"tessel-trace","version":1,"steps":[
-    {"op":"transform_layout","stage":"B","dim":1,"block":64,"perm":[1,0,2]},
+  auto fast = features_of(w, R"({"op":"transform_layout","stage":"B","dim":1,"block":64,"perm":[1,0,2]},
     {"op":"cache_write","stage":"C","scope":"local"},
     {"op":"split_exact","stage":"C","loop":0,"factor":4},
     {"op":"split_exact","stage":"C","loop":1,"factor":64},
@@ -655,16 +654,9 @@ TEST(Features, EfficiencyPerFlopSeesVectorsRegisterTilesAndCacheTiles) {
     {"op":"compute_at","stage":"C_local","loop":2,"at":"C"},
     {"op":"reorder","stage":"C_local","order":[2,0,1]},
     {"op":"split_exact","stage":"C_local","loop":1,"factor":16},
-    {"op":"vectorize","stage":"C_local","loop":4}]})");
-  ASSERT_TRUE(tiled) << tiled.error();
-  auto fast = cost::program_features(lower::lower(*tiled, "k").take());
+    {"op":"vectorize","stage":"C_local","loop":4})");
   auto slow = cost::program_features(lower::lower(sched::default_schedule(w), "k").take());
-  const auto &names = cost::feature_names();
-  auto at = [&](const std::string &n) {
-    auto it = std::find(names.begin(), names.end(), n);
-    EXPECT_NE(it, names.end()) << n;
-    return size_t(it - names.begin());
-  };
+  auto at = feature_index;
   for (std::string per_flop : {"instructions_per_flop", "loads_per_flop", "l1_traffic_per_flop", "l2_traffic_per_flop"})
     EXPECT_LT(fast[at("s0_" + per_flop)], slow[at("s0_" + per_flop)]) << "the update statement's " << per_flop;
   // Program-wide, packing B adds its own traffic: all of it fits L2 at this size, so only L1 must drop.
@@ -677,11 +669,7 @@ TEST(Features, EfficiencyPerFlopSeesVectorsRegisterTilesAndCacheTiles) {
 TEST(Features, SeeOddVectorWidthsAndUnrolledRegisterTiles) {
   // matmul 64x224x64, j vectorized by 16 or by 14, and by 16 with a 4-row register tile unrolled inside k.
   auto w = te::make_op_workload("matmul:M=64,N=224,K=64").take();
-  auto features = [&](const std::string &steps) {
-    auto s = sched::replay_json(w, R"({"format":"tessel-trace","version":1,"steps":[)" + steps + "]}");
-    EXPECT_TRUE(s) << s.error();
-    return cost::program_features(lower::lower(*s, "k").take());
-  };
+  auto features = [&](const std::string &steps) { return features_of(w, steps); };
   auto vectorized = [](int lanes) {
     return R"({"op":"split_exact","stage":"C","loop":1,"factor":)" + std::to_string(lanes) +
            R"(},{"op":"reorder","stage":"C","order":[3,2,4]},{"op":"vectorize","stage":"C","loop":4})";
@@ -692,12 +680,7 @@ TEST(Features, SeeOddVectorWidthsAndUnrolledRegisterTiles) {
     {"op":"reorder","stage":"C","order":[5,3,2,6,4]},
     {"op":"unroll","stage":"C","loop":6},
     {"op":"vectorize","stage":"C","loop":4})");
-  const auto &names = cost::feature_names();
-  auto at = [&](const std::string &n) {
-    auto it = std::find(names.begin(), names.end(), n);
-    EXPECT_NE(it, names.end()) << n;
-    return size_t(it - names.begin());
-  };
+  auto at = feature_index;
   // A 14-lane vector is three machine vectors (8 + 4 + 2), a 16-lane one is one.
   EXPECT_GT(x14[at("s0_instructions_per_flop")], x16[at("s0_instructions_per_flop")]);
   EXPECT_GT(x14[at("instructions_per_flop")], x16[at("instructions_per_flop")]);
@@ -760,8 +743,7 @@ TEST(Features, GpuProgramsDescribeTheirLaunchAndTheCubinReplacesEstimates) {
   ASSERT_TRUE(s) << s.error();
   auto lowered = lower::lower(*s, "k").take();
   auto f = cost::program_features(lowered);
-  const auto &names = cost::feature_names();
-  auto at = [&](const std::string &n) { return size_t(std::find(names.begin(), names.end(), n) - names.begin()); };
+  auto at = feature_index;
   lower::GpuResources r = lower::gpu_resources(lowered.kernel);
   EXPECT_GT(r.blocks, 1);
   EXPECT_FLOAT_EQ(f[at("gpu_blocks")], float(std::log2(1.0 + double(r.blocks))));
