@@ -4,12 +4,14 @@
 //    trained on (leave one task out; all pairs, and those more than 5% apart alone), for the default model, the random
 //    model and, with --each-objective, each objective alone (rank:pairwise, Ansor's weighted squared error, log squared
 //    error) and rank:pairwise + log squared error; from --db (e.g. tune_vs_vendor.db; repeat it to pool several
-//    databases: a task is left out of all of them), else from candidates of three matmuls measured here;
+//    databases: a task is left out of all of them), else from candidates of three matmuls measured here; with
+//    --sampled-db, also on programs sampled at random (a database `tessel tune --cost-model random` filled), not
+//    the ones a search picked: the spread of a whole space rather than the close calls near its best;
 //  - with --db, the noise ceiling: a sample of each task's records measured again, interleaved, and how
 //    well the recorded figures rank the fresh ones (what no model can beat), the model scored against both;
 //  - trials a warm-started tuning of a new matmul shape needs to reach 95% of its
 //    final best, against a cold one, for several seeds (--seeds, default 3).
-//   bench_tune [--db PATH]... [--trials N] [--seeds N] [--each-objective]
+//   bench_tune [--db PATH]... [--sampled-db PATH]... [--trials N] [--seeds N] [--each-objective]
 //   bench_tune [--db PATH]... --dump-features samples.csv   (writes the samples as CSV, runs nothing)
 #include "bench_util.h"
 #include "cost_model/features.h"
@@ -34,7 +36,8 @@ namespace {
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::vector<std::string> g_dbs;
-std::string g_dump; // --dump-features FILE: the samples as CSV (task, throughput, features by name)
+std::vector<std::string> g_sampled_dbs; // --sampled-db: records of a random search, scored apart as well
+std::string g_dump;                     // --dump-features FILE: the samples as CSV (task, throughput, features by name)
 int g_trials = 64;
 int g_seeds = 3;               // --seeds N: warm against cold starts, one pair of runs per seed
 bool g_each_objective = false; // --each-objective: also each objective's model alone
@@ -45,12 +48,13 @@ struct Origin {
   double flops = 0;
 };
 
-// Samples from a database's records on this host (one task per workload), or measured here; with `origins`,
-// where each came from (parallel to the samples).
-std::vector<cost::Sample> collect(std::vector<Origin> *origins = nullptr) {
+// Samples from the databases' records on this host (one task per workload), or measured here; with `origins`,
+// where each came from, and with `sampled`, whether it came from a --sampled-db (both parallel to the samples).
+std::vector<cost::Sample> collect(std::vector<Origin> *origins = nullptr, std::vector<bool> *sampled = nullptr) {
   std::vector<cost::Sample> out;
   db::TargetKey key = db::target_key(Target::host(), 1);
   std::map<std::string, te::Workload> workloads;
+  bool from_sampled = false;
   auto add = [&](const db::Record &r) {
     if (r.target.canonical != key.canonical) return;
     auto it = workloads.find(r.workload_hash);
@@ -66,8 +70,13 @@ std::vector<cost::Sample> collect(std::vector<Origin> *origins = nullptr) {
     double tp = r.status == db::RecordStatus::Ok && r.median_seconds > 0 ? it->second.flops() / r.median_seconds : 0;
     out.push_back({cost::program_features(*lowered), tp, r.workload_key});
     if (origins) origins->push_back({r.workload_text, r.trace_json, it->second.flops()});
+    if (sampled) sampled->push_back(from_sampled);
   };
-  for (auto &path : g_dbs) {
+  std::vector<std::pair<std::string, bool>> paths;
+  for (auto &path : g_dbs) paths.push_back({path, false});
+  for (auto &path : g_sampled_dbs) paths.push_back({path, true});
+  for (auto &[path, is_sampled] : paths) {
+    from_sampled = is_sampled;
     db::OpenOptions ro;
     ro.read_only = true;
     auto db = db::open_sqlite(path, ro);
@@ -81,7 +90,7 @@ std::vector<cost::Sample> collect(std::vector<Origin> *origins = nullptr) {
     });
   }
   if (!out.empty()) return out;
-  if (!g_dbs.empty()) std::fprintf(stderr, "bench_tune: no records of this host in --db; measuring candidates here\n");
+  if (!paths.empty()) std::fprintf(stderr, "bench_tune: no records of this host in --db; measuring candidates here\n");
   auto db = db::make_memory_database();
   auto builder = measure::make_local_builder(Target::host());
   auto runner = measure::make_local_runner();
@@ -115,7 +124,9 @@ struct Figures {
   std::map<std::string, double> later_accuracy;              // ... on each task's later half, trained on its first
   std::map<std::string, double> apart_accuracy;              // held out, pairs more than 5% apart only
   std::map<std::string, std::pair<double, double>> per_task; // task -> rank:pairwise held out, later half
-  int tasks = 0, samples = 0;
+  // --sampled-db: held out, on each task's randomly sampled programs (all pairs; more than 5% apart; per task)
+  std::map<std::string, double> sampled_accuracy, sampled_apart_accuracy, sampled_per_task;
+  int tasks = 0, samples = 0, sampled_samples = 0;
   std::vector<WarmColdRun> warm_cold; // one per seed
 } g;
 
@@ -211,17 +222,23 @@ void dump(const std::vector<cost::Sample> &samples) {
 }
 
 // Two questions: how well a model ranks a task it never saw (leave one task out), and how well it ranks a
-// task's later candidates having seen its earlier ones and the other tasks (what tuning asks of it).
+// task's later candidates having seen its earlier ones and the other tasks (what tuning asks of it). With
+// --sampled-db the first is also asked of each task's randomly sampled programs.
 void BM_HeldOutRanking(benchmark::State &state) {
-  auto samples = collect();
-  std::map<std::string, int> per_task;
-  for (auto &s : samples) ++per_task[s.task];
+  std::vector<bool> sampled;
+  auto samples = collect(nullptr, &sampled);
+  std::map<std::string, int> per_task, sampled_per_task;
+  for (size_t i = 0; i < samples.size(); ++i) ++(sampled[i] ? sampled_per_task : per_task)[samples[i].task];
   for (auto _ : state) {
-    std::map<std::string, std::vector<double>> held_out, later, apart;
+    std::map<std::string, std::vector<double>> held_out, later, apart, on_sampled, on_sampled_apart;
     for (auto &[task, count] : per_task) {
       if (count < 16) continue;
       std::vector<cost::Sample> train, test, early;
-      for (auto &s : samples) (s.task == task ? test : train).push_back(s);
+      for (size_t i = 0; i < samples.size(); ++i)
+        if (samples[i].task != task)
+          train.push_back(samples[i]);
+        else if (!sampled[i])
+          test.push_back(samples[i]);
       score_models(train, test, held_out, &apart);
       g.per_task[task].first = held_out[kDefaultModel].back();
       // Records come in the order they were measured: the first half joins the training set.
@@ -231,12 +248,26 @@ void BM_HeldOutRanking(benchmark::State &state) {
       score_models(train, test, later);
       g.per_task[task].second = later[kDefaultModel].back();
     }
+    for (auto &[task, count] : sampled_per_task) {
+      if (count < 16) continue;
+      std::vector<cost::Sample> train, test;
+      for (size_t i = 0; i < samples.size(); ++i)
+        if (samples[i].task != task)
+          train.push_back(samples[i]);
+        else if (sampled[i])
+          test.push_back(samples[i]);
+      score_models(train, test, on_sampled, &on_sampled_apart);
+      g.sampled_per_task[task] = on_sampled[kDefaultModel].back();
+    }
     g.accuracy = means(held_out);
     g.later_accuracy = means(later);
     g.apart_accuracy = means(apart);
+    g.sampled_accuracy = means(on_sampled);
+    g.sampled_apart_accuracy = means(on_sampled_apart);
   }
   g.samples = int(samples.size());
   g.tasks = int(per_task.size());
+  g.sampled_samples = int(std::count(sampled.begin(), sampled.end(), true));
 }
 BENCHMARK(BM_HeldOutRanking)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -377,6 +408,8 @@ int main(int argc, char **argv) {
     std::string a = argv[i];
     if (a == "--db" && i + 1 < argc)
       g_dbs.push_back(argv[++i]);
+    else if (a == "--sampled-db" && i + 1 < argc)
+      g_sampled_dbs.push_back(argv[++i]);
     else if (a == "--dump-features" && i + 1 < argc)
       g_dump = argv[++i];
     else if (a == "--each-objective")
@@ -408,6 +441,14 @@ int main(int argc, char **argv) {
   for (auto &[name, a] : g.later_accuracy) std::printf("  %-28s %.3f\n", name.c_str(), a);
   std::printf("per task, the default model (held out / later half):\n");
   for (auto &[task, a] : g.per_task) std::printf("  %-60s %.3f / %.3f\n", task.c_str(), a.first, a.second);
+  if (!g.sampled_per_task.empty()) {
+    std::printf("held out, on randomly sampled programs (--sampled-db: %d samples, %zu tasks; all pairs / more than\n"
+                "5%% apart), trained on every other task's records:\n",
+                g.sampled_samples, g.sampled_per_task.size());
+    for (auto &[name, a] : g.sampled_accuracy)
+      std::printf("  %-28s %.3f / %.3f\n", name.c_str(), a, g.sampled_apart_accuracy[name]);
+    for (auto &[task, a] : g.sampled_per_task) std::printf("  %-60s %.3f\n", task.c_str(), a);
+  }
   if (!g_ceiling.empty()) {
     std::printf(
         "noise ceiling: each task's programs measured again (10 interleaved rounds) against the recorded figures;\n"
