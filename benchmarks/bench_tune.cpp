@@ -430,8 +430,9 @@ int main(int argc, char **argv) {
   bench::SummaryReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   std::printf("\n== Summary (search and cost model; %s) ==\n", Target::host().str().c_str());
-  std::printf("features: %.0f programs/s (lowering excluded), %.0f programs/s with lowering\n", g.features_per_s,
-              g.lower_and_features_per_s);
+  if (g.features_per_s > 0) // BM_Features ran
+    std::printf("features: %.0f programs/s (lowering excluded), %.0f programs/s with lowering\n", g.features_per_s,
+                g.lower_and_features_per_s);
   std::printf("held-out pairwise ranking accuracy (%d samples, %d tasks, each left out in turn; aim >= 0.8):\n",
               g.samples, g.tasks);
   for (auto &[name, a] : g.accuracy) std::printf("  %-28s %.3f\n", name.c_str(), a);
