@@ -5,8 +5,8 @@
 //    model and, with --each-objective, each objective alone (rank:pairwise, Ansor's weighted squared error, log squared
 //    error) and rank:pairwise + log squared error; from --db (e.g. tune_vs_vendor.db; repeat it to pool several
 //    databases: a task is left out of all of them), else from candidates of three matmuls measured here; with
-//    --sampled-db, also on programs sampled at random (a database `tessel tune --cost-model random` filled), not
-//    the ones a search picked: the spread of a whole space rather than the close calls near its best;
+//    --sampled-db, also on programs a search without a model picked (a database `tessel tune --cost-model random`
+//    filled): the spread of a space rather than the close calls near its best that a guided search measures;
 //  - with --db, the noise ceiling: a sample of each task's records measured again, interleaved, and how
 //    well the recorded figures rank the fresh ones (what no model can beat), the model scored against both;
 //  - trials a warm-started tuning of a new matmul shape needs to reach 95% of its
@@ -36,7 +36,7 @@ namespace {
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::vector<std::string> g_dbs;
-std::vector<std::string> g_sampled_dbs; // --sampled-db: records of a random search, scored apart as well
+std::vector<std::string> g_sampled_dbs; // --sampled-db: records of a search without a model, also scored apart
 std::string g_dump;                     // --dump-features FILE: the samples as CSV (task, throughput, features by name)
 int g_trials = 64;
 int g_seeds = 3;               // --seeds N: warm against cold starts, one pair of runs per seed
@@ -124,7 +124,7 @@ struct Figures {
   std::map<std::string, double> later_accuracy;              // ... on each task's later half, trained on its first
   std::map<std::string, double> apart_accuracy;              // held out, pairs more than 5% apart only
   std::map<std::string, std::pair<double, double>> per_task; // task -> rank:pairwise held out, later half
-  // --sampled-db: held out, on each task's randomly sampled programs (all pairs; more than 5% apart; per task)
+  // --sampled-db: held out, on each task's programs picked without a model (all pairs; more than 5% apart; per task)
   std::map<std::string, double> sampled_accuracy, sampled_apart_accuracy, sampled_per_task;
   int tasks = 0, samples = 0, sampled_samples = 0;
   std::vector<WarmColdRun> warm_cold; // one per seed
@@ -223,7 +223,7 @@ void dump(const std::vector<cost::Sample> &samples) {
 
 // Two questions: how well a model ranks a task it never saw (leave one task out), and how well it ranks a
 // task's later candidates having seen its earlier ones and the other tasks (what tuning asks of it). With
-// --sampled-db the first is also asked of each task's randomly sampled programs.
+// --sampled-db the first is also asked of each task's programs picked without a model.
 void BM_HeldOutRanking(benchmark::State &state) {
   std::vector<bool> sampled;
   auto samples = collect(nullptr, &sampled);
@@ -265,9 +265,9 @@ void BM_HeldOutRanking(benchmark::State &state) {
     g.sampled_accuracy = means(on_sampled);
     g.sampled_apart_accuracy = means(on_sampled_apart);
   }
-  g.samples = int(samples.size());
-  g.tasks = int(per_task.size());
   g.sampled_samples = int(std::count(sampled.begin(), sampled.end(), true));
+  g.samples = int(samples.size()) - g.sampled_samples;
+  g.tasks = int(per_task.size());
 }
 BENCHMARK(BM_HeldOutRanking)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -443,8 +443,8 @@ int main(int argc, char **argv) {
   std::printf("per task, the default model (held out / later half):\n");
   for (auto &[task, a] : g.per_task) std::printf("  %-60s %.3f / %.3f\n", task.c_str(), a.first, a.second);
   if (!g.sampled_per_task.empty()) {
-    std::printf("held out, on randomly sampled programs (--sampled-db: %d samples, %zu tasks; all pairs / more than\n"
-                "5%% apart), trained on every other task's records:\n",
+    std::printf("held out, on programs picked without a model (--sampled-db: %d samples, %zu tasks; all pairs / more\n"
+                "than 5%% apart), trained on every other task's records:\n",
                 g.sampled_samples, g.sampled_per_task.size());
     for (auto &[name, a] : g.sampled_accuracy)
       std::printf("  %-28s %.3f / %.3f\n", name.c_str(), a, g.sampled_apart_accuracy[name]);
