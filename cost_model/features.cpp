@@ -237,6 +237,12 @@ struct LoopBody {
   std::vector<IndexForm> forms;
 };
 
+// Whether `list` (a loop body's loads or accesses) holds one of `a`'s element: same buffer, same index.
+template <typename T> bool holds(const std::vector<T> &list, const Access &a) {
+  return std::any_of(list.begin(), list.end(),
+                     [&](const T &x) { return x.buffer == a.buffer && equal(x.index, a.index); });
+}
+
 class Extractor : public IRVisitor {
 public:
   std::vector<StatementFeatures> statements;
@@ -431,18 +437,11 @@ private:
       if (tile_flops > 0)
         body.extern_loads += loads;
       else
-        for (auto &a : accesses) {
-          if (a.write) continue;
-          bool seen = false;
-          for (auto &l : body.loads) seen = seen || (l.buffer == a.buffer && equal(l.index, a.index));
-          if (!seen) body.loads.push_back({a.buffer, a.index, vector_pieces(a.lanes, a.elem_bytes)});
-        }
-      for (size_t a = 0; a < accesses.size(); ++a) {
-        bool seen = false;
-        for (auto &b : body.accesses)
-          seen = seen || (b.buffer == accesses[a].buffer && equal(b.index, accesses[a].index));
-        if (!seen) body.accesses.push_back(accesses[a]), body.forms.push_back(forms[a]);
-      }
+        for (auto &a : accesses)
+          if (!a.write && !holds(body.loads, a))
+            body.loads.push_back({a.buffer, a.index, vector_pieces(a.lanes, a.elem_bytes)});
+      for (size_t a = 0; a < accesses.size(); ++a)
+        if (!holds(body.accesses, accesses[a])) body.accesses.push_back(accesses[a]), body.forms.push_back(forms[a]);
     }
     statements.push_back(std::move(s));
   }
