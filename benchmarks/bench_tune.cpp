@@ -229,16 +229,21 @@ void BM_HeldOutRanking(benchmark::State &state) {
   auto samples = collect(nullptr, &sampled);
   std::map<std::string, int> per_task, sampled_per_task;
   for (size_t i = 0; i < samples.size(); ++i) ++(sampled[i] ? sampled_per_task : per_task)[samples[i].task];
+  // Every other task's samples to train on; `task`'s own, from a --sampled-db or from the others, to test.
+  auto split = [&](const std::string &task, bool from_sampled, std::vector<cost::Sample> &train,
+                   std::vector<cost::Sample> &test) {
+    for (size_t i = 0; i < samples.size(); ++i)
+      if (samples[i].task != task)
+        train.push_back(samples[i]);
+      else if (sampled[i] == from_sampled)
+        test.push_back(samples[i]);
+  };
   for (auto _ : state) {
     std::map<std::string, std::vector<double>> held_out, later, apart, on_sampled, on_sampled_apart;
     for (auto &[task, count] : per_task) {
       if (count < 16) continue;
       std::vector<cost::Sample> train, test, early;
-      for (size_t i = 0; i < samples.size(); ++i)
-        if (samples[i].task != task)
-          train.push_back(samples[i]);
-        else if (!sampled[i])
-          test.push_back(samples[i]);
+      split(task, false, train, test);
       score_models(train, test, held_out, &apart);
       g.per_task[task].first = held_out[kDefaultModel].back();
       // Records come in the order they were measured: the first half joins the training set.
@@ -251,11 +256,7 @@ void BM_HeldOutRanking(benchmark::State &state) {
     for (auto &[task, count] : sampled_per_task) {
       if (count < 16) continue;
       std::vector<cost::Sample> train, test;
-      for (size_t i = 0; i < samples.size(); ++i)
-        if (samples[i].task != task)
-          train.push_back(samples[i]);
-        else if (sampled[i])
-          test.push_back(samples[i]);
+      split(task, true, train, test);
       score_models(train, test, on_sampled, &on_sampled_apart);
       g.sampled_per_task[task] = on_sampled[kDefaultModel].back();
     }

@@ -60,6 +60,9 @@ const Shape kShapes[] = {
     {"colA_16x64x1024", 16, 64, 1024, true},
 };
 
+// The benchmark's name: what it is registered as and what the table looks up.
+std::string bench_name(const Kernel &k, const Shape &s) { return "BM_Ukernel/" + k.name + "/" + s.name; }
+
 // Why a kernel cannot run here, or "" when it can.
 std::string unavailable(const Kernel &k) {
   if (k.intrinsic.empty()) return "";
@@ -117,8 +120,7 @@ int main(int argc, char **argv) {
     return 1;
   for (const Kernel &k : kernels()) // only what the host runs; the table names the others and why
     for (const Shape &s : kShapes)
-      if (unavailable(k).empty())
-        benchmark::RegisterBenchmark(("BM_Ukernel/" + k.name + "/" + s.name).c_str(), BM_Ukernel, k, s);
+      if (unavailable(k).empty()) benchmark::RegisterBenchmark(bench_name(k, s).c_str(), BM_Ukernel, k, s);
   bench::SummaryReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
 
@@ -131,7 +133,7 @@ int main(int argc, char **argv) {
     std::printf("%-18s", k.name.c_str());
     std::string why = unavailable(k);
     for (const Shape &s : kShapes) {
-      auto it = reporter.gflops.find("BM_Ukernel/" + k.name + "/" + s.name);
+      auto it = reporter.gflops.find(bench_name(k, s));
       if (it != reporter.gflops.end())
         std::printf(" %18.1f", it->second);
       else
