@@ -54,8 +54,7 @@ std::vector<cost::Sample> collect(std::vector<Origin> *origins = nullptr, std::v
   std::vector<cost::Sample> out;
   db::TargetKey key = db::target_key(Target::host(), 1);
   std::map<std::string, te::Workload> workloads;
-  bool from_sampled = false;
-  auto add = [&](const db::Record &r) {
+  auto add = [&](const db::Record &r, bool from_sampled) {
     if (r.target.canonical != key.canonical) return;
     auto it = workloads.find(r.workload_hash);
     if (it == workloads.end()) {
@@ -76,7 +75,6 @@ std::vector<cost::Sample> collect(std::vector<Origin> *origins = nullptr, std::v
   for (auto &path : g_dbs) paths.push_back({path, false});
   for (auto &path : g_sampled_dbs) paths.push_back({path, true});
   for (auto &[path, is_sampled] : paths) {
-    from_sampled = is_sampled;
     db::OpenOptions ro;
     ro.read_only = true;
     auto db = db::open_sqlite(path, ro);
@@ -85,7 +83,7 @@ std::vector<cost::Sample> collect(std::vector<Origin> *origins = nullptr, std::v
       continue;
     }
     (void)(*db)->for_each([&](const db::Record &r) {
-      add(r);
+      add(r, is_sampled);
       return true;
     });
   }
@@ -106,7 +104,7 @@ std::vector<cost::Sample> collect(std::vector<Origin> *origins = nullptr, std::v
     tasks.push_back({spec, te::make_op_workload(spec).take(), 1});
   (void)search::tune(tasks, o, *db, *builder, *runner, *model);
   (void)db->for_each([&](const db::Record &r) {
-    add(r);
+    add(r, false);
     return true;
   });
   return out;
