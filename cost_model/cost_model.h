@@ -44,17 +44,9 @@ struct XgboostOptions {
   // against 0.754 and 0.779 for rank:pairwise alone) but tuned worse (depthwise 3x3 alone, 256 trials, seeds
   // 1-3: 48/65/56 against 80/58/68 GFLOP/s; the suite 0.873x oneDNN), so rank:pairwise alone stays the default.
   std::vector<Objective> objectives = {Objective::PairwiseRank};
-  int rounds = 120; // boosting rounds per training
+  int rounds = 60; // boosting rounds per training
   int max_depth = 8;
-  double eta = 0.1;
-  // The efficiency features (FEATURES.md: every `*_per_flop`) may only lower a program's score as they grow: more
-  // instructions, loads or cache traffic per flop of the workload never make a program faster, all else equal, and
-  // a model held to that ranks a task it never saw better. Leave one task out (a Python replica on `bench_tune
-  // --dump-features`, AMD EPYC Zen 4 records, features version 4): on the search's records 0.644 -> 0.678 (the
-  // suite's 11 tasks) and 0.699 -> 0.717 (pooled with 44 ResNet-50, MobileNet-V2 and BERT tasks), on programs
-  // picked without a model 0.757 -> 0.791 and 0.789 -> 0.810 (with the 120 rounds at eta 0.1 above; 60 at 0.2
-  // before).
-  bool monotone_efficiency = true;
+  double eta = 0.2;
   double retrain_growth = 0.2; // retrain when samples grew by this fraction (and by >= 16)
   uint64_t seed = 1;
 };

@@ -3,7 +3,6 @@
 #include "ir/affine.h"
 #include "ir/printer.h"
 #include "ir/visitor.h"
-#include "schedules/intrinsics.h"
 #include "support/hash.h"
 
 #include <algorithm>
@@ -148,24 +147,6 @@ struct Access {
   double tile = 1; // elements one micro-kernel call touches through this operand: m x k of A, k x n of B, m x n of C
 };
 
-// Machine instructions a math function takes as the code generator emits it (src/codegen/llvm_codegen.cpp): f32
-// exp, tanh and erf are inline sequences of about 30, 20 and 20 vector operations, log and pow a libm call (about
-// 20 instructions) on every lane, 1/sqrt a square root and a division, the rest one instruction. Counted as one,
-// exp looked free: a schedule that computes softmax's exponentials twice (inlined into the sum and the output)
-// looked as cheap as one that stores them once.
-double math_instructions(const Call &c) {
-  double pieces = vector_pieces(c.type.lanes, c.type.bits / 8);
-  switch (c.func) {
-  case Intrinsic::Exp: return 30 * pieces;
-  case Intrinsic::Tanh:
-  case Intrinsic::Erf: return 20 * pieces;
-  case Intrinsic::Log:
-  case Intrinsic::Pow: return 20.0 * c.type.lanes;
-  case Intrinsic::Rsqrt: return 2 * pieces;
-  default: return pieces;
-  }
-}
-
 class ExprScan : public IRVisitor {
 public:
   OpCounts ops;
@@ -199,7 +180,7 @@ public:
   }
   void visit(const Call *c) override {
     ops.f_math += c->type.lanes;
-    ops.instructions += math_instructions(*c);
+    ops.instructions += vector_pieces(c->type.lanes, c->type.bits / 8);
     IRVisitor::visit(c);
   }
   void visit(const Cast *c) override {
@@ -262,34 +243,6 @@ template <typename T> bool holds(const std::vector<T> &list, const Access &a) {
                      [&](const T &x) { return x.buffer == a.buffer && equal(x.index, a.index); });
 }
 
-// A micro-kernel call's tile, and the kernel when it is a known one; m = 0 for a store.
-struct Tile {
-  double m = 0, n = 0, k = 0;
-  const sched::TensorIntrinsic *kernel = nullptr;
-};
-
-struct KernelCost {
-  double loads = 0, instructions = 0;
-};
-
-// A micro-kernel call's loads and instructions (broadcasts and loads, multiply-adds, and loading and storing the
-// accumulators). A vector kernel of known blocking runs, per k step and block of columns, one load per B vector
-// for each block of rows and a broadcast of A per row, and a multiply-add per accumulator, whole even where the
-// block's columns run out: an m x 8 tile costs the AVX-512 kernel as much as m x 64. Others (AMX, emulations):
-// m broadcasts, n / lanes loads and m * n / lanes multiply-adds per k step, 16 lanes at most.
-KernelCost micro_kernel_cost(const Tile &t) {
-  if (t.kernel && t.kernel->block_rows > 0) {
-    double col_blocks = std::ceil(t.n / t.kernel->block_cols), row_blocks = std::ceil(t.m / t.kernel->block_rows);
-    double vectors = double(t.kernel->block_cols / t.kernel->lanes), steps = std::ceil(t.k / t.kernel->k_step);
-    double loads = steps * col_blocks * (row_blocks * vectors * t.kernel->k_step + t.m);
-    double accumulators = col_blocks * t.m * vectors;
-    return {loads, loads + steps * accumulators + 2 * accumulators};
-  }
-  double lanes = std::min(t.n, 16.0);
-  double loads = t.k * (t.m + t.n / lanes);
-  return {loads, loads + t.k * t.m * t.n / lanes + 2 * t.m * t.n / lanes};
-}
-
 class Extractor : public IRVisitor {
 public:
   std::vector<StatementFeatures> statements;
@@ -330,7 +283,7 @@ public:
     std::vector<Access> accesses = scan.loads;
     std::string name = op->buffer.as<Var>() ? op->buffer.as<Var>()->name : "?";
     accesses.push_back({name, op->index, std::max(1, op->value.type().bits / 8), op->value.type().lanes, true});
-    statement(scan.ops, accesses, {});
+    statement(scan.ops, accesses, 0, 0, 0);
   }
   void visit(const ExternCall *op) override {
     ++extern_calls;
@@ -349,7 +302,7 @@ public:
           std::string name = addr->buffer.as<Var>() ? addr->buffer.as<Var>()->name : "?";
           accesses.push_back({name, addr->index, std::max(1, addr->element.bits / 8), 1, a == 0, tiles[a]});
         }
-    statement(ops, accesses, {double(m), double(n), double(k), sched::intrinsic_of_symbol(op->name)});
+    statement(ops, accesses, double(m), double(n), double(k));
   }
 
 private:
@@ -373,8 +326,9 @@ private:
     }
   }
 
-  // The statement's features inside the current loops.
-  void statement(const OpCounts &ops, const std::vector<Access> &accesses, const Tile &tile) {
+  // The statement's features inside the current loops; `tile_*`: a tensor intrinsic's tile.
+  void statement(const OpCounts &ops, const std::vector<Access> &accesses, double tile_m, double tile_n,
+                 double tile_k) {
     StatementFeatures s;
     auto &f = s.f;
     double trips = 1, parallel = 1;
@@ -384,7 +338,7 @@ private:
       if (l.kind == ForKind::Parallel) parallel *= double(l.extent), ++parallel_loops;
       if (l.kind == ForKind::GpuBlock || l.kind == ForKind::GpuThread || l.kind == ForKind::Vthread) ++gpu_bound;
     }
-    double tile_flops = 2 * tile.m * tile.n * tile.k;
+    double tile_flops = tile_m > 0 ? 2 * tile_m * tile_n * tile_k : 0;
     double flops_per = ops.f_add + ops.f_mul + ops.f_div + ops.f_minmax + ops.f_math;
     double total_flops = (flops_per + tile_flops) * trips;
     s.weight = total_flops + trips;
@@ -403,7 +357,9 @@ private:
     f[size_t(i++)] = float(loops_.empty() ? 0 : log2p(double(loops_.back().extent)));
     f[size_t(i++)] = float(gpu_bound);
     // Tensor intrinsic tile.
-    for (double extent : {tile.m, tile.n, tile.k}) f[size_t(i++)] = float(log2p(extent));
+    f[size_t(i++)] = float(log2p(tile_m));
+    f[size_t(i++)] = float(log2p(tile_n));
+    f[size_t(i++)] = float(log2p(tile_k));
     // Memory: the working set of the innermost 1..6 loops (unique bytes of every access), the
     // bytes moved in all, and per access kind its innermost stride and reuse.
     std::vector<IndexForm> forms;
@@ -461,9 +417,10 @@ private:
     double loads = 0, stores = 0;
     for (auto &a : accesses) (a.write ? stores : loads) += vector_pieces(a.lanes, a.elem_bytes);
     double instructions = ops.instructions + loads + stores;
-    if (tile_flops > 0) {
-      KernelCost cost = micro_kernel_cost(tile);
-      loads = cost.loads, instructions = cost.instructions;
+    if (tile_flops > 0) { // per k step: m broadcasts of A, n / lanes loads of B, m * n / lanes FMAs
+      double lanes = std::min(tile_n, 16.0);
+      loads = tile_k * (tile_m + tile_n / lanes);
+      instructions = loads + tile_k * tile_m * tile_n / lanes + 2 * tile_m * tile_n / lanes;
     }
     s.flops = total_flops;
     s.vector_flops = ops.max_lanes > 1 || tile_flops > 0 ? total_flops : 0;
@@ -571,20 +528,18 @@ std::vector<float> program_features(const lower::LoweredProgram &program) {
   out[i++] = float(x.extern_calls);
   out[i++] = float(x.guards);
   out[i++] = float(program.prepack.size());
-  // Efficiency over every statement (the statement features describe only the two heaviest), per flop of the
-  // workload: a schedule that computes something twice (an inlined producer) shows the extra work.
+  // Efficiency over every statement, per flop (the statement features describe only the two heaviest).
   double flops = 0, vector_flops = 0, instructions = 0, loads = 0;
   for (auto &s : x.statements)
     flops += s.flops, vector_flops += s.vector_flops, instructions += s.instructions, loads += s.loads;
-  double useful = program.flops > 0 ? program.flops : flops;
   const std::array<double, 3> &traffic = x.body_traffic;
   float *efficiency = &out[kEfficiencySlots];
-  efficiency[0] = float(per_flop(instructions, useful));
-  efficiency[1] = float(per_flop(loads, useful));
-  for (size_t c = 0; c < traffic.size(); ++c) efficiency[2 + c] = float(per_flop(traffic[c], useful));
+  efficiency[0] = float(per_flop(instructions, flops));
+  efficiency[1] = float(per_flop(loads, flops));
+  for (size_t c = 0; c < traffic.size(); ++c) efficiency[2 + c] = float(per_flop(traffic[c], flops));
   efficiency[5] = float(vector_flops / std::max(1.0, flops));
-  out[kLoopSlots] = float(per_flop(x.loop_iterations, useful));
-  out[kLoopSlots + 1] = float(per_flop(x.body_loads, useful));
+  out[kLoopSlots] = float(per_flop(x.loop_iterations, flops));
+  out[kLoopSlots + 1] = float(per_flop(x.body_loads, flops));
   // GPU programs: the launch and what a block asks of an SM (before compilation: estimates).
   if (x.gpu_loops > 0) {
     lower::GpuResources r = lower::gpu_resources(program.kernel);

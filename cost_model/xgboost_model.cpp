@@ -29,18 +29,6 @@ std::vector<float> normalized(const std::vector<Sample> &samples) {
   return y;
 }
 
-// XGBoost's monotone_constraints: -1 (the score falls as it grows) for the efficiency features, 0 for the rest.
-std::string efficiency_decreasing() {
-  std::string out = "(";
-  const std::string suffix = "_per_flop";
-  for (auto &name : feature_names()) {
-    bool efficiency =
-        name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-    out += std::string(out.size() > 1 ? "," : "") + (efficiency ? "-1" : "0");
-  }
-  return out + ")";
-}
-
 // What to do about a saved model that cannot be loaded.
 constexpr const char *kRemedy = " Delete the file: the records in the database warm-start the model instead";
 
@@ -243,8 +231,6 @@ private:
     set("nthread", "1"); // the machine's cores measure kernels
     set("seed", std::to_string(options_.seed));
     set("verbosity", "0");
-    if (options_.monotone_efficiency && width_ == feature_names().size())
-      set("monotone_constraints", efficiency_decreasing());
     Status result = Status::ok();
     for (int it = 0; it < options_.rounds && result; ++it)
       if (XGBoosterUpdateOneIter(b, it, m) != 0) result = Status::error(xgb_error("training"));

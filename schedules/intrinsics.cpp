@@ -4,15 +4,9 @@ namespace tessel::sched {
 
 namespace {
 
-// `blocking`: block_rows, block_cols, lanes, k_step of a vector micro-kernel (none for AMX).
-struct Blocking {
-  int rows = 0, cols = 0, lanes = 0, k_step = 1;
-};
-
 TensorIntrinsic cpu(std::string name, std::string symbol, std::string emulation, std::string feature, ir::DataType a,
-                    ir::DataType c, std::string description, Blocking blocking = {}) {
+                    ir::DataType c, std::string description) {
   TensorIntrinsic t;
-  t.block_rows = blocking.rows, t.block_cols = blocking.cols, t.lanes = blocking.lanes, t.k_step = blocking.k_step;
   t.name = std::move(name);
   t.target_kind = "cpu";
   t.runtime_symbol = std::move(symbol);
@@ -68,16 +62,13 @@ const std::vector<TensorIntrinsic> &tensor_intrinsics() {
           "AMX tiles (tdpbssd): i32 C += i8 A * i8 B in 16 x 16 accumulator tiles, 64 k per instruction"),
       cpu("avx512_fma_f32", "tessel_ukernel_f32_fma_avx512", "tessel_ukernel_f32_reference", "avx512f", DataType::f32(),
           DataType::f32(),
-          "AVX-512 FMA micro-kernel: up to 6 rows x 64 columns of C in zmm accumulators, A broadcast, B streamed",
-          {6, 64, 16, 1}),
+          "AVX-512 FMA micro-kernel: up to 6 rows x 64 columns of C in zmm accumulators, A broadcast, B streamed"),
       cpu("avx2_fma_f32", "tessel_ukernel_f32_fma_avx2", "tessel_ukernel_f32_reference", "fma", DataType::f32(),
           DataType::f32(),
-          "AVX2 + FMA micro-kernel: up to 6 rows x 16 columns of C in ymm accumulators, A broadcast, B streamed",
-          {6, 16, 8, 1}),
+          "AVX2 + FMA micro-kernel: up to 6 rows x 16 columns of C in ymm accumulators, A broadcast, B streamed"),
       cpu("avx512_bf16_dot", "tessel_ukernel_bf16_dot_avx512", "tessel_ukernel_bf16_reference", "avx512bf16",
           DataType::bf16(), DataType::f32(),
-          "AVX-512 BF16 dot products (vdpbf16ps): f32 C += bf16 A * bf16 B, two products per lane, pairs along k",
-          {6, 64, 16, 2}),
+          "AVX-512 BF16 dot products (vdpbf16ps): f32 C += bf16 A * bf16 B, two products per lane, pairs along k"),
       // The WMMA shapes CUDA offers for 16-bit and 8-bit inputs (sm_70+ f16, sm_80+ bf16, sm_72+ i8).
       wmma(DataType::f16(), DataType::f32(), 16, 16, 16, "tessel_ukernel_f16_reference"),
       wmma(DataType::f16(), DataType::f32(), 32, 8, 16, "tessel_ukernel_f16_reference"),

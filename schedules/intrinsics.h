@@ -35,11 +35,6 @@ struct TensorIntrinsic {
   int m = 0, n = 0, k = 0; // the tile's fixed shape; 0: any extent
   bool warp_level = false; // executed by a whole warp on a fragment-scope accumulator
   std::string description;
-  // A CPU vector micro-kernel's register blocking (src/runtime/ukernels.cpp), which the cost model counts its
-  // instructions by: it covers an m x n tile in blocks of up to block_rows x block_cols of C, block_cols / lanes
-  // vector accumulators a row, consuming k_step of k per multiply-add; a partial block is computed whole (its
-  // missing columns masked, not skipped). 0: not such a kernel (AMX, WMMA).
-  int block_rows = 0, block_cols = 0, lanes = 0, k_step = 1;
 
   bool fixed_shape() const { return m > 0; }
   // Whether kernels for `target` may use it (CPU feature, or CUDA tensor-core shape).

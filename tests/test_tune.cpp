@@ -549,33 +549,6 @@ TEST(CostModel, RanksByWhatItLearnedAndTheRandomModelDoesNot) {
   EXPECT_LT(acc, 0.6);
 }
 
-// Programs that do more work per flop are never scored higher for it, even where the training records say so
-// (here, by construction): the efficiency features' effect is held monotone (cost_model.h).
-TEST(CostModel, MoreInstructionsPerFlopNeverRaiseTheScore) {
-  size_t ipf = feature_index("instructions_per_flop"), other = feature_index("s0_trip_count");
-  std::mt19937 rng(8);
-  std::vector<cost::Sample> samples;
-  for (int i = 0; i < 200; ++i) {
-    std::vector<float> f(cost::kProgramFeatures, 0.f);
-    f[ipf] = float(rng() % 100) / 10.f, f[other] = float(rng() % 100) / 10.f;
-    samples.push_back({f, 1.0 + f[ipf] + 0.1 * f[other], i % 2 ? "a" : "b"});
-  }
-  std::vector<std::vector<float>> probe(2, std::vector<float>(cost::kProgramFeatures, 0.f));
-  probe[0][ipf] = 1.f, probe[1][ipf] = 9.f;
-  probe[0][other] = probe[1][other] = 5.f;
-  for (bool monotone : {true, false}) {
-    cost::XgboostOptions o;
-    o.monotone_efficiency = monotone;
-    auto model = cost::make_xgboost_model(o);
-    ASSERT_TRUE(model->update(samples));
-    auto scores = model->predict(probe);
-    if (monotone)
-      EXPECT_LE(scores[1], scores[0]) << "9 instructions per flop scored above 1";
-    else
-      EXPECT_GT(scores[1], scores[0]) << "unconstrained, the model learns what the records say";
-  }
-}
-
 TEST(CostModel, RefusesASavedModelOfOtherFeatures) {
   // A model saved by a Tessel whose programs had another feature count: loading it is a clear error.
   std::mt19937 rng(5);
@@ -759,37 +732,6 @@ TEST(Features, UnrolledCopiesShareWhatTheyRead) {
   auto rolled = features_of(w, tiled), unrolled = features_of(w, tiled + R"(,{"op":"unroll","stage":"C","loop":6})");
   for (std::string f : {"l1_traffic_per_flop", "l2_traffic_per_flop"})
     EXPECT_NEAR(unrolled[feature_index(f)], rolled[feature_index(f)], 0.1) << f;
-}
-
-// The AVX-512 micro-kernel computes C in blocks of 64 columns, whole even where the tile has fewer: a 64 x 8 tile
-// issues the loads, broadcasts and FMAs of a 64 x 64 one, for an eighth of the flops (FEATURES.md 48, 49).
-TEST(Features, AMicroKernelTileNarrowerThanItsBlockCostsTheWholeBlock) {
-  auto w = te::make_op_workload("dense:M=128,N=3072,K=768").take();
-  auto tiled = [&](int columns) { // 64 x `columns` x 768 tiles of the micro-kernel, W packed in column blocks
-    std::string n = std::to_string(columns);
-    return features_of(w, R"({"op":"transform_layout","stage":"W","dim":0,"block":)" + n + R"(,"perm":[0,1,2]},
-      {"op":"split","stage":"Y","loop":0,"factor":64},{"op":"split","stage":"Y","loop":2,"factor":2},
-      {"op":"split","stage":"Y","loop":1,"factor":)" +
-                              n + R"(},{"op":"split","stage":"Y","loop":6,"factor":3},
-      {"op":"reorder","stage":"Y","order":[4,8,5,9,3,7]},{"op":"fuse","stage":"Y","outer":4,"inner":8},
-      {"op":"compute_at","stage":"matmul","loop":9,"at":"Y"},{"op":"reorder","stage":"matmul","order":[2,0,1]},
-      {"op":"tensorize","stage":"matmul","loop":2,"intrinsic":"avx512_fma_f32"})");
-  };
-  auto narrow = tiled(8), wide = tiled(64);
-  auto raw = [](float f) { return (std::exp2(double(f)) - 1) / 1000; }; // FEATURES.md: x1000, log
-  for (std::string f : {"s0_instructions_per_flop", "s0_loads_per_flop"}) {
-    ASSERT_FLOAT_EQ(narrow[feature_index("s0_intrinsic_tile_n")], float(std::log2(9.0)));
-    EXPECT_NEAR(raw(narrow[feature_index(f)]) / raw(wide[feature_index(f)]), 8.0, 0.05) << f;
-  }
-}
-
-// Softmax with its exponentials inlined computes each twice (in the row sum and in the output). Per flop of the
-// workload it takes more instructions than the schedule that stores them once: the program-wide efficiency
-// features divide by the workload's flops, not the program's, and exp counts as the operations it is.
-TEST(Features, RecomputingCostsInstructionsPerUsefulFlop) {
-  auto w = te::make_op_workload("softmax:M=128,N=256").take();
-  auto stored = features_of(w, ""), inlined = features_of(w, R"({"op":"compute_inline","stage":"exps"})");
-  EXPECT_GT(inlined[feature_index("instructions_per_flop")], stored[feature_index("instructions_per_flop")] + 0.5);
 }
 
 TEST(Features, GpuProgramsDescribeTheirLaunchAndTheCubinReplacesEstimates) {

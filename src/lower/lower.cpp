@@ -43,7 +43,6 @@ Expected<LoweredProgram> lower(const sched::Schedule &schedule, const std::strin
     }
     p.inputs = w.inputs;
     p.outputs = w.outputs;
-    p.flops = schedule.source.flops();
 
     ir::Stmt loops = schedule_to_loops(schedule); // stages -> loop nests, intermediates realized
     std::vector<ir::Tensor> kernel_args;

@@ -27,7 +27,6 @@ struct LoweredProgram {
   std::vector<LoweredFunc> prepack;
   LoweredFunc kernel;
   std::vector<ir::Tensor> inputs, outputs; // the workload's, in argument order
-  double flops = 0; // the workload's operations per evaluation: the useful work, whatever the schedule recomputes
 };
 
 Expected<LoweredProgram> lower(const sched::Schedule &schedule, const std::string &name);
