@@ -211,6 +211,8 @@ struct StatementFeatures {
 // Nominal L1, L2 and L3 capacities for the traffic estimates: the features describe a program, not a
 // machine, and the model learns from measurements where this machine's caches really fall.
 constexpr std::array<double, 3> kCacheBytes = {32.0 * 1024, 1024.0 * 1024, 32.0 * 1024 * 1024};
+// The largest local array counted as registers: 64 vector registers of 64 bytes (beyond, LLVM spills it).
+constexpr double kRegisterBytes = 64 * 64;
 
 // The 7 GPU program features (FEATURES.md 121-127) start here; two of them the cubin's figures replace.
 constexpr size_t kGpuSlots = 2 * kStatementFeatures + 9;
@@ -243,8 +245,36 @@ template <typename T> bool holds(const std::vector<T> &list, const Access &a) {
                      [&](const T &x) { return x.buffer == a.buffer && equal(x.index, a.index); });
 }
 
+// The buffers some access reaches at an index that is not a constant (or through an address). A small local array
+// every access of which is at a constant index is what LLVM's SROA keeps in registers, so its loads and stores are
+// no memory traffic: accumulators lower::promote_accumulators made, a cache stage's tile with its loops unrolled.
+class VariablyIndexed : public IRVisitor {
+public:
+  std::set<const ExprNode *> buffers;
+  using IRVisitor::visit;
+  void visit(const Load *op) override {
+    check(op->buffer, op->index);
+    IRVisitor::visit(op);
+  }
+  void visit(const Store *op) override {
+    check(op->buffer, op->index);
+    IRVisitor::visit(op);
+  }
+  void visit(const AddressOf *op) override {
+    buffers.insert(op->buffer.get());
+    IRVisitor::visit(op);
+  }
+
+private:
+  void check(const Expr &buffer, const Expr &index) {
+    auto *ramp = index.as<Ramp>();
+    if (!is_const_int(ramp ? ramp->base : index) || (ramp && !is_const_int(ramp->stride))) buffers.insert(buffer.get());
+  }
+};
+
 class Extractor : public IRVisitor {
 public:
+  std::set<const ExprNode *> variably_indexed; // VariablyIndexed's buffers, found before the extraction
   std::vector<StatementFeatures> statements;
   double loop_iterations = 0;           // every loop's iterations in all: loop overhead
   double body_loads = 0;                // distinct loads of each loop body, times its iterations: register reuse
@@ -270,6 +300,8 @@ public:
     double bytes = double(const_extent(op->extent)) * std::max(1, op->dtype.bits / 8);
     (op->scope == MemoryScope::Global ? alloc_global_bytes : alloc_local_bytes) += bytes;
     ++allocations;
+    if (op->scope == MemoryScope::Local && bytes <= kRegisterBytes && !variably_indexed.count(op->buffer.get()))
+      registers_.insert(op->buffer.as<Var>()->name);
     IRVisitor::visit(op);
   }
   void visit(const IfThenElse *op) override {
@@ -327,8 +359,10 @@ private:
   }
 
   // The statement's features inside the current loops; `tile_*`: a tensor intrinsic's tile.
-  void statement(const OpCounts &ops, const std::vector<Access> &accesses, double tile_m, double tile_n,
-                 double tile_k) {
+  void statement(const OpCounts &ops, std::vector<Access> accesses, double tile_m, double tile_n, double tile_k) {
+    accesses.erase(std::remove_if(accesses.begin(), accesses.end(),
+                                  [&](const Access &a) { return registers_.count(a.buffer) > 0; }),
+                   accesses.end());
     StatementFeatures s;
     auto &f = s.f;
     double trips = 1, parallel = 1;
@@ -500,12 +534,16 @@ private:
 
   std::vector<LoopInfo> loops_;
   std::vector<LoopBody> bodies_ = std::vector<LoopBody>(1); // the program's top level first
+  std::set<std::string> registers_;                         // small local arrays never variably indexed
 };
 
 } // namespace
 
 std::vector<float> program_features(const lower::LoweredProgram &program) {
   Extractor x;
+  VariablyIndexed variable;
+  program.kernel.body.accept(&variable);
+  x.variably_indexed = std::move(variable.buffers);
   program.kernel.body.accept(&x);
   x.finish();
   std::vector<float> out(kProgramFeatures, 0.f);

@@ -12,7 +12,7 @@
 namespace tessel::cost {
 
 // Bumped whenever a feature's meaning changes: a saved model of another version is refused.
-constexpr int kFeatureVersion = 3;
+constexpr int kFeatureVersion = 6;
 // Features of one store statement (or tensor-intrinsic call) inside its loops.
 constexpr int kStatementFeatures = 56;
 // The program: its two heaviest statements, then program-wide sums.

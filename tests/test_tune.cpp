@@ -368,32 +368,36 @@ TEST(Tune, DriftControlKeepsTheTrulyFastestScheduleWhenTheMachineSpeedMoves) {
     }
   };
   auto w = te::make_op_workload("matmul:M=64,N=64,K=64").take();
-  for (bool control : {true, false}) {
-    auto db = db::make_memory_database();
-    InstantBuilder builder; // candidate ids name the programs: workload hash / program hash
-    DriftingRunner runner;
-    auto model = cost::make_random_model(3);
-    search::TuneOptions o = quick(96);
-    o.remeasure_top = 0; // the search's own best, as it judged it
-    o.control_drift = control;
-    auto report = search::tune({task("matmul:M=64,N=64,K=64")}, o, *db, builder, runner, *model);
-    ASSERT_TRUE(report) << report.error();
-    const auto &r = report->tasks[0];
-    auto true_seconds = [&](const std::string &trace) { return HashRunner::seconds(program_id(w, trace)); };
-    double fastest = 1;
-    auto recs = db->records_for_workload(w.hash_hex());
-    ASSERT_TRUE(recs.has_value());
-    for (auto &rec : *recs)
-      if (rec.message.empty()) fastest = std::min(fastest, true_seconds(rec.trace_json));
-    if (control) {
-      EXPECT_DOUBLE_EQ(true_seconds(r.best_trace), fastest);
-      EXPECT_NEAR(r.drift_max / r.drift_min, 1 / 0.6, 1e-9) << "the rounds' speeds, seen through the incumbent";
-      std::string html = search::html_report(*report);
-      EXPECT_NE(html.find("0.60&#8211;1.00&#215;"), std::string::npos) << "the report shows the speed's range";
-    } else {
-      EXPECT_GT(true_seconds(r.best_trace), fastest) << "the stand-in shows no drift";
+  int misled = 0; // runs without drift control whose best is not the truly fastest (some seeds are lucky)
+  for (uint64_t seed : {1, 2, 3})
+    for (bool control : {true, false}) {
+      auto db = db::make_memory_database();
+      InstantBuilder builder; // candidate ids name the programs: workload hash / program hash
+      DriftingRunner runner;
+      auto model = cost::make_random_model(3);
+      search::TuneOptions o = quick(96);
+      o.remeasure_top = 0; // the search's own best, as it judged it
+      o.control_drift = control;
+      o.seed = seed;
+      auto report = search::tune({task("matmul:M=64,N=64,K=64")}, o, *db, builder, runner, *model);
+      ASSERT_TRUE(report) << report.error();
+      const auto &r = report->tasks[0];
+      auto true_seconds = [&](const std::string &trace) { return HashRunner::seconds(program_id(w, trace)); };
+      double fastest = 1;
+      auto recs = db->records_for_workload(w.hash_hex());
+      ASSERT_TRUE(recs.has_value());
+      for (auto &rec : *recs)
+        if (rec.message.empty()) fastest = std::min(fastest, true_seconds(rec.trace_json));
+      if (control) {
+        EXPECT_DOUBLE_EQ(true_seconds(r.best_trace), fastest);
+        EXPECT_NEAR(r.drift_max / r.drift_min, 1 / 0.6, 1e-9) << "the rounds' speeds, seen through the incumbent";
+        std::string html = search::html_report(*report);
+        EXPECT_NE(html.find("0.60&#8211;1.00&#215;"), std::string::npos) << "the report shows the speed's range";
+      } else {
+        misled += true_seconds(r.best_trace) > fastest;
+      }
     }
-  }
+  EXPECT_GE(misled, 1) << "the stand-in shows no drift";
 }
 
 // Drift control measures in the frame of the machine's speed when the task began. When that was a slow
@@ -657,7 +661,9 @@ TEST(Features, EfficiencyPerFlopSeesVectorsRegisterTilesAndCacheTiles) {
     {"op":"vectorize","stage":"C_local","loop":4})");
   auto slow = cost::program_features(lower::lower(sched::default_schedule(w), "k").take());
   auto at = feature_index;
-  for (std::string per_flop : {"instructions_per_flop", "loads_per_flop", "l1_traffic_per_flop", "l2_traffic_per_flop"})
+  // Both read what fits L2 at this size, and both keep C's element in registers across k (the naive loop's C[i, j]
+  // is promoted too): their L2 traffic is the same.
+  for (std::string per_flop : {"instructions_per_flop", "loads_per_flop", "l1_traffic_per_flop"})
     EXPECT_LT(fast[at("s0_" + per_flop)], slow[at("s0_" + per_flop)]) << "the update statement's " << per_flop;
   // Program-wide, packing B adds its own traffic: all of it fits L2 at this size, so only L1 must drop.
   for (const char *per_flop : {"instructions_per_flop", "loads_per_flop", "l1_traffic_per_flop"})
@@ -730,8 +736,10 @@ TEST(Features, UnrolledCopiesShareWhatTheyRead) {
     {"op":"split_exact","stage":"C","loop":0,"factor":4},{"op":"reorder","stage":"C","order":[5,3,2,6,4]},
     {"op":"vectorize","stage":"C","loop":4})";
   auto rolled = features_of(w, tiled), unrolled = features_of(w, tiled + R"(,{"op":"unroll","stage":"C","loop":6})");
+  // The unrolled copies' C rows stay in registers across k (lower::promote_accumulators), so the unrolled nest
+  // moves less; counting B once per copy would make it move more.
   for (std::string f : {"l1_traffic_per_flop", "l2_traffic_per_flop"})
-    EXPECT_NEAR(unrolled[feature_index(f)], rolled[feature_index(f)], 0.1) << f;
+    EXPECT_LE(unrolled[feature_index(f)], rolled[feature_index(f)] + 0.1) << f;
 }
 
 TEST(Features, GpuProgramsDescribeTheirLaunchAndTheCubinReplacesEstimates) {

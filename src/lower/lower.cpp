@@ -22,6 +22,7 @@ LoweredFunc make_func(const std::string &name, std::vector<ir::Tensor> args, con
   s = tensorize_loops(s);                        // tensorized tiles -> micro-kernel calls
   s = vectorize_loops(s);                        // vectorized loops -> Ramp/Broadcast vector IR
   s = unroll_loops(s);                           // unrolled loops -> straight-line copies
+  s = promote_accumulators(s);                   // elements a serial loop updates in place -> locals (registers)
   s = ir::simplify(s);
   f.body = s;
   return f;

@@ -66,9 +66,10 @@ ir::Stmt schedule_to_loops(const sched::Schedule &schedule);                    
 ir::Stmt stage_to_loops(const sched::Schedule &schedule, const sched::Stage &s); // one stage alone
 ir::Stmt storage_flatten(const ir::Stmt &s, const std::vector<ir::Tensor> &args,
                          const std::vector<ir::Expr> &arg_vars); // tensors -> flat buffers
-ir::Stmt partition_loops(const ir::Stmt &s); // loops over padding -> boundaries and a guard-free interior
-ir::Stmt tensorize_loops(const ir::Stmt &s); // tensorized tiles -> kernel calls
-ir::Stmt vectorize_loops(const ir::Stmt &s); // vector loops -> vector IR
-ir::Stmt unroll_loops(const ir::Stmt &s);    // unrolled loops -> copies
+ir::Stmt partition_loops(const ir::Stmt &s);      // loops over padding -> boundaries and a guard-free interior
+ir::Stmt tensorize_loops(const ir::Stmt &s);      // tensorized tiles -> kernel calls
+ir::Stmt vectorize_loops(const ir::Stmt &s);      // vector loops -> vector IR
+ir::Stmt unroll_loops(const ir::Stmt &s);         // unrolled loops -> copies
+ir::Stmt promote_accumulators(const ir::Stmt &s); // elements a serial loop updates in place -> locals (CPU)
 
 } // namespace tessel::lower
