@@ -161,6 +161,16 @@ TEST(Codegen, AccumulatorPromotionNeedsAnIndexTheLoopLeavesAloneAndNoOverlap) {
   Expr t = Var::make(DataType::index(), "t");
   EXPECT_FALSE(promoted(loop(For::make(t, Expr(int64_t(0)), Expr(int64_t(2)), ForKind::Parallel,
                                        Store::make(x, load(vec(0)) + load(vec(0)), vec(0))))));
+  // Under a condition the loop leaves alone (a tail guard of an outer loop): promoted, its copies in and out under
+  // the same condition. Under one the loop moves (above, k < 4): not.
+  Expr n = Var::make(DataType::index(), "n");
+  std::string guarded = to_string(lower::promote_accumulators(
+      loop(IfThenElse::make(n < Expr(int64_t(4)), Store::make(x, load(vec(0)) + load(vec(4)), vec(0))))));
+  EXPECT_NE(guarded.find("X.acc0"), std::string::npos) << guarded;
+  size_t ifs = 0;
+  for (size_t at = guarded.find("if ((n < 4))"); at != std::string::npos; at = guarded.find("if ((n < 4))", at + 1))
+    ++ifs;
+  EXPECT_EQ(ifs, 3u) << "the copy in, the update, the copy out: " << guarded;
   // X[0..3] += X[4..7]: the read is apart from the update, which is promoted; the read stays a load of X.
   Stmt apart = lower::promote_accumulators(loop(Store::make(x, load(vec(0)) + load(vec(4)), vec(0))));
   std::string text = to_string(apart);

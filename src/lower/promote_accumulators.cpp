@@ -107,8 +107,10 @@ public:
   explicit AccessCollector(const SummaryCache &cache) : cache_(cache) {}
   struct Use {
     const Access *access; // owned by a store's summary, or by `loose_`
-    bool conditional;
+    int guards;           // the conditions it runs under: an index into `guard_sets` (0: none)
+    bool uncertain;       // in an else branch, or a loop that may not run
   };
+  std::deque<std::vector<Expr>> guard_sets = {{}}; // the `if` conditions around uses, outermost first
   struct Buffer {
     Expr var;
     std::vector<Use> uses;
@@ -122,7 +124,7 @@ public:
   }
   void visit(const Load *op) override {
     loose_.push_back(Access(op->index, op->type, false));
-    uses_of(op->buffer).push_back({&loose_.back(), conditional_ > 0});
+    uses_of(op->buffer).push_back({&loose_.back(), guards_, uncertain_ > 0});
     op->index.accept(this);
   }
   void visit(const Store *op) override {
@@ -130,7 +132,7 @@ public:
     if (it == cache_.end()) fresh_.push_back(summarize(op));
     const StoreSummary &summary = it == cache_.end() ? fresh_.back() : it->second;
     for (auto &[buffer, access] : summary.accesses) {
-      uses_of(buffer).push_back({&access, conditional_ > 0});
+      uses_of(buffer).push_back({&access, guards_, uncertain_ > 0});
     }
     escaped.insert(summary.escaped.begin(), summary.escaped.end());
     defined.insert(summary.defined.begin(), summary.defined.end());
@@ -142,9 +144,9 @@ public:
     bool runs = is_const_int(op->extent, &extent) && extent > 0; // else its stores may not happen
     op->min.accept(this);
     op->extent.accept(this);
-    conditional_ += !runs;
+    uncertain_ += !runs;
     op->body.accept(this);
-    conditional_ -= !runs;
+    uncertain_ -= !runs;
   }
   void visit(const LetStmt *op) override {
     defined.insert(op->var.get());
@@ -160,10 +162,15 @@ public:
   }
   void visit(const IfThenElse *op) override {
     op->cond.accept(this);
-    ++conditional_;
+    int outer = guards_;
+    guard_sets.push_back(guard_sets[size_t(outer)]);
+    guard_sets.back().push_back(op->cond);
+    guards_ = int(guard_sets.size()) - 1;
     op->then_case.accept(this);
+    guards_ = outer;
+    ++uncertain_;
     if (op->else_case.defined()) op->else_case.accept(this);
-    --conditional_;
+    --uncertain_;
   }
 
 private:
@@ -176,8 +183,16 @@ private:
   const SummaryCache &cache_;
   std::deque<StoreSummary> fresh_; // stores made since the cache was filled
   std::deque<Access> loose_;       // loads outside stores (conditions, loop bounds)
-  int conditional_ = 0;
+  int guards_ = 0, uncertain_ = 0;
 };
+
+// Whether two sets of conditions are the same, condition by condition.
+bool same_guards(const std::vector<Expr> &a, const std::vector<Expr> &b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!equal(a[i], b[i])) return false;
+  return true;
+}
 
 // An index as a sum of terms times constants plus a constant; a term is anything but a sum, a difference or a
 // product by a constant (a variable, f / 14), compared structurally.
@@ -245,6 +260,7 @@ public:
   struct Promoted {
     Expr index, local;
     DataType type;
+    int guards; // the conditions its uses run under (AccessCollector::guard_sets)
   };
   ToLocals(const ExprNode *buffer, const std::vector<Promoted> &promoted, SummaryCache &summaries)
       : buffer_(buffer), promoted_(promoted), summaries_(summaries) {}
@@ -344,8 +360,23 @@ private:
     for (auto &[buffer_expr, uses] : c.buffers) {
       const ExprNode *buffer = buffer_expr.get();
       if (c.escaped.count(buffer) || c.defined.count(buffer)) continue;
-      // Cheap refusals first: nothing stored unconditionally, or an index the loop moves.
-      auto unconditional_store = [](const AccessCollector::Use &u) { return u.access->store && !u.conditional; };
+      // A use happens on every iteration, or on none, when the conditions around it are the loop's invariants
+      // (a tail guard of an outer loop): then its element can live in a local under the same conditions.
+      std::vector<int> invariant_guards(c.guard_sets.size(), -1); // per set: -1 unknown, 0 no, 1 yes
+      auto certain = [&](const AccessCollector::Use &u) {
+        int &known = invariant_guards[size_t(u.guards)];
+        if (known < 0) {
+          known = 1;
+          for (auto &cond : c.guard_sets[size_t(u.guards)]) {
+            std::vector<const ExprNode *> vars;
+            hash_index(cond, &vars);
+            for (auto *v : vars) known &= varying.count(v) == 0;
+          }
+        }
+        return !u.uncertain && known == 1;
+      };
+      // Cheap refusals first: nothing stored on every iteration, or an index the loop moves.
+      auto unconditional_store = [&](const AccessCollector::Use &u) { return u.access->store && certain(u); };
       auto moves = [&](const AccessCollector::Use &u) {
         const auto &vars = u.access->vars;
         return std::any_of(vars.begin(), vars.end(), [&](const ExprNode *v) { return varying.count(v) > 0; });
@@ -359,7 +390,9 @@ private:
         size_t hash;
         DataType type;
         Span span;
+        int guards; // every use's conditions must be these
         bool promote = false;
+        bool same_guards = true;
       };
       std::vector<Index> indices;
       bool ok = true;
@@ -373,17 +406,20 @@ private:
             ok = false;
             break;
           }
-          indices.push_back({a.index, a.hash, a.type, *span});
+          indices.push_back({a.index, a.hash, a.type, *span, u.guards});
           it = indices.end() - 1;
         }
         ok &= it->type == a.type;
         it->promote |= unconditional_store(u);
+        it->same_guards &= certain(u) && (u.guards == it->guards || same_guards(c.guard_sets[size_t(u.guards)],
+                                                                                c.guard_sets[size_t(it->guards)]));
       }
       std::vector<ToLocals::Promoted> promoted;
       for (size_t i = 0; ok && i < indices.size(); ++i) {
         if (!indices[i].promote) continue;
+        ok &= indices[i].same_guards;
         for (size_t j = 0; ok && j < indices.size(); ++j) ok &= j == i || apart(indices[i].span, indices[j].span);
-        promoted.push_back({indices[i].index, Expr(), indices[i].type});
+        promoted.push_back({indices[i].index, Expr(), indices[i].type, indices[i].guards});
       }
       if (!ok || promoted.empty()) continue;
       int64_t bytes = 0;
@@ -396,15 +432,16 @@ private:
       }
       body = ToLocals(buffer, promoted, summaries_).mutate(body);
       for (auto &p : promoted) {
-        before.push_back(
-            Store::make(p.local, Load::make(p.type.element_of(), buffer_expr, p.index), ToLocals::whole(p)));
-        after.push_back(
-            Store::make(buffer_expr, Load::make(p.type.element_of(), p.local, ToLocals::whole(p)), p.index));
+        Stmt in = Store::make(p.local, Load::make(p.type.element_of(), buffer_expr, p.index), ToLocals::whole(p));
+        Stmt out = Store::make(buffer_expr, Load::make(p.type.element_of(), p.local, ToLocals::whole(p)), p.index);
+        remember(summaries_, in), remember(summaries_, out);
+        const std::vector<Expr> &guards = c.guard_sets[size_t(p.guards)];
+        for (auto g = guards.rbegin(); g != guards.rend(); ++g)
+          in = IfThenElse::make(*g, in), out = IfThenElse::make(*g, out);
+        before.push_back(in), after.push_back(out);
       }
     }
     if (locals.empty()) return loop;
-    for (auto &copy : before) remember(summaries_, copy);
-    for (auto &copy : after) remember(summaries_, copy);
     std::vector<Stmt> stmts = before;
     stmts.push_back(For::make(op->var, op->min, op->extent, op->kind, body, op->thread_tag));
     stmts.insert(stmts.end(), after.begin(), after.end());
