@@ -36,6 +36,17 @@ struct Access {
   Access(Expr i, DataType t, bool s);
 };
 
+// Appends the variables `e` uses.
+void collect_vars(const Expr &e, std::vector<const ExprNode *> *vars) {
+  struct V : IRVisitor {
+    std::vector<const ExprNode *> *vars;
+    using IRVisitor::visit;
+    void visit(const Var *op) override { vars->push_back(op); }
+  } scan;
+  scan.vars = vars;
+  e.accept(&scan);
+}
+
 // A structural hash of an index (variables by identity, like ir::equal), and the variables it uses.
 size_t hash_index(const Expr &e, std::vector<const ExprNode *> *vars) {
   size_t h = size_t(e.kind()) * 0x9e3779b97f4a7c15ull;
@@ -52,13 +63,7 @@ size_t hash_index(const Expr &e, std::vector<const ExprNode *> *vars) {
   } else if (auto *c = e.as<Cast>()) {
     mix(hash_index(c->value, vars));
   } else { // anything else: its variables still count; equal() tells such indices apart
-    struct V : IRVisitor {
-      std::vector<const ExprNode *> *vars;
-      using IRVisitor::visit;
-      void visit(const Var *op) override { vars->push_back(op); }
-    } scan;
-    scan.vars = vars;
-    e.accept(&scan);
+    collect_vars(e, vars);
   }
   return h;
 }
@@ -356,24 +361,18 @@ private:
     Stmt body = op->body;
     std::vector<Stmt> before, after;
     std::vector<std::pair<Expr, DataType>> locals;
+    // A use happens on every iteration, or on none, when the conditions around it are the loop's invariants
+    // (a tail guard of an outer loop): then its element can live in a local under the same conditions.
+    std::vector<bool> invariant_guards;
+    for (auto &conds : c.guard_sets) {
+      std::vector<const ExprNode *> vars;
+      for (auto &cond : conds) collect_vars(cond, &vars);
+      invariant_guards.push_back(std::none_of(vars.begin(), vars.end(), [&](auto *v) { return varying.count(v); }));
+    }
+    auto certain = [&](const AccessCollector::Use &u) { return !u.uncertain && invariant_guards[size_t(u.guards)]; };
     for (auto &[buffer_expr, uses] : c.buffers) {
       const ExprNode *buffer = buffer_expr.get();
       if (c.escaped.count(buffer) || c.defined.count(buffer)) continue;
-      // A use happens on every iteration, or on none, when the conditions around it are the loop's invariants
-      // (a tail guard of an outer loop): then its element can live in a local under the same conditions.
-      std::vector<int> invariant_guards(c.guard_sets.size(), -1); // per set: -1 unknown, 0 no, 1 yes
-      auto certain = [&](const AccessCollector::Use &u) {
-        int &known = invariant_guards[size_t(u.guards)];
-        if (known < 0) {
-          known = 1;
-          for (auto &cond : c.guard_sets[size_t(u.guards)]) {
-            std::vector<const ExprNode *> vars;
-            hash_index(cond, &vars);
-            for (auto *v : vars) known &= varying.count(v) == 0;
-          }
-        }
-        return !u.uncertain && known == 1;
-      };
       // Cheap refusals first: nothing stored on every iteration, or an index the loop moves.
       auto unconditional_store = [&](const AccessCollector::Use &u) { return u.access->store && certain(u); };
       auto moves = [&](const AccessCollector::Use &u) {
