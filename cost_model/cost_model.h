@@ -44,9 +44,13 @@ struct XgboostOptions {
   // against 0.754 and 0.779 for rank:pairwise alone) but tuned worse (depthwise 3x3 alone, 256 trials, seeds
   // 1-3: 48/65/56 against 80/58/68 GFLOP/s; the suite 0.873x oneDNN), so rank:pairwise alone stays the default.
   std::vector<Objective> objectives = {Objective::PairwiseRank};
-  int rounds = 60; // boosting rounds per training
+  int rounds = 120; // boosting rounds per training
   int max_depth = 8;
-  double eta = 0.2;
+  double eta = 0.1;
+  // The program-wide efficiency features (FEATURES.md 128-136: every `*_per_flop` of the whole program) may only
+  // lower a program's score as they grow: more instructions, loads, traffic or loop overhead per flop of the
+  // workload never make a program faster, all else equal. A model held to that ranks a task it never saw better.
+  bool monotone_efficiency = true;
   double retrain_growth = 0.2; // retrain when samples grew by this fraction (and by >= 16)
   uint64_t seed = 1;
 };

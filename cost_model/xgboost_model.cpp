@@ -29,6 +29,20 @@ std::vector<float> normalized(const std::vector<Sample> &samples) {
   return y;
 }
 
+// XGBoost's monotone_constraints: -1 (the score falls as it grows) for the program-wide efficiency features, 0
+// for the rest (the two heaviest statements' own, which trade against each other, stay free).
+std::string efficiency_decreasing() {
+  std::string out = "(";
+  const std::string suffix = "_per_flop";
+  for (auto &name : feature_names()) {
+    bool statement = name.rfind("s0_", 0) == 0 || name.rfind("s1_", 0) == 0;
+    bool efficiency =
+        name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    out += std::string(out.size() > 1 ? "," : "") + (efficiency && !statement ? "-1" : "0");
+  }
+  return out + ")";
+}
+
 // What to do about a saved model that cannot be loaded.
 constexpr const char *kRemedy = " Delete the file: the records in the database warm-start the model instead";
 
@@ -231,6 +245,8 @@ private:
     set("nthread", "1"); // the machine's cores measure kernels
     set("seed", std::to_string(options_.seed));
     set("verbosity", "0");
+    if (options_.monotone_efficiency && width_ == feature_names().size())
+      set("monotone_constraints", efficiency_decreasing());
     Status result = Status::ok();
     for (int it = 0; it < options_.rounds && result; ++it)
       if (XGBoosterUpdateOneIter(b, it, m) != 0) result = Status::error(xgb_error("training"));

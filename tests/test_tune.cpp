@@ -556,6 +556,38 @@ TEST(CostModel, RanksByWhatItLearnedAndTheRandomModelDoesNot) {
   EXPECT_LT(acc, 0.6);
 }
 
+// Programs that do more work per flop are never scored higher for it, even where the training records say so
+// (here, by construction): the program-wide efficiency features' effect is held monotone (cost_model.h); the
+// statements' own are not.
+TEST(CostModel, MoreInstructionsPerFlopNeverRaiseTheScore) {
+  size_t other = feature_index("s0_trip_count");
+  for (std::string name : {"instructions_per_flop", "s0_instructions_per_flop"}) {
+    size_t ipf = feature_index(name);
+    std::mt19937 rng(8);
+    std::vector<cost::Sample> samples;
+    for (int i = 0; i < 200; ++i) {
+      std::vector<float> f(cost::kProgramFeatures, 0.f);
+      f[ipf] = float(rng() % 100) / 10.f, f[other] = float(rng() % 100) / 10.f;
+      samples.push_back({f, 1.0 + f[ipf] + 0.1 * f[other], i % 2 ? "a" : "b"});
+    }
+    std::vector<std::vector<float>> probe(2, std::vector<float>(cost::kProgramFeatures, 0.f));
+    probe[0][ipf] = 1.f, probe[1][ipf] = 9.f;
+    probe[0][other] = probe[1][other] = 5.f;
+    for (bool monotone : {true, false}) {
+      cost::XgboostOptions o;
+      o.monotone_efficiency = monotone;
+      auto model = cost::make_xgboost_model(o);
+      ASSERT_TRUE(model->update(samples));
+      auto scores = model->predict(probe);
+      if (monotone && name == "instructions_per_flop")
+        EXPECT_LE(scores[1], scores[0]) << name << ": 9 instructions per flop scored above 1";
+      else
+        EXPECT_GT(scores[1], scores[0]) << name << (monotone ? "" : ", unconstrained")
+                                        << ": learns what the records say";
+    }
+  }
+}
+
 TEST(CostModel, RefusesASavedModelOfOtherFeatures) {
   // A model saved by a Tessel whose programs had another feature count: loading it is a clear error.
   std::mt19937 rng(5);
