@@ -47,8 +47,8 @@ struct XgboostOptions {
   int rounds = 120; // boosting rounds per training
   int max_depth = 8;
   double eta = 0.1;
-  // The program-wide efficiency features (FEATURES.md 128-136: every `*_per_flop` of the whole program) may only
-  // lower a program's score as they grow: more instructions, loads, traffic or loop overhead per flop of the
+  // The program-wide efficiency features (FEATURES.md slots 128-132, 134, 135: every `*_per_flop` of the whole program)
+  // may only lower a program's score as they grow: more instructions, loads, traffic or loop overhead per flop of the
   // workload never make a program faster, all else equal. A model held to that ranks a task it never saw better.
   bool monotone_efficiency = true;
   double retrain_growth = 0.2; // retrain when samples grew by this fraction (and by >= 16)

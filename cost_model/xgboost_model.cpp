@@ -34,11 +34,12 @@ std::vector<float> normalized(const std::vector<Sample> &samples) {
 std::string efficiency_decreasing() {
   std::string out = "(";
   const std::string suffix = "_per_flop";
-  for (auto &name : feature_names()) {
-    bool statement = name.rfind("s0_", 0) == 0 || name.rfind("s1_", 0) == 0;
-    bool efficiency =
-        name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-    out += std::string(out.size() > 1 ? "," : "") + (efficiency && !statement ? "-1" : "0");
+  const auto &names = feature_names();
+  for (size_t i = 0; i < names.size(); ++i) {
+    bool program_wide = i >= 2 * size_t(kStatementFeatures);
+    bool efficiency = names[i].size() > suffix.size() &&
+                      names[i].compare(names[i].size() - suffix.size(), suffix.size(), suffix) == 0;
+    out += std::string(i > 0 ? "," : "") + (efficiency && program_wide ? "-1" : "0");
   }
   return out + ")";
 }
