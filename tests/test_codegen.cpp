@@ -142,6 +142,22 @@ TEST(Codegen, RegisterTileAccumulatorsStayInRegistersAcrossTheReduction) {
   EXPECT_TRUE(loop_stores_to(g->kernel.body, "k", "C"));
 }
 
+// An unrolled nest that would copy out more than 1024 statements stays a loop, its inner unrolled loops still
+// unrolled: LLVM's compile time would outgrow the builder's timeout (lower.h, unroll_loops).
+TEST(Codegen, AnUnrolledNestTooLargeToCompileStaysALoop) {
+  for (int64_t rows : {4, 64}) { // 4 x 64 copies of C's two statements (512); 64 x 64 (8192)
+    sched::Schedule s = sched::default_schedule(matmul(rows, 64, 8));
+    ASSERT_TRUE(sched::unroll(s, "C", 0));
+    ASSERT_TRUE(sched::unroll(s, "C", 1));
+    EXPECT_TRUE(kernel_matches_interpreter(s, 3));
+    auto f = lower::lower(s, "mm");
+    ASSERT_TRUE(f.has_value()) << f.error();
+    std::string text = ir::to_string(f->kernel.body);
+    EXPECT_EQ(text.find("for (j,"), std::string::npos) << "rows " << rows;
+    EXPECT_EQ(text.find("for (i,") != std::string::npos, rows == 64) << "rows " << rows;
+  }
+}
+
 // The pass alone, on loops it must leave alone and on one it may promote in part.
 TEST(Codegen, AccumulatorPromotionNeedsAnIndexTheLoopLeavesAloneAndNoOverlap) {
   using namespace ir;

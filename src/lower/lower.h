@@ -69,7 +69,7 @@ ir::Stmt storage_flatten(const ir::Stmt &s, const std::vector<ir::Tensor> &args,
 ir::Stmt partition_loops(const ir::Stmt &s);      // loops over padding -> boundaries and a guard-free interior
 ir::Stmt tensorize_loops(const ir::Stmt &s);      // tensorized tiles -> kernel calls
 ir::Stmt vectorize_loops(const ir::Stmt &s);      // vector loops -> vector IR
-ir::Stmt unroll_loops(const ir::Stmt &s);         // unrolled loops -> copies
+ir::Stmt unroll_loops(const ir::Stmt &s);         // unrolled loops -> copies (up to 1024 statements a nest)
 ir::Stmt promote_accumulators(const ir::Stmt &s); // elements a serial loop updates in place -> locals (CPU)
 
 } // namespace tessel::lower
