@@ -283,7 +283,7 @@ public:
   int allocations = 0, extern_calls = 0, guards = 0, gpu_loops = 0;
 
   void visit(const For *op) override {
-    bool bound = op->kind == ForKind::GpuBlock || op->kind == ForKind::GpuThread || op->kind == ForKind::Vthread;
+    bool bound = is_gpu_bound(op->kind);
     gpu_loops += bound;
     loops_.push_back({op->var, const_extent(op->extent), op->kind});
     double iterations = 1;
@@ -370,7 +370,7 @@ private:
     for (auto &l : loops_) {
       trips *= double(l.extent);
       if (l.kind == ForKind::Parallel) parallel *= double(l.extent), ++parallel_loops;
-      if (l.kind == ForKind::GpuBlock || l.kind == ForKind::GpuThread || l.kind == ForKind::Vthread) ++gpu_bound;
+      if (is_gpu_bound(l.kind)) ++gpu_bound;
     }
     double tile_flops = tile_m > 0 ? 2 * tile_m * tile_n * tile_k : 0;
     double flops_per = ops.f_add + ops.f_mul + ops.f_div + ops.f_minmax + ops.f_math;

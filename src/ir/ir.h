@@ -276,6 +276,10 @@ struct Reduce : ExprNode {
 // ----------------------------------------------------------------- statements
 enum class ForKind : uint8_t { Serial, Parallel, Vectorized, Unrolled, GpuBlock, GpuThread, Vthread };
 const char *for_kind_name(ForKind k);
+// Whether a loop of this kind is bound to GPU blocks, threads or virtual threads.
+inline bool is_gpu_bound(ForKind k) {
+  return k == ForKind::GpuBlock || k == ForKind::GpuThread || k == ForKind::Vthread;
+}
 
 struct For : StmtNode {
   TESSEL_IR_NODE(StmtNode, StmtKind, For)

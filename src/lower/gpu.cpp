@@ -21,7 +21,7 @@ public:
 protected:
   Stmt visit(const For *op, const Stmt &s) override {
     Stmt body = mutate(op->body);
-    bool gpu = op->kind == ForKind::GpuBlock || op->kind == ForKind::GpuThread || op->kind == ForKind::Vthread;
+    bool gpu = is_gpu_bound(op->kind);
     return op->with(s, body, gpu ? ForKind::Serial : op->kind, gpu ? "" : op->thread_tag);
   }
 };

@@ -459,7 +459,7 @@ bool has_gpu_loops(const Stmt &s) {
     bool found = false;
     using IRVisitor::visit;
     void visit(const For *op) override {
-      found |= op->kind == ForKind::GpuBlock || op->kind == ForKind::GpuThread || op->kind == ForKind::Vthread;
+      found |= is_gpu_bound(op->kind);
       IRVisitor::visit(op);
     }
   } v;
